@@ -1,0 +1,139 @@
+"""The `dimbench` command line. Every failure the user can act on is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import psycopg
+
+from dimbench.errors import DimbenchError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong and where to look), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_target_args(parser: argparse.ArgumentParser) -> None:
+    """Every command that touches a database takes --dsn and --pgdata."""
+    group = parser.add_argument_group("database (default: the embedded server in .dimbench/pgdata)")
+    group.add_argument("--dsn", help="an external PostgreSQL/Supabase DSN (or DIMBENCH_DSN)")
+    group.add_argument("--pgdata", help="the embedded server's data directory (or DIMBENCH_PGDATA)")
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_db_up(args: argparse.Namespace) -> int:
+    from dimbench.db import EmbeddedServer, resolve_target
+
+    target = resolve_target(None, args.pgdata)
+    assert target.pgdata is not None
+    server = EmbeddedServer(target.pgdata)
+    was_running = server.running()
+    dsn = server.start()
+    print(f"embedded PostgreSQL {'already running' if was_running else 'started'} in {target.pgdata}")
+    print(dsn)
+    return 0
+
+
+def cmd_db_down(args: argparse.Namespace) -> int:
+    from dimbench.db import EmbeddedServer, resolve_target
+
+    target = resolve_target(None, args.pgdata)
+    assert target.pgdata is not None
+    stopped = EmbeddedServer(target.pgdata).stop()
+    print(f"embedded PostgreSQL {'stopped' if stopped else 'was not running'} ({target.pgdata})")
+    return 0
+
+
+def cmd_schema_apply(args: argparse.Namespace) -> int:
+    from dimbench import provision
+
+    result = provision.provision(args.dsn, args.pgdata)
+    print(result.report.summary())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dimbench import provision
+
+    result = provision.provision(args.dsn, args.pgdata)
+    print(result.report.summary())
+    print(result.describe())
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="dimbench",
+        description="Benchmark 768- vs 1536-d embeddings for multi-tenant pgvector search under RLS.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run the study (default profile: small)")
+    add_target_args(run)
+    run.set_defaults(handler=cmd_run)
+
+    db = sub.add_parser("db", help="start or stop the embedded PostgreSQL")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=OneLineParser)
+    db_sub.required = True
+    up = db_sub.add_parser("up", help="start (or reuse) the embedded server; print its DSN last")
+    up.add_argument("--pgdata", help="data directory (or DIMBENCH_PGDATA)")
+    up.set_defaults(handler=cmd_db_up)
+    down = db_sub.add_parser("down", help="stop the embedded server")
+    down.add_argument("--pgdata", help="data directory (or DIMBENCH_PGDATA)")
+    down.set_defaults(handler=cmd_db_down)
+
+    schema = sub.add_parser("schema", help="provision the harmonized schema")
+    schema_sub = schema.add_subparsers(dest="schema_command", metavar="ACTION", parser_class=OneLineParser)
+    schema_sub.required = True
+    apply = schema_sub.add_parser("apply", help="apply schema/ in order (idempotent)")
+    add_target_args(apply)
+    apply.set_defaults(handler=cmd_schema_apply)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Command groups that live beside the code they drive (imported lazily, not at import time)."""
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except DimbenchError as exc:
+        print(f"dimbench: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except psycopg.Error as exc:
+        # A server-side failure we did not anticipate: still one line, with the server's words.
+        message = (getattr(exc.diag, "message_primary", None) or str(exc)).splitlines()[0]
+        print(f"dimbench: error: database: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("dimbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
