@@ -1,0 +1,32 @@
+"""Run the real `dimbench` command in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    # The user's own DIMBENCH_* settings must not leak into what a test asks for.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DIMBENCH_")}
+    full_env = {**base, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "dimbench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A user error: non-zero exit, exactly one line on stderr, no traceback, naming the problem."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
