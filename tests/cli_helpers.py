@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     # The user's own DIMBENCH_* settings must not leak into what a test asks for.
     base = {k: v for k, v in os.environ.items() if not k.startswith("DIMBENCH_")}
     full_env = {**base, **(env or {})}
