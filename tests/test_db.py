@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dimbench import db
 from psycopg import sql
 
+from dimbench import db
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 
