@@ -331,3 +331,15 @@ def check_server(conn: psycopg.Connection) -> ServerInfo:
     if parse_version(version) < MIN_PGVECTOR:
         raise DimbenchError(f"pgvector {version} is too old: dimbench needs 0.8 or newer")
     return info
+
+
+def use_vectors(conn: psycopg.Connection) -> psycopg.Connection:
+    """Put `extensions` on the search path (as Supabase's API does) and register vector/halfvec.
+
+    pgvector lives in schema `extensions`; pgvector-python looks its types up by unqualified name.
+    """
+    from pgvector.psycopg import register_vector
+
+    conn.execute("select set_config('search_path', 'public, extensions', false)")
+    register_vector(conn)
+    return conn

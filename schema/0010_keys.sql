@@ -1,0 +1,49 @@
+-- Primary and foreign keys of the content tables, attached from the unique indexes 0009 built
+-- concurrently (`using index`: no second build). A legacy database drops its old (id) keys here.
+-- Foreign keys are added NOT VALID (a brief lock) and validated in 0011 (no write lock).
+do $keys$
+declare
+  pk record;
+begin
+  for pk in
+    select c.conrelid::regclass as tbl, c.conname, c.conname in ('documents_pk', 'document_chunks_pk') as ours
+    from pg_catalog.pg_constraint c
+    where c.contype = 'p'
+      and c.conrelid in ('public.documents'::regclass, 'public.document_chunks'::regclass)
+  loop
+    if not pk.ours then
+      -- Anything that still references the legacy key would block the swap.
+      execute format('alter table %s drop constraint %I cascade', pk.tbl, pk.conname);
+    end if;
+  end loop;
+
+  if not exists (select from pg_catalog.pg_constraint where conname = 'documents_pk'
+                 and conrelid = 'public.documents'::regclass) then
+    alter table public.documents add constraint documents_pk primary key using index documents_pk;
+  end if;
+  if not exists (select from pg_catalog.pg_constraint where conname = 'document_chunks_pk'
+                 and conrelid = 'public.document_chunks'::regclass) then
+    alter table public.document_chunks
+      add constraint document_chunks_pk primary key using index document_chunks_pk;
+  end if;
+end
+$keys$;
+
+alter table public.documents drop constraint if exists documents_workspace_id_fkey;
+alter table public.documents add constraint documents_workspace_id_fkey
+  foreign key (workspace_id) references public.workspaces (id) on delete cascade not valid;
+
+alter table public.document_chunks drop constraint if exists document_chunks_document_fkey;
+alter table public.document_chunks add constraint document_chunks_document_fkey
+  foreign key (workspace_id, document_id) references public.documents (workspace_id, id)
+  on delete cascade not valid;
+
+alter table public.pdf_documents drop constraint if exists pdf_documents_document_fkey;
+alter table public.pdf_documents add constraint pdf_documents_document_fkey
+  foreign key (workspace_id, document_id) references public.documents (workspace_id, id)
+  on delete cascade not valid;
+
+alter table public.processed_documents drop constraint if exists processed_documents_document_fkey;
+alter table public.processed_documents add constraint processed_documents_document_fkey
+  foreign key (workspace_id, document_id) references public.documents (workspace_id, id)
+  on delete cascade not valid;
