@@ -1,0 +1,245 @@
+"""Parameter grids as data (bench/grids/<profile>.toml), expanded into builds and query settings.
+
+As in ann-benchmarks, build arguments are kept apart from query arguments: each index build is done
+once and then serves its whole sweep of query arguments × iterative-scan modes × access arms.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dimbench.errors import DimbenchError
+from dimbench.paths import grids_dir
+
+COLUMN_TYPES = {
+    "vector768": ("vector", 768),
+    "vector1536": ("vector", 1536),
+    "halfvec1536": ("halfvec", 1536),
+}
+INDEX_KINDS = ("exact", "ivfflat", "hnsw")
+ACCESS_ARMS = ("service", "rls_seed", "rls", "rls_filter")
+SCOPES = ("workspace", "all")
+ITERATIVE = {
+    "exact": ("off",),
+    "ivfflat": ("off", "relaxed_order"),
+    "hnsw": ("off", "relaxed_order", "strict_order"),
+}
+BUILD_KEYS = {"exact": (), "ivfflat": ("lists",), "hnsw": ("m", "ef_construction")}
+QUERY_KEYS = {"exact": (), "ivfflat": ("probes",), "hnsw": ("ef_search",)}
+# RLS alone decides what a user sees, so the arms without an explicit filter are measured over all of
+# the user's workspaces; a one-workspace query needs the filter (service, rls_filter).
+SCOPES_BY_ACCESS = {"service": SCOPES, "rls_seed": ("all",), "rls": ("all",), "rls_filter": SCOPES}
+
+
+def product(params: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """{"m": [16, 24], "ef": [64]} -> [{"m": 16, "ef": 64}, {"m": 24, "ef": 64}] (sorted keys)."""
+    keys = sorted(params)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(params[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class Build:
+    """One index build: which column, which index kind, which build arguments."""
+
+    column_type: str  # vector768 | vector1536 | halfvec1536
+    index: str  # exact | ivfflat | hnsw
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def dim(self) -> int:
+        return COLUMN_TYPES[self.column_type][1]
+
+    @property
+    def vector_type(self) -> str:
+        return COLUMN_TYPES[self.column_type][0]
+
+    @property
+    def key(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.column_type}/{self.index}({args})"
+
+
+@dataclass(frozen=True)
+class QuerySetting:
+    params: dict[str, Any] = field(hash=False)
+    iterative_scan: str
+
+    @property
+    def key(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"({args})/{self.iterative_scan}"
+
+
+@dataclass
+class IndexSpec:
+    kind: str
+    build: dict[str, list[Any]]
+    query: dict[str, list[Any]]
+    iterative_scan: list[str]
+
+
+@dataclass
+class Grid:
+    profile: str
+    corpus: str
+    k: int
+    column_types: list[str]
+    access: list[str]
+    indexes: list[IndexSpec]
+    queries_per_cell: int
+    warmup: int
+    concurrency: list[int]
+    concurrency_queries: int
+    source: Path | None = None
+
+    def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
+        for column_type in self.column_types:
+            for spec in self.indexes:
+                settings = [
+                    QuerySetting(params, mode)
+                    for params in product(spec.query)
+                    for mode in spec.iterative_scan
+                ]
+                for params in product(spec.build):
+                    yield Build(column_type, spec.kind, params), settings
+
+    def scopes_for(self, access: str) -> tuple[str, ...]:
+        return SCOPES_BY_ACCESS[access]
+
+
+def profile_path(profile: str) -> Path:
+    return grids_dir() / f"{profile}.toml"
+
+
+def available_profiles() -> list[str]:
+    return sorted(path.stem for path in grids_dir().glob("*.toml"))
+
+
+def load_grid(profile_or_path: str | Path) -> Grid:
+    path = Path(profile_or_path)
+    if path.suffix != ".toml":
+        path = profile_path(str(profile_or_path))
+        if not path.exists():
+            known = ", ".join(available_profiles())
+            raise DimbenchError(f"unknown profile {profile_or_path!r}: choose one of {known}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise DimbenchError(f"cannot read grid {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise DimbenchError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_grid(raw, path)
+
+
+def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
+    where = str(path) if path else "grid"
+    known = {
+        "profile",
+        "corpus",
+        "k",
+        "column_types",
+        "access",
+        "index",
+        "queries_per_cell",
+        "warmup",
+        "concurrency",
+        "concurrency_queries",
+    }
+    _no_unknown(raw, known, where)
+
+    def get(key: str, kind: type, default: Any = None) -> Any:
+        value = raw.get(key, default)
+        if value is None:
+            raise DimbenchError(f"{where}: missing key {key!r}")
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise DimbenchError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+        return value
+
+    k = get("k", int)
+    if k <= 0:
+        raise DimbenchError(f"{where}: k must be a positive integer, got {k}")
+    column_types = get("column_types", list)
+    for ct in column_types:
+        if ct not in COLUMN_TYPES:
+            raise DimbenchError(f"{where}: column_types has {ct!r}; known: {', '.join(COLUMN_TYPES)}")
+    access = get("access", list, list(ACCESS_ARMS))
+    for arm in access:
+        if arm not in ACCESS_ARMS:
+            raise DimbenchError(f"{where}: access has {arm!r}; known: {', '.join(ACCESS_ARMS)}")
+    concurrency = get("concurrency", list, [1])
+    if not concurrency or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in concurrency):
+        raise DimbenchError(f"{where}: concurrency must be a list of positive integers, got {concurrency!r}")
+    indexes = [_parse_index(item, f"{where} [[index]] #{i + 1}") for i, item in enumerate(get("index", list))]
+    if not indexes:
+        raise DimbenchError(f"{where}: no [[index]] entries")
+    queries_per_cell = get("queries_per_cell", int, 20)
+    warmup = get("warmup", int, 3)
+    concurrency_queries = get("concurrency_queries", int, 40)
+    for key, value in (
+        ("queries_per_cell", queries_per_cell),
+        ("warmup", warmup),
+        ("concurrency_queries", concurrency_queries),
+    ):
+        if value < 0 or (key == "queries_per_cell" and value == 0):
+            raise DimbenchError(f"{where}: {key} must be positive, got {value}")
+    return Grid(
+        profile=get("profile", str),
+        corpus=get("corpus", str),
+        k=k,
+        column_types=column_types,
+        access=access,
+        indexes=indexes,
+        queries_per_cell=queries_per_cell,
+        warmup=warmup,
+        concurrency=sorted(set(concurrency)),
+        concurrency_queries=concurrency_queries,
+        source=path,
+    )
+
+
+def _parse_index(item: Any, where: str) -> IndexSpec:
+    if not isinstance(item, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    _no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
+    kind = item.get("kind")
+    if kind not in INDEX_KINDS:
+        raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    build = _parse_params(item.get("build", {}), BUILD_KEYS[kind], f"{where} build")
+    query = _parse_params(item.get("query", {}), QUERY_KEYS[kind], f"{where} query")
+    modes = item.get("iterative_scan", ["off"])
+    if not isinstance(modes, list) or not modes:
+        raise DimbenchError(f"{where}: iterative_scan must be a non-empty list")
+    for mode in modes:
+        if mode not in ITERATIVE[kind]:
+            raise DimbenchError(
+                f"{where}: iterative_scan {mode!r} is not supported by {kind} "
+                f"(supported: {', '.join(ITERATIVE[kind])})"
+            )
+    return IndexSpec(kind, build, query, list(modes))
+
+
+def _parse_params(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, list[Any]]:
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    _no_unknown(raw, set(keys), where)
+    missing = [key for key in keys if key not in raw]
+    if missing:
+        raise DimbenchError(f"{where}: missing {', '.join(missing)}")
+    params: dict[str, list[Any]] = {}
+    for key in keys:
+        values = raw[key] if isinstance(raw[key], list) else [raw[key]]
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
+            raise DimbenchError(f"{where}: {key} must be positive integers, got {raw[key]!r}")
+        params[key] = values
+    return params
+
+
+def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise DimbenchError(f"{where}: unknown key {unknown[0]!r}")

@@ -1,0 +1,112 @@
+"""Grids are data: build arguments apart from query arguments, validated with one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from dimbench.errors import DimbenchError
+from dimbench.grid import available_profiles, load_grid, parse_grid, product
+
+MINIMAL = {
+    "profile": "p",
+    "corpus": "tiny",
+    "k": 10,
+    "column_types": ["vector768"],
+    "index": [
+        {
+            "kind": "hnsw",
+            "build": {"m": [16, 24], "ef_construction": 64},
+            "query": {"ef_search": [40, 100]},
+            "iterative_scan": ["off", "strict_order"],
+        }
+    ],
+}
+
+
+def test_every_profile_the_cli_offers_has_a_valid_grid():
+    assert {"tiny", "smoke", "small", "medium", "large"} <= set(available_profiles())
+    for profile in available_profiles():
+        assert load_grid(profile).profile == profile
+
+
+def test_product_expands_every_combination_with_sorted_keys():
+    assert product({"m": [16, 24], "ef_construction": [64]}) == [
+        {"ef_construction": 64, "m": 16},
+        {"ef_construction": 64, "m": 24},
+    ]
+
+
+def test_one_build_serves_the_whole_query_sweep():
+    builds = list(parse_grid(MINIMAL).builds())
+    assert [b.params for b, _ in builds] == [
+        {"ef_construction": 64, "m": 16},
+        {"ef_construction": 64, "m": 24},
+    ]
+    settings = builds[0][1]
+    assert [(s.params["ef_search"], s.iterative_scan) for s in settings] == [
+        (40, "off"),
+        (40, "strict_order"),
+        (100, "off"),
+        (100, "strict_order"),
+    ]
+
+
+def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
+    grid = parse_grid(MINIMAL)
+    assert grid.scopes_for("rls") == ("all",)
+    assert grid.scopes_for("rls_filter") == ("workspace", "all")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "unknown key 'colour'"),
+        ({"k": 0}, "k must be a positive integer"),
+        ({"k": "ten"}, "k must be int"),
+        ({"column_types": ["vector512"]}, "column_types has 'vector512'"),
+        ({"access": ["root"]}, "access has 'root'"),
+        ({"concurrency": [0]}, "concurrency must be a list of positive integers"),
+        ({"index": []}, "no [[index]] entries"),
+        ({"index": [{"kind": "annoy"}]}, "kind must be one of"),
+        (
+            {
+                "index": [
+                    {
+                        "kind": "ivfflat",
+                        "build": {"lists": 10},
+                        "query": {"probes": 1},
+                        "iterative_scan": ["strict_order"],
+                    }
+                ]
+            },
+            "not supported by ivfflat",
+        ),
+        (
+            {
+                "index": [
+                    {"kind": "hnsw", "build": {"m": -1, "ef_construction": 64}, "query": {"ef_search": 40}}
+                ]
+            },
+            "m must be positive integers",
+        ),
+        (
+            {"index": [{"kind": "hnsw", "build": {"m": 16}, "query": {"ef_search": 40}}]},
+            "missing ef_construction",
+        ),
+    ],
+)
+def test_a_malformed_grid_is_one_clear_error(change, message):
+    with pytest.raises(DimbenchError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_grid({**MINIMAL, **change})
+
+
+def test_an_unknown_profile_names_the_known_ones():
+    with pytest.raises(DimbenchError, match="unknown profile 'huge': choose one of .*small"):
+        load_grid("huge")
+
+
+def test_invalid_toml_is_reported_with_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("k = [")
+    with pytest.raises(DimbenchError, match="bad.toml: not valid TOML"):
+        load_grid(bad)
