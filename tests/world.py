@@ -92,3 +92,15 @@ def seed_world(conn: psycopg.Connection, world: World | None = None) -> World:
                     (_id(f"chunk-{doc}-{j}"), ws, doc, j, f"chunk {j} of {doc}", v, short),
                 )
     return world
+
+
+def chunk_table(world: World) -> tuple[list[uuid.UUID], list[uuid.UUID], np.ndarray]:
+    """(chunk ids, their workspaces, their 1536-d embeddings) exactly as seed_world wrote them."""
+    docs = [(world.ws_a, d) for d in world.docs_a] + [(world.ws_b, d) for d in world.docs_b]
+    emb = vectors(len(docs) * world.chunks_per_doc, 1536, seed=7)
+    ids, workspaces = [], []
+    for ws, doc in docs:
+        for j in range(world.chunks_per_doc):
+            ids.append(_id(f"chunk-{doc}-{j}"))
+            workspaces.append(ws)
+    return ids, workspaces, emb

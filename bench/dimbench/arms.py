@@ -1,0 +1,115 @@
+"""The four access arms, each run as production would run it: one PostgREST-style request per query.
+
+service     service_role (bypasses RLS) with the app's explicit `workspace_id = any(…)` filter
+rls_seed    authenticated under the seed's policy form (unwrapped auth.uid(), IN-subquery)
+rls         authenticated under the project's optimized policies, no filter: RLS alone decides
+rls_filter  the optimized policies plus the explicit filter in the query
+
+Every arm calls public.match_document_chunks, as the apps do, so the function's own cost is the same
+in every arm and only the access design differs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from dimbench.errors import DimbenchError
+from dimbench.grid import Build
+from dimbench.rls import SET_ROLE_AND_CLAIMS, claims_for
+
+ARM_ROLE = {
+    "service": "service_role",
+    "rls_seed": "authenticated",
+    "rls": "authenticated",
+    "rls_filter": "authenticated",
+}
+FILTERED = {"service": True, "rls_seed": False, "rls": False, "rls_filter": True}
+
+SEARCH = "select id, workspace_id, 1 - similarity from public.match_document_chunks(%s, %s, %s, %s, %s)"
+
+
+class IsolationBreach(DimbenchError):
+    """An RLS arm returned a row its user may not see, or the canary saw anything: the run is void."""
+
+
+@dataclass
+class Answer:
+    ids: list[uuid.UUID]
+    workspaces: list[uuid.UUID]
+    distances: list[float]
+    latency_ns: int
+
+
+def query_vector(vector_1536: np.ndarray, build: Build) -> np.ndarray:
+    """The vector the app would send for this column: 768 = the renormalized Matryoshka prefix."""
+    if build.dim == 768:
+        prefix = np.asarray(vector_1536[:768], dtype=np.float32)
+        return prefix / np.linalg.norm(prefix)
+    return np.asarray(vector_1536, dtype=np.float32)
+
+
+def ask(
+    conn: psycopg.Connection,
+    access: str,
+    build: Build,
+    vector: np.ndarray,
+    k: int,
+    user: uuid.UUID | None,
+    workspaces: Sequence[uuid.UUID] | None,
+    role: str | None = None,
+) -> Answer:
+    """One request, timed client-side from BEGIN to COMMIT (what the app waits for).
+
+    `role` overrides the arm's database role (the tests use it to break RLS on purpose).
+    """
+    role = role or ARM_ROLE[access]
+    claims = claims_for(role, user if role == "authenticated" else None)
+    filter_ids = list(workspaces) if FILTERED[access] and workspaces is not None else None
+    params = (vector, k, filter_ids, build.dim, build.vector_type == "halfvec")
+    start = time.perf_counter_ns()
+    with conn.transaction():
+        conn.execute(SET_ROLE_AND_CLAIMS, (role, claims), prepare=True)
+        rows = conn.execute(SEARCH, params, prepare=True, binary=True).fetchall()
+    elapsed = time.perf_counter_ns() - start
+    return Answer([r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows], elapsed)
+
+
+def check_visible(answer: Answer, allowed: set[uuid.UUID], access: str, user: uuid.UUID | None) -> None:
+    """Fail the run loudly if any row lies outside what this user (and filter) may see."""
+    foreign = [ws for ws in answer.workspaces if ws not in allowed]
+    if foreign:
+        raise IsolationBreach(
+            f"isolation breach: arm {access} returned {len(foreign)} row(s) of workspace {foreign[0]} "
+            f"to user {user}, who may not see it — the run is void"
+        )
+
+
+def check_canary(
+    conn: psycopg.Connection,
+    access: str,
+    build: Build,
+    vector: np.ndarray,
+    canary: uuid.UUID,
+    someone_elses: Sequence[uuid.UUID],
+    k: int,
+    role: str | None = None,
+) -> None:
+    """A user with no membership must get nothing; proves the arm really ran under RLS.
+
+    Filtered arms filter on `someone_elses` (real, populated workspaces), so only RLS stands between
+    the canary and their rows.
+    """
+    if ARM_ROLE[access] != "authenticated":
+        return
+    answer = ask(conn, access, build, vector, k, canary, someone_elses, role=role)
+    if answer.ids:
+        raise IsolationBreach(
+            f"isolation breach: the canary user (no memberships) got {len(answer.ids)} row(s) in arm "
+            f"{access} — RLS is not in force (superuser? policy dropped?); the run is void"
+        )
