@@ -97,3 +97,10 @@ def save_raw(directory: Path, name: str, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_atomic(directory / f"{name}.npz", buffer.getvalue())
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DimbenchError(f"cannot read {path}: {exc}") from exc
