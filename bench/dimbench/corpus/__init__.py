@@ -1,0 +1,1 @@
+"""Synthetic multi-workspace corpora: spec (TOML) → generated files (cached) → reader for loader and study."""

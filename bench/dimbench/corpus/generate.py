@@ -1,0 +1,237 @@
+"""Generate a corpus directory from a spec: deterministic, streamed in blocks, cached by digest.
+
+Files: manifest.json (spec, counts, statistics, sha256 of every other file), structure arrays,
+emb_1536.npy (and emb_ada.npy), queries.npz with exact ground truth. Written into a temporary
+directory and renamed at the end, so a corpus directory is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dimbench.corpus import embeddings, groundtruth
+from dimbench.corpus.spec import BUCKETS, Spec, bucket_of
+from dimbench.corpus.structure import Structure, build_structure
+from dimbench.errors import DimbenchError
+
+GENERATOR_VERSION = "1"
+FORMAT = 1
+SCOPES = ("workspace", "all")
+
+
+def corpus_dirname(spec: Spec) -> str:
+    return f"{spec.name}-{spec.digest}-g{GENERATOR_VERSION}"
+
+
+def latents(spec: Spec, structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Topic centres, document latents and document tail latents (one row per document)."""
+    rng = np.random.default_rng([spec.seed, 2])
+    L = spec.latent_dim
+    topics = rng.standard_normal((spec.topics, L)).astype(np.float32) / np.sqrt(L)
+    topic_tails = rng.standard_normal((spec.topics, L)).astype(np.float32) / np.sqrt(L)
+    n_docs = len(structure.doc_topic)
+    drift = rng.standard_normal((n_docs, L)).astype(np.float32) * (spec.topic_spread / np.sqrt(L))
+    tail_drift = rng.standard_normal((n_docs, L)).astype(np.float32) * (spec.topic_spread / np.sqrt(L))
+    return topics, topics[structure.doc_topic] + drift, topic_tails[structure.doc_topic] + tail_drift
+
+
+def chunk_block(
+    spec: Spec, proj: embeddings.Projection, docs: np.ndarray, doc_tails: np.ndarray, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings of chunks [start, stop): seeded per block, so any block can be regenerated alone."""
+    rng = np.random.default_rng([spec.seed, 3, start])
+    doc = np.arange(start, stop) // spec.chunks_per_document
+    L = spec.latent_dim
+    spread = spec.chunk_spread / np.sqrt(L)
+    z = docs[doc] + rng.standard_normal((len(doc), L)).astype(np.float32) * spread
+    zt = doc_tails[doc] + rng.standard_normal((len(doc), L)).astype(np.float32) * spread
+    emb = embeddings.embed(proj, z, zt, spec.noise, rng)
+    ada = embeddings.embed_ada(proj, z, spec.noise, rng) if spec.ada else None
+    return emb, ada
+
+
+def plan_queries(spec: Spec, structure: Structure) -> dict[str, np.ndarray]:
+    """Who asks, over what, in which size bucket: `queries_per_bucket` per (scope, bucket) if possible."""
+    rng = np.random.default_rng([spec.seed, 4])
+    total = structure.n_chunks
+    share = structure.ws_chunks / total
+    by_user = structure.user_workspaces()
+    rows = []  # (user, scope, workspace or -1, bucket)
+    for scope_i, scope in enumerate(SCOPES):
+        candidates: dict[str, list[tuple[int, int]]] = {b: [] for b in BUCKETS}
+        for user, wss in sorted(by_user.items()):
+            if scope == "workspace":
+                for ws in wss:
+                    candidates[bucket_of(float(share[ws]))].append((user, ws))
+            else:
+                candidates[bucket_of(float(share[wss].sum()))].append((user, -1))
+        for bucket_i, bucket in enumerate(BUCKETS):
+            pool = candidates[bucket]
+            if not pool:
+                continue
+            picks = rng.integers(0, len(pool), size=spec.queries_per_bucket)
+            rows += [(pool[p][0], scope_i, pool[p][1], bucket_i) for p in picks]
+    return {
+        "user": np.array([r[0] for r in rows], dtype=np.int64),
+        "scope": np.array([r[1] for r in rows], dtype=np.int8),
+        "workspace": np.array([r[2] for r in rows], dtype=np.int64),
+        "bucket": np.array([r[3] for r in rows], dtype=np.int8),
+    }
+
+
+def query_vectors(
+    spec: Spec,
+    structure: Structure,
+    proj: embeddings.Projection,
+    docs: np.ndarray,
+    doc_tails: np.ndarray,
+    plan: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """A question about one visible document: its latent plus a question's drift, embedded like a chunk."""
+    rng = np.random.default_rng([spec.seed, 5])
+    by_user = structure.user_workspaces()
+    ws_first_doc = np.concatenate([[0], np.cumsum(structure.ws_documents)[:-1]])
+    source = np.empty(len(plan["user"]), dtype=np.int64)
+    for i, (user, ws) in enumerate(zip(plan["user"], plan["workspace"], strict=True)):
+        pool = [int(ws)] if ws >= 0 else by_user[int(user)]
+        weights = structure.ws_documents[pool] / structure.ws_documents[pool].sum()
+        chosen = pool[int(rng.choice(len(pool), p=weights))]
+        source[i] = ws_first_doc[chosen] + int(rng.integers(0, structure.ws_documents[chosen]))
+    L = spec.latent_dim
+    spread = spec.query_spread / np.sqrt(L)
+    z = docs[source] + rng.standard_normal((len(source), L)).astype(np.float32) * spread
+    zt = doc_tails[source] + rng.standard_normal((len(source), L)).astype(np.float32) * spread
+    return embeddings.embed(proj, z, zt, spec.noise, rng), source
+
+
+def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
+    """Write the corpus for `spec` into `out` (replacing nothing: `out` must not exist)."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        structure = build_structure(spec)
+        proj = embeddings.projection(spec)
+        _, docs, doc_tails = latents(spec, structure)
+        n = structure.n_chunks
+        np.save(tmp / "ws_documents.npy", structure.ws_documents)
+        np.save(tmp / "doc_workspace.npy", structure.doc_workspace)
+        np.save(tmp / "doc_topic.npy", structure.doc_topic)
+        np.save(tmp / "memberships.npy", structure.memberships)
+        emb = np.lib.format.open_memmap(tmp / "emb_1536.npy", mode="w+", dtype=np.float32, shape=(n, 1536))
+        ada = (
+            np.lib.format.open_memmap(tmp / "emb_ada.npy", mode="w+", dtype=np.float32, shape=(n, 1536))
+            if spec.ada
+            else None
+        )
+        with tqdm(total=n, desc=f"generate {spec.name}", unit="chunk", disable=not progress) as bar:
+            for start in range(0, n, spec.block_rows):
+                stop = min(n, start + spec.block_rows)
+                block, block_ada = chunk_block(spec, proj, docs, doc_tails, start, stop)
+                emb[start:stop] = block
+                if ada is not None and block_ada is not None:
+                    ada[start:stop] = block_ada
+                bar.update(stop - start)
+        emb.flush()
+        plan = plan_queries(spec, structure)
+        vectors, source = query_vectors(spec, structure, proj, docs, doc_tails, plan)
+        ada_vectors = None
+        if spec.ada:
+            ada_vectors = embeddings.embed_ada(
+                proj, docs[source], spec.noise, np.random.default_rng([spec.seed, 6])
+            )
+        truth = groundtruth.exact_topk(spec, structure, emb, ada, plan, vectors, ada_vectors, progress)
+        np.savez(
+            tmp / "queries.npz",
+            **plan,
+            vector=vectors,
+            source_document=source,
+            **truth,
+            **({"vector_ada": ada_vectors} if ada_vectors is not None else {}),
+        )
+        del emb, ada
+        stats = groundtruth.statistics(spec, structure, tmp, plan, truth)
+        write_manifest(tmp, spec, structure, plan, stats, time.perf_counter() - started)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(
+    directory: Path,
+    spec: Spec,
+    structure: Structure,
+    plan: dict[str, np.ndarray],
+    stats: dict[str, Any],
+    seconds: float,
+) -> None:
+    from dataclasses import asdict
+
+    counts = {
+        "workspaces": int(len(structure.ws_documents)),
+        "users": spec.users,
+        "memberships": int(len(structure.memberships)),
+        "documents": int(len(structure.doc_topic)),
+        "chunks": structure.n_chunks,
+        "queries": int(len(plan["user"])),
+    }
+    files = {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
+    manifest = {
+        "format": FORMAT,
+        "generator_version": GENERATOR_VERSION,
+        "name": spec.name,
+        "digest": spec.digest,
+        "spec": asdict(spec),
+        "counts": counts,
+        "statistics": stats,
+        "assumptions": {
+            "matryoshka_tail_share": spec.matryoshka_tail_share,
+            "note": "synthetic: the share of signal only dims 768..1535 carry; sets the "
+            "768-vs-1536 neighbour overlap",
+        },
+        "calibration": None,
+        "generate_seconds": round(seconds, 2),
+        "files": files,
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def verify(directory: Path) -> dict[str, Any]:
+    """The manifest, after checking every file against its checksum (a corrupted cache is an error)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        files = manifest["files"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DimbenchError(
+            f"corpus cache {directory} is corrupted (unreadable manifest.json): "
+            "regenerate it with `dimbench corpus generate --force`"
+        ) from exc
+    for name, digest in files.items():
+        path = directory / name
+        if not path.exists() or sha256(path) != digest:
+            raise DimbenchError(
+                f"corpus cache {directory} is corrupted ({name} does not match its checksum): "
+                "regenerate it with `dimbench corpus generate --force`"
+            )
+    return manifest

@@ -1,0 +1,126 @@
+"""Read a generated corpus: the loader's rows and the study's queries, with deterministic UUIDs.
+
+Chunk i belongs to document i // chunks_per_document; documents are laid out workspace by workspace,
+so every workspace's chunks are one contiguous range (see structure.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dimbench.corpus import embeddings, ids
+from dimbench.corpus.spec import BUCKETS
+from dimbench.corpus.structure import ROLES
+
+MODEL_1536 = "text-embedding-3-small"  # synthetic stand-in: "3-small-like" (see embeddings.py)
+MODEL_768 = "text-embedding-3-small@768"
+
+
+@dataclass
+class ChunkBlock:
+    start: int
+    ids: np.ndarray  # (n, 16) uint8 uuid bytes
+    workspace_ids: np.ndarray  # (n, 16)
+    document_ids: np.ndarray  # (n, 16)
+    chunk_index: np.ndarray  # (n,) int
+    content: list[str]
+    emb_768: np.ndarray  # (n, 768) float32
+    emb_1536: np.ndarray  # (n, 1536) float32
+
+
+class Corpus:
+    def __init__(self, directory: Path, manifest: dict[str, Any]) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.digest: str = manifest["digest"]
+        self.spec: dict[str, Any] = manifest["spec"]
+        self.name: str = manifest["name"]
+
+    def _load(self, name: str) -> np.ndarray:
+        return np.load(self.directory / name, mmap_mode="r")
+
+    @cached_property
+    def ws_documents(self) -> np.ndarray:
+        return np.asarray(self._load("ws_documents.npy"))
+
+    @cached_property
+    def doc_workspace(self) -> np.ndarray:
+        return np.asarray(self._load("doc_workspace.npy"))
+
+    @cached_property
+    def doc_topic(self) -> np.ndarray:
+        return np.asarray(self._load("doc_topic.npy"))
+
+    @cached_property
+    def memberships(self) -> np.ndarray:
+        return np.asarray(self._load("memberships.npy"))
+
+    @property
+    def n_chunks(self) -> int:
+        return int(self.manifest["counts"]["chunks"])
+
+    @property
+    def chunks_per_document(self) -> int:
+        return int(self.spec["chunks_per_document"])
+
+    def uuid(self, kind: str, index: int) -> uuid.UUID:
+        return ids.to_uuid(self.digest, kind, index)
+
+    def uuids(self, kind: str, indices: np.ndarray) -> np.ndarray:
+        return ids.uuid_bytes(self.digest, kind, indices)
+
+    def workspace_name(self, index: int) -> str:
+        return f"{self.name} workspace {index:05d}"
+
+    def role(self, code: int) -> str:
+        return ROLES[int(code)]
+
+    def chunk_blocks(self, rows: int, start: int = 0) -> Iterator[ChunkBlock]:
+        emb = self._load("emb_1536.npy")
+        cpd = self.chunks_per_document
+        for first in range(start, self.n_chunks, rows):
+            stop = min(self.n_chunks, first + rows)
+            index = np.arange(first, stop)
+            doc = index // cpd
+            block = np.asarray(emb[first:stop])
+            topics = self.doc_topic[doc]
+            content = [
+                f"[topic {t}] document {d} chunk {c}: synthetic passage"
+                for t, d, c in zip(topics.tolist(), doc.tolist(), (index % cpd).tolist(), strict=True)
+            ]
+            yield ChunkBlock(
+                first,
+                self.uuids("chunk", index),
+                self.uuids("workspace", self.doc_workspace[doc]),
+                self.uuids("document", doc),
+                index % cpd,
+                content,
+                embeddings.shorten(block),
+                block,
+            )
+
+    def queries(self) -> dict[str, np.ndarray]:
+        with np.load(self.directory / "queries.npz") as data:
+            return {key: data[key] for key in data.files}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "spec": self.spec,
+            "counts": self.manifest["counts"],
+            "statistics": self.manifest.get("statistics"),
+            "calibration": self.manifest.get("calibration"),
+            "assumptions": self.manifest.get("assumptions"),
+        }
+
+
+def bucket_name(code: int) -> str:
+    return BUCKETS[int(code)]

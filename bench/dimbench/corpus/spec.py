@@ -1,0 +1,153 @@
+"""Corpus specs (datasets/<name>.toml): parsed and validated into a frozen dataclass, one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dimbench.errors import DimbenchError
+
+BUCKETS = ("tiny", "small", "medium", "large")
+# A bucket is the share of all rows a query may see: tiny < 0.1% ≤ small < 1% ≤ medium < 10% ≤ large.
+BUCKET_EDGES = (0.001, 0.01, 0.10)
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    seed: int
+    chunks: int  # total chunks (approximate: rounded to whole documents per workspace)
+    workspaces: int
+    zipf_exponent: float  # workspace sizes ∝ 1 / rank^exponent: a few huge, many tiny
+    users: int
+    max_memberships: int  # each user belongs to 1..max workspaces
+    chunks_per_document: int
+    topics: int
+    latent_dim: int  # intrinsic dimension of the topic structure (real embeddings: low)
+    topic_spread: float  # how far documents stray from their topic (latent units)
+    chunk_spread: float  # how far chunks stray from their document
+    noise: float  # isotropic noise in the full 1536 dims (what no model explains)
+    matryoshka_decay: float  # energy of dim j ∝ (1 + j/256)^-decay: early dims carry more
+    matryoshka_tail_share: float  # THE 768-vs-1536 assumption: signal share only dims 768.. carry
+    ada: bool  # also generate an independent anisotropic "ada-like" 1536-d embedding
+    queries_per_bucket: int  # per scope and size bucket
+    query_spread: float  # how far a question strays from the chunk it is about
+    k: int
+    block_rows: int  # generation block: bounds memory whatever the corpus size
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+FIELDS: dict[str, tuple[type, Any]] = {  # key -> (type, default or None if required)
+    "seed": (int, None),
+    "chunks": (int, None),
+    "workspaces": (int, None),
+    "zipf_exponent": (float, 1.0),
+    "users": (int, None),
+    "max_memberships": (int, 3),
+    "chunks_per_document": (int, 10),
+    "topics": (int, None),
+    "latent_dim": (int, 48),
+    "topic_spread": (float, 0.55),
+    "chunk_spread": (float, 0.45),
+    "noise": (float, 0.25),
+    "matryoshka_decay": (float, 0.6),
+    "matryoshka_tail_share": (float, 0.15),
+    "ada": (bool, False),
+    "queries_per_bucket": (int, 20),
+    "query_spread": (float, 0.5),
+    "k": (int, 10),
+    "block_rows": (int, 8192),
+}
+POSITIVE = {
+    "chunks",
+    "workspaces",
+    "users",
+    "max_memberships",
+    "chunks_per_document",
+    "topics",
+    "latent_dim",
+    "queries_per_bucket",
+    "k",
+    "block_rows",
+}
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DimbenchError(f"no corpus spec at {path}") from exc
+    except OSError as exc:
+        raise DimbenchError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise DimbenchError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_spec(raw, path.stem, str(path))
+
+
+def parse_spec(raw: dict[str, Any], name: str, where: str = "spec") -> Spec:
+    corpus = raw.get("corpus")
+    unknown = sorted(set(raw) - {"corpus", "description"})
+    if unknown:
+        raise DimbenchError(f"{where}: unknown key {unknown[0]!r}")
+    if not isinstance(corpus, dict):
+        raise DimbenchError(f"{where}: missing table [corpus]")
+    unknown = sorted(set(corpus) - set(FIELDS) - {"dims"})
+    if unknown:
+        raise DimbenchError(f"{where}: unknown key corpus.{unknown[0]}")
+    dims = corpus.get("dims", [768, 1536])
+    if not isinstance(dims, list) or any(d not in (768, 1536) for d in dims) or not dims:
+        raise DimbenchError(f"{where}: corpus.dims must list 768 and/or 1536, got {dims!r}")
+    values: dict[str, Any] = {}
+    for key, (kind, default) in FIELDS.items():
+        value = corpus.get(key, default)
+        if value is None:
+            raise DimbenchError(f"{where}: missing corpus.{key}")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise DimbenchError(f"{where}: corpus.{key} must be {kind.__name__}, got {value!r}")
+        if key in POSITIVE and value <= 0:
+            raise DimbenchError(f"{where}: corpus.{key} must be a positive integer, got {value}")
+        if kind is float and value < 0:
+            raise DimbenchError(f"{where}: corpus.{key} must not be negative, got {value}")
+        values[key] = value
+    spec = Spec(name=name, **values)
+    _check_consistency(spec, where)
+    return spec
+
+
+def _check_consistency(spec: Spec, where: str) -> None:
+    if spec.workspaces > spec.chunks // spec.chunks_per_document:
+        raise DimbenchError(
+            f"{where}: corpus.workspaces ({spec.workspaces}) needs at least one document each: at most "
+            f"{spec.chunks // spec.chunks_per_document} for {spec.chunks} chunks"
+        )
+    if spec.users < spec.workspaces:
+        raise DimbenchError(
+            f"{where}: corpus.users ({spec.users}) must be ≥ corpus.workspaces (one owner each)"
+        )
+    if spec.max_memberships > spec.workspaces:
+        raise DimbenchError(f"{where}: corpus.max_memberships exceeds corpus.workspaces")
+    if not 0 <= spec.matryoshka_tail_share < 1:
+        raise DimbenchError(
+            f"{where}: corpus.matryoshka_tail_share must be in [0, 1), got {spec.matryoshka_tail_share}"
+        )
+    if spec.k > spec.chunks:
+        raise DimbenchError(f"{where}: corpus.k ({spec.k}) exceeds corpus.chunks ({spec.chunks})")
+    if spec.k > 100:
+        raise DimbenchError(f"{where}: corpus.k must be ≤ 100 (hnsw.ef_search caps what one scan returns)")
+
+
+def bucket_of(share: float) -> str:
+    for edge, name in zip(BUCKET_EDGES, BUCKETS, strict=False):
+        if share < edge:
+            return name
+    return "large"
