@@ -64,11 +64,34 @@ def cmd_schema_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dimbench import provision
+    from dimbench import study
 
-    result = provision.provision(args.dsn, args.pgdata)
-    print(result.report.summary())
-    print(result.describe())
+    options = study.StudyOptions(profile=args.profile, dsn=args.dsn, pgdata=args.pgdata, out=args.out,
+                                 fresh=args.fresh, progress=not args.no_progress)
+    out = study.run(options)
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_corpus_generate(args: argparse.Namespace) -> int:
+    from dimbench.corpus.cache import ensure_corpus
+
+    corpus = ensure_corpus(args.spec, args.out, force=args.force, progress=not args.no_progress)
+    print(corpus.directory)
+    return 0
+
+
+def cmd_corpus_load(args: argparse.Namespace) -> int:
+    from dimbench import db, provision
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.load import load_corpus
+
+    provisioned = provision.provision(args.dsn, args.pgdata)
+    corpus = ensure_corpus(args.spec, progress=not args.no_progress)
+    with db.connect(provisioned.dsn) as conn:
+        db.use_vectors(conn)
+        report = load_corpus(conn, corpus, replace=args.replace, progress=not args.no_progress)
+    print(report.summary())
     return 0
 
 
@@ -86,8 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     run = sub.add_parser("run", help="run the study (default profile: small)")
+    run.add_argument("--profile", default="small", help="smoke | small (default) | medium | large | tiny")
+    run.add_argument("--out", help="results directory (default: results/<profile>)")
+    run.add_argument("--fresh", action="store_true", help="measure every cell again instead of resuming")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(run)
     run.set_defaults(handler=cmd_run)
+
+    corpus = sub.add_parser("corpus", help="generate or load a corpus")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=OneLineParser)
+    corpus_sub.required = True
+    generate = corpus_sub.add_parser("generate", help="generate (or reuse) the corpus of a spec")
+    generate.add_argument("--spec", required=True, help="datasets/<name>.toml")
+    generate.add_argument("--out", help="corpus directory (default: .dimbench/corpora/<name>-<digest>)")
+    generate.add_argument("--force", action="store_true", help="regenerate even if cached")
+    generate.add_argument("--no-progress", action="store_true")
+    generate.set_defaults(handler=cmd_corpus_generate)
+    load = corpus_sub.add_parser("load", help="generate if needed, then load into the database")
+    load.add_argument("--spec", required=True, help="datasets/<name>.toml")
+    load.add_argument("--replace", action="store_true", help="replace another corpus loaded before")
+    load.add_argument("--no-progress", action="store_true")
+    add_target_args(load)
+    load.set_defaults(handler=cmd_corpus_load)
 
     db = sub.add_parser("db", help="start or stop the embedded PostgreSQL")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=OneLineParser)

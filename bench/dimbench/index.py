@@ -1,0 +1,121 @@
+"""One small interface per index kind: build (timed, sized), drop, and the session's query settings.
+
+All study indexes are named dimbench_*; exactly one exists during a sweep, so the planner cannot pick
+another. halfvec1536 indexes the expression match_document_chunks orders by when half_precision is on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dimbench.errors import DimbenchError
+from dimbench.grid import Build
+
+OPCLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}
+DEFAULTS = {
+    "hnsw.ef_search": "40",
+    "hnsw.iterative_scan": "off",
+    "ivfflat.probes": "1",
+    "ivfflat.iterative_scan": "off",
+}
+QUERY_GUC = {"ef_search": "hnsw.ef_search", "probes": "ivfflat.probes"}
+
+
+@dataclass
+class BuildResult:
+    build_key: str
+    column_type: str
+    dim: int
+    index: str
+    build_params: dict[str, Any]
+    seconds: float
+    index_bytes: int
+    table_bytes: int
+    rows: int
+    maintenance_work_mem: str
+    max_parallel_maintenance_workers: int
+
+
+def column_expression(build: Build) -> sql.Composable:
+    if build.column_type == "vector768":
+        return sql.Identifier("embedding_768")
+    if build.column_type == "vector1536":
+        return sql.Identifier("embedding_1536")
+    return sql.SQL("(embedding_1536::extensions.halfvec(1536))")
+
+
+def index_name(build: Build) -> str:
+    suffix = "_".join(f"{k}{v}" for k, v in sorted(build.params.items()))
+    return f"dimbench_{build.column_type}_{build.index}" + (f"_{suffix}" if suffix else "")
+
+
+def drop_study_indexes(conn: psycopg.Connection) -> None:
+    names = conn.execute(
+        "select indexname from pg_indexes where schemaname = 'public' and tablename = 'document_chunks'"
+        " and indexname like 'dimbench\\_%'"
+    ).fetchall()
+    for (name,) in names:
+        conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", name)))
+
+
+def build(conn: psycopg.Connection, build: Build) -> BuildResult:
+    settings = conn.execute(
+        "select current_setting('maintenance_work_mem'),"
+        " current_setting('max_parallel_maintenance_workers')::int,"
+        " (select count(*) from public.document_chunks)"
+    ).fetchone()
+    assert settings is not None
+    seconds, index_bytes = 0.0, 0
+    if build.index != "exact":
+        name = index_name(build)
+        statement = sql.SQL("create index {} on public.document_chunks using {} ({} {}) with ({})").format(
+            sql.Identifier(name),
+            sql.SQL(build.index),
+            column_expression(build),
+            sql.SQL("extensions.") + sql.SQL(OPCLASS[build.vector_type]),
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v)))
+                for k, v in sorted(build.params.items())
+            ),
+        )
+        start = time.perf_counter_ns()
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            raise DimbenchError(f"building {build.key} failed: {exc.diag.message_primary or exc}") from exc
+        seconds = (time.perf_counter_ns() - start) / 1e9
+        index_bytes = conn.execute("select pg_relation_size(%s::regclass)", (f"public.{name}",)).fetchone()[0]
+    conn.execute("analyze public.document_chunks")
+    table_bytes = conn.execute("select pg_table_size('public.document_chunks')").fetchone()[0]
+    return BuildResult(
+        build.key,
+        build.column_type,
+        build.dim,
+        build.index,
+        dict(sorted(build.params.items())),
+        round(seconds, 3),
+        int(index_bytes),
+        int(table_bytes),
+        int(settings[2]),
+        settings[0],
+        int(settings[1]),
+    )
+
+
+def query_settings(
+    conn: psycopg.Connection, build: Build, params: dict[str, Any], iterative_scan: str
+) -> dict[str, str]:
+    """Session settings for one point of the sweep; everything else back at pgvector's defaults."""
+    applied = dict(DEFAULTS)
+    for key, value in params.items():
+        applied[QUERY_GUC[key]] = str(value)
+    if build.index in ("hnsw", "ivfflat"):
+        applied[f"{build.index}.iterative_scan"] = iterative_scan
+    for name, value in applied.items():
+        conn.execute("select set_config(%s, %s, false)", (name, value))
+    return {k: v for k, v in applied.items() if k.startswith(build.index)} if build.index != "exact" else {}

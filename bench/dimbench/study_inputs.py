@@ -1,0 +1,88 @@
+"""From a corpus spec to what the study measures: the corpus loaded, and its queries as StudyQuery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dimbench import db
+from dimbench.corpus.cache import ensure_corpus
+from dimbench.corpus.reader import Corpus, bucket_name
+from dimbench.load import LoadReport, load_corpus
+from dimbench.measure import StudyQuery
+
+SCOPES = ("workspace", "all")
+
+
+@dataclass
+class StudyCorpus:
+    corpus: Corpus
+    load: LoadReport
+    queries: list[StudyQuery] = field(repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.corpus.describe(),
+            "load": {
+                "seconds": round(self.load.seconds, 2),
+                "rows": self.load.rows,
+                "chunks_per_s": self.load.chunk_rate,
+            },
+        }
+
+
+def study_queries(corpus: Corpus) -> list[StudyQuery]:
+    data = corpus.queries()
+    by_user: dict[int, list[int]] = {}
+    for ws, user, _ in corpus.memberships.tolist():
+        by_user.setdefault(user, []).append(ws)
+    cpd = corpus.chunks_per_document
+    doc_topic = corpus.doc_topic
+    doc_ws = corpus.doc_workspace
+    queries = []
+    for i in range(len(data["user"])):
+        user = int(data["user"][i])
+        scope = SCOPES[int(data["scope"][i])]
+        own = sorted(by_user[user])
+        filter_ws = [int(data["workspace"][i])] if scope == "workspace" else own
+        truth_ids, truth_dist = {}, {}
+        for dim in (768, 1536):
+            ids = data[f"truth_{dim}_ids"][i]
+            keep = ids >= 0
+            truth_ids[dim] = [corpus.uuid("chunk", int(x)) for x in ids[keep]]
+            truth_dist[dim] = [float(x) for x in data[f"truth_{dim}_dist"][i][keep]]
+        source = int(data["source_document"][i])
+        relevance = {corpus.uuid("chunk", source * cpd + j): 2 for j in range(cpd)}
+        # Same-topic documents the query may see are partly relevant (grade 1).
+        visible_docs = np.flatnonzero(np.isin(doc_ws, filter_ws) & (doc_topic == doc_topic[source]))
+        for d in visible_docs[:200].tolist():
+            if d != source:
+                for j in range(cpd):
+                    relevance[corpus.uuid("chunk", d * cpd + j)] = 1
+        queries.append(
+            StudyQuery(
+                qid=i,
+                user=corpus.uuid("user", user),
+                scope=scope,
+                bucket=bucket_name(int(data["bucket"][i])),
+                filter_ids=tuple(corpus.uuid("workspace", w) for w in filter_ws),
+                visible=frozenset(corpus.uuid("workspace", w) for w in own),
+                vector_1536=data["vector"][i],
+                truth_ids=truth_ids,
+                truth_distances=truth_dist,
+                relevance=relevance,
+            )
+        )
+    return queries
+
+
+def load_study_corpus(spec_path: Path, dsn: str, progress: bool = True, replace: bool = False) -> StudyCorpus:
+    corpus = ensure_corpus(spec_path, progress=progress)
+    with db.connect(dsn) as conn:
+        db.use_vectors(conn)
+        report = load_corpus(conn, corpus, replace=replace, progress=progress)
+    print(report.summary())
+    return StudyCorpus(corpus, report, study_queries(corpus))
