@@ -73,6 +73,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dimbench.paths import repo_root
+    from dimbench.report import render
+
+    results = Path(args.results) if args.results else repo_root() / "results" / "small"
+    written = render(results)
+    print(f"report: {len(written)} files in {results} (DECISION.md, plots/)")
+    return 0
+
+
 def cmd_corpus_generate(args: argparse.Namespace) -> int:
     from dimbench.corpus.cache import ensure_corpus
 
@@ -115,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(run)
     run.set_defaults(handler=cmd_run)
+
+    report = sub.add_parser("report", help="plots and DECISION.md from a results directory")
+    report.add_argument("--results", help="results directory (default: results/small)")
+    report.set_defaults(handler=cmd_report)
 
     corpus = sub.add_parser("corpus", help="generate or load a corpus")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=OneLineParser)
