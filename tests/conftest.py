@@ -61,3 +61,15 @@ def admin(schema_dsn: str) -> Iterator[psycopg.Connection]:
     """A superuser connection to the shared schema database (autocommit)."""
     with db.connect(schema_dsn) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def tiny_results(new_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory):
+    """One `dimbench run --profile tiny` for the session: (its DSN, its results directory)."""
+    from tests.cli_helpers import run_cli
+
+    dsn = new_database("study")
+    out = tmp_path_factory.mktemp("results") / "tiny"
+    result = run_cli("run", "--profile", "tiny", "--dsn", dsn, "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    return dsn, out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,12 +37,8 @@ def run_tiny(dsn: str, out: Path, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(new_database: Callable[[str], str], tmp_path_factory) -> tuple[str, Path]:
-    dsn = new_database("study")
-    out = tmp_path_factory.mktemp("results") / "tiny"
-    result = run_tiny(dsn, out)
-    assert result.returncode == 0, result.stderr
-    return dsn, out
+def tiny_run(tiny_results: tuple[str, Path]) -> tuple[str, Path]:
+    return tiny_results
 
 
 def lines(out: Path) -> list[dict]:

@@ -103,8 +103,10 @@ def candidates(results: Results, recall_target: float, latency_budget_ms: float 
         for r in rows:
             prev = by_bucket.get(r["bucket"])
             by_bucket[r["bucket"]] = r["recall_mean"] if prev is None else min(prev, r["recall_mean"])
+        covered = {(r["scope"], r["bucket"]) for r in rows} == measured[config.access]
         qualifies = (
             complete
+            and covered
             and min_recall is not None
             and min_recall >= recall_target
             and (latency_budget_ms is None or (worst_p95 is not None and worst_p95 <= latency_budget_ms))
