@@ -83,6 +83,19 @@ def test_anon_cannot_call_the_membership_helper(conn):
             c.execute("select private.workspace_ids('{owner}')")
 
 
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_nobody_calls_the_security_definer_trigger_functions(conn, world, role):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with rls.request(conn, role, world.users["member"] if role == "authenticated" else None) as c:
+            c.execute("select private.sync_user_workspaces()")
+
+
+def test_a_user_sees_only_their_own_rows_of_the_membership_copy(conn, world):
+    with rls.request(conn, "authenticated", world.users["viewer"]) as c:
+        seen = c.execute("select user_id from private.user_workspaces").fetchall()
+    assert seen == [(world.users["viewer"],)]
+
+
 def test_the_membership_helper_reveals_only_the_callers_own_workspaces(conn, world):
     with rls.request(conn, "authenticated", world.users["nonmember"]) as c:
         ids = c.execute("select private.workspace_ids('{owner,admin,member,viewer}')").fetchone()[0]

@@ -138,7 +138,7 @@ def test_no_security_definer_function_is_exposed(schema_dsn):
     )
 
 
-def test_the_membership_helper_is_security_definer_and_closed_to_anon(schema_dsn):
+def test_the_membership_lookup_runs_as_the_caller_and_is_closed_to_anon(schema_dsn):
     (secdef, config, anon, public) = rows(
         schema_dsn,
         """
@@ -146,7 +146,32 @@ def test_the_membership_helper_is_security_definer_and_closed_to_anon(schema_dsn
                exists (select from aclexplode(p.proacl) a where a.grantee = 0)
         from pg_proc p where p.oid = 'private.workspace_ids(text[])'::regprocedure""",
     )[0]
-    assert secdef and config == ['search_path=""'] and not anon and not public
+    assert not secdef and config == ['search_path=""'] and not anon and not public
+
+
+def test_the_membership_copy_is_maintained_by_a_pinned_security_definer_nobody_can_call(schema_dsn):
+    (secdef, config, authenticated, anon) = rows(
+        schema_dsn,
+        """
+        select p.prosecdef, p.proconfig, has_function_privilege('authenticated', p.oid, 'execute'),
+               has_function_privilege('anon', p.oid, 'execute')
+        from pg_proc p where p.oid = 'private.sync_user_workspaces()'::regprocedure""",
+    )[0]
+    assert secdef and config == ['search_path=""'] and not authenticated and not anon
+
+
+def test_no_security_definer_function_is_executable_by_anon_or_authenticated(schema_dsn):
+    assert (
+        rows(
+            schema_dsn,
+            """
+        select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema', 'auth', 'extensions')
+          and (has_function_privilege('anon', p.oid, 'execute')
+               or has_function_privilege('authenticated', p.oid, 'execute'))""",
+        )
+        == []
+    )
 
 
 def test_search_function_runs_as_the_caller(schema_dsn):
