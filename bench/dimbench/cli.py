@@ -85,6 +85,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_overhead(args: argparse.Namespace) -> int:
+    from dimbench import overhead, provision
+
+    provisioned = provision.provision(args.dsn, args.pgdata)
+    result = overhead.measure(provisioned.dsn, args.queries)
+    print(result.summary())
+    return 0 if result.ratio <= overhead.TOLERANCE else EXIT_ERROR
+
+
 def cmd_corpus_generate(args: argparse.Namespace) -> int:
     from dimbench.corpus.cache import ensure_corpus
 
@@ -131,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="plots and DECISION.md from a results directory")
     report.add_argument("--results", help="results directory (default: results/small)")
     report.set_defaults(handler=cmd_report)
+
+    over = sub.add_parser("overhead", help="harness vs pgbench latency for one fixed query (limit: +10%%)")
+    over.add_argument("--queries", type=int, default=1000, help="requests per side (default 1000)")
+    add_target_args(over)
+    over.set_defaults(handler=cmd_overhead)
 
     corpus = sub.add_parser("corpus", help="generate or load a corpus")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=OneLineParser)
