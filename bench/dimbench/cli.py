@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 
@@ -85,6 +86,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus_calibrate(args: argparse.Namespace) -> int:
+    from dimbench import db, provision
+    from dimbench.corpus import calibrate
+    from dimbench.corpus.cache import ensure_corpus
+
+    provisioned = provision.provision(args.dsn, args.pgdata)
+    corpus = ensure_corpus(args.spec, progress=not args.no_progress)
+    with db.connect(provisioned.dsn) as conn:
+        db.use_vectors(conn)
+        result = calibrate.calibrate(conn, corpus, progress=not args.no_progress)
+    calibrate.record(corpus, result)
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
 def cmd_overhead(args: argparse.Namespace) -> int:
     from dimbench import overhead, provision
 
@@ -161,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-progress", action="store_true")
     add_target_args(load)
     load.set_defaults(handler=cmd_corpus_load)
+    calib = corpus_sub.add_parser("calibrate", help="measure unfiltered hnsw recall on the corpus; record it")
+    calib.add_argument("--spec", required=True, help="datasets/<name>.toml")
+    calib.add_argument("--no-progress", action="store_true")
+    add_target_args(calib)
+    calib.set_defaults(handler=cmd_corpus_calibrate)
 
     db = sub.add_parser("db", help="start or stop the embedded PostgreSQL")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=OneLineParser)

@@ -95,6 +95,7 @@ class Grid:
     warmup: int
     concurrency: list[int]
     concurrency_queries: int
+    calibrate: bool = False  # measure the corpus's unfiltered hnsw recall first (if not yet in its manifest)
     source: Path | None = None
 
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
@@ -149,6 +150,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "warmup",
         "concurrency",
         "concurrency_queries",
+        "calibrate",
     }
     _no_unknown(raw, known, where)
 
@@ -198,6 +200,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         warmup=warmup,
         concurrency=sorted(set(concurrency)),
         concurrency_queries=concurrency_queries,
+        calibrate=get("calibrate", bool, False),
         source=path,
     )
 

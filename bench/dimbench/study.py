@@ -64,7 +64,7 @@ def results_dir(options: StudyOptions) -> Path:
 
 def run(options: StudyOptions) -> Path:
     from dimbench import provision
-    from dimbench.study_inputs import load_study_corpus
+    from dimbench.study_inputs import prepare_corpus
 
     grid = load_grid(options.profile)
     out = results_dir(options)
@@ -89,8 +89,8 @@ def run(options: StudyOptions) -> Path:
     with phases.timed("provision"):
         provisioned = provision.provision(options.dsn, options.pgdata)
     run_info["server"] = server_info(provisioned.dsn, provisioned.info)
-    with phases.timed("corpus"), phases.timed("load"):
-        corpus = load_study_corpus(datasets_dir() / f"{grid.corpus}.toml", provisioned.dsn, options.progress)
+    spec_path = datasets_dir() / f"{grid.corpus}.toml"
+    corpus = prepare_corpus(spec_path, provisioned.dsn, phases, options.progress, calibrate=grid.calibrate)
     run_info["corpus"] = corpus.describe()
     store = MeasurementStore(out / "measurements.jsonl", fresh=options.fresh)
     write_json(out / "run.json", run_info)

@@ -79,10 +79,20 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
     return queries
 
 
-def load_study_corpus(spec_path: Path, dsn: str, progress: bool = True, replace: bool = False) -> StudyCorpus:
-    corpus = ensure_corpus(spec_path, progress=progress)
+def prepare_corpus(
+    spec_path: Path, dsn: str, phases, progress: bool = True, calibrate: bool = False
+) -> StudyCorpus:
+    """Generate (or reuse) the corpus, calibrate it if asked and not done yet, load it: each phase timed."""
+    with phases.timed("corpus"):
+        corpus = ensure_corpus(spec_path, progress=progress)
     with db.connect(dsn) as conn:
         db.use_vectors(conn)
-        report = load_corpus(conn, corpus, replace=replace, progress=progress)
+        if calibrate and not corpus.manifest.get("calibration"):
+            from dimbench.corpus import calibrate as calibration
+
+            with phases.timed("calibrate"):
+                calibration.record(corpus, calibration.calibrate(conn, corpus, progress=progress))
+        with phases.timed("load"):
+            report = load_corpus(conn, corpus, progress=progress)
     print(report.summary())
     return StudyCorpus(corpus, report, study_queries(corpus))
