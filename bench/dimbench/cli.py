@@ -74,18 +74,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dimbench.paths import repo_root
-    from dimbench.report import render
-
-    results = Path(args.results) if args.results else repo_root() / "results" / "small"
-    written = render(results)
-    print(f"report: {len(written)} files in {results} (DECISION.md, plots/)")
-    return 0
-
-
 def cmd_corpus_calibrate(args: argparse.Namespace) -> int:
     from dimbench import db, provision
     from dimbench.corpus import calibrate
@@ -153,10 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_target_args(run)
     run.set_defaults(handler=cmd_run)
 
-    report = sub.add_parser("report", help="plots and DECISION.md from a results directory")
-    report.add_argument("--results", help="results directory (default: results/small)")
-    report.set_defaults(handler=cmd_report)
-
     over = sub.add_parser("overhead", help="harness vs pgbench latency for one fixed query (limit: +10%%)")
     over.add_argument("--queries", type=int, default=1000, help="requests per side (default 1000)")
     add_target_args(over)
@@ -207,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live beside the code they drive (imported lazily, not at import time)."""
-    return []
+    from dimbench.report.commands import register as register_report
+
+    return [register_report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
