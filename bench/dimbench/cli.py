@@ -115,7 +115,8 @@ def cmd_corpus_load(args: argparse.Namespace) -> int:
     corpus = ensure_corpus(args.spec, progress=not args.no_progress)
     with db.connect(provisioned.dsn) as conn:
         db.use_vectors(conn)
-        report = load_corpus(conn, corpus, replace=args.replace, progress=not args.no_progress)
+        report = load_corpus(conn, corpus, replace=args.replace, block_rows=args.block_rows,
+                             progress=not args.no_progress)
     print(report.summary())
     return 0
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     load = corpus_sub.add_parser("load", help="generate if needed, then load into the database")
     load.add_argument("--spec", required=True, help="datasets/<name>.toml")
     load.add_argument("--replace", action="store_true", help="replace another corpus loaded before")
+    load.add_argument("--block-rows", type=int, default=5000, help="chunks per transaction (default 5000)")
     load.add_argument("--no-progress", action="store_true")
     add_target_args(load)
     load.set_defaults(handler=cmd_corpus_load)
