@@ -1,4 +1,8 @@
-"""Read a results directory, strictly: anything missing or malformed is one clear line."""
+"""Read a results directory, strictly: anything missing or malformed is one clear line naming file and line.
+
+Extra keys are tolerated (the runner may record more than the report reads); `null` means "not
+measured" and is kept as None, never turned into 0.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,28 @@ from typing import Any
 
 from dimbench.errors import DimbenchError
 
-REQUIRED = (
-    "dim",
-    "column_type",
-    "index",
-    "build_params",
-    "query_params",
-    "access",
-    "iterative_scan",
-    "scope",
-    "bucket",
-    "k",
-    "n_queries",
-    "recall_mean",
-    "latency_ms",
-    "qps",
-)
+# field -> allowed values (None: any value of the right type, checked in TYPES)
+ENUMS: dict[str, tuple[Any, ...]] = {
+    "dim": (768, 1536),
+    "column_type": ("vector768", "vector1536", "halfvec1536"),
+    "index": ("exact", "ivfflat", "hnsw"),
+    "access": ("service", "rls_seed", "rls", "rls_filter"),
+    "iterative_scan": ("off", "relaxed_order", "strict_order"),
+    "scope": ("workspace", "all"),
+    "bucket": ("tiny", "small", "medium", "large"),
+}
+NUMBER = (int, float)
+# field -> accepted JSON types; None inside the tuple means the field may be null.
+TYPES: dict[str, tuple[Any, ...]] = {
+    "build_params": (dict,),
+    "query_params": (dict,),
+    "k": (int,),
+    "n_queries": (int,),
+    "recall_mean": (*NUMBER, type(None)),
+    "latency_ms": (dict, type(None)),
+    "qps": (dict, type(None)),
+}
+REQUIRED = (*ENUMS, *TYPES)
 
 
 @dataclass
@@ -41,15 +51,15 @@ class Results:
     def caption(self) -> str:
         corpus = self.run.get("corpus") or {}
         counts = corpus.get("counts") or {}
+        server = self.run.get("server") or {}
         return (
             f"profile {self.profile} · corpus {corpus.get('name', '?')} "
             f"({counts.get('chunks', '?')} chunks, {counts.get('workspaces', '?')} workspaces) · "
-            f"PostgreSQL {self.run.get('server', {}).get('postgresql', '?')}, "
-            f"pgvector {self.run.get('server', {}).get('pgvector', '?')}"
+            f"PostgreSQL {server.get('postgresql', '?')}, pgvector {server.get('pgvector', '?')}"
         )
 
     def builds(self) -> dict[str, dict[str, Any]]:
-        return {b["build_key"]: b for b in self.run.get("builds", [])}
+        return {b["build_key"]: b for b in self.run.get("builds") or []}
 
 
 def read_results(directory: Path) -> Results:
@@ -60,24 +70,66 @@ def read_results(directory: Path) -> Results:
     for path in (run_path, rows_path):
         if not path.is_file():
             raise DimbenchError(f"{path} is missing: not a dimbench results directory")
+    run = read_run(run_path)
+    rows = read_rows(rows_path)
+    return Results(directory, run, rows)
+
+
+def read_run(path: Path) -> dict[str, Any]:
     try:
-        run = json.loads(run_path.read_text())
+        run = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise DimbenchError(f"{run_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise DimbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DimbenchError(f"{path}: cannot read ({exc})") from exc
     if not isinstance(run, dict):
-        raise DimbenchError(f"{run_path}: expected a JSON object")
-    rows = []
-    for number, line in enumerate(rows_path.read_text().splitlines(), start=1):
+        raise DimbenchError(f"{path}: expected a JSON object, found {type(run).__name__}")
+    builds = run.get("builds", [])
+    if not isinstance(builds, list):
+        raise DimbenchError(f"{path}: 'builds' must be a list")
+    for i, build in enumerate(builds):
+        if not isinstance(build, dict) or not isinstance(build.get("build_key"), str):
+            raise DimbenchError(f"{path}: builds[{i}] has no 'build_key'")
+    return run
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DimbenchError(f"{path}: cannot read ({exc})") from exc
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DimbenchError(f"{rows_path}:{number}: not valid JSON ({exc.msg})") from exc
-        missing = [key for key in REQUIRED if not isinstance(row, dict) or key not in row]
-        if missing:
-            raise DimbenchError(f"{rows_path}:{number}: missing field {missing[0]!r}")
+            raise DimbenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        problem = check_row(row)
+        if problem:
+            raise DimbenchError(f"{path}:{number}: {problem}")
         rows.append(row)
     if not rows:
-        raise DimbenchError(f"{rows_path}: no measurements")
-    return Results(directory, run, rows)
+        raise DimbenchError(f"{path}: no measurements")
+    return rows
+
+
+def check_row(row: Any) -> str | None:
+    """What is wrong with one measurement line, or None."""
+    if not isinstance(row, dict):
+        return f"expected a JSON object, found {type(row).__name__}"
+    for key in REQUIRED:
+        if key not in row:
+            return f"missing field {key!r}"
+    for key, allowed in ENUMS.items():
+        if row[key] not in allowed:
+            return f"{key} = {row[key]!r} is not one of {', '.join(map(str, allowed))}"
+    for key, types in TYPES.items():
+        # bool is an int in Python but never a valid count or measurement here.
+        if isinstance(row[key], bool) or not isinstance(row[key], types):
+            return f"{key} has the wrong type ({type(row[key]).__name__})"
+    latency = row["latency_ms"] or {}
+    if any(v is not None and not isinstance(v, NUMBER) for v in latency.values()):
+        return "latency_ms values must be numbers or null"
+    return None
