@@ -193,16 +193,35 @@ class EmbeddedServer:
             os.chown(conf, entry.pw_uid, entry.pw_gid)
 
     def running(self) -> bool:
-        if not self.initialized():
+        if not self.initialized() or not self._postmaster_alive():
             return False
         result = self._run_as_owner([str(self.bin_dir() / "pg_ctl"), "-D", str(self.pgdata), "status"])
         return result.returncode == 0
+
+    def _postmaster_alive(self) -> bool:
+        """Is the pid in postmaster.pid a live process? A postmaster killed with -9 can linger as a zombie
+        (nobody reaps it in a container), which pg_ctl and PostgreSQL's lock-file check take for alive."""
+        import psutil
+
+        pid = self.postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def _clear_stale_lock(self) -> None:
+        """After a crash, the lock file names a dead postmaster; PostgreSQL would refuse to start."""
+        if self.postmaster_pid() is not None and not self._postmaster_alive():
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
 
     def start(self) -> str:
         """Start the server (or reuse a running one); return its DSN."""
         self.init()
         if self.running():
             return self.dsn
+        self._clear_stale_lock()
         self._write_settings()
         # A server killed with -9 leaves backends that die a moment later; retry while they do.
         last_error = ""
