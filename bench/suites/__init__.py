@@ -1,0 +1,1 @@
+"""asv suites over the smoke corpus (see README: `asv run --python=same --quick`)."""

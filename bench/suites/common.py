@@ -1,0 +1,85 @@
+"""Shared setup for the suites: one embedded server in .asv/pgdata, the smoke corpus loaded into one
+database per index kind (so an hnsw and an ivfflat index never compete for the planner's choice)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+
+INDEXES = ("hnsw", "ivfflat")
+COLUMNS = ("vector768", "vector1536")
+ACCESS = ("service", "rls")
+BUILD_PARAMS = {"hnsw": {"m": 16, "ef_construction": 64}, "ivfflat": {"lists": 20}}
+QUERY_PARAMS = {"hnsw": {"ef_search": 40}, "ivfflat": {"probes": 4}}
+
+
+def server_dsn() -> str:
+    from dimbench import db
+    from dimbench.paths import repo_root
+
+    return db.EmbeddedServer(repo_root() / ".asv" / "pgdata").start()
+
+
+def prepare(index: str) -> dict[str, Any]:
+    """Create (or reuse) database asv_<index> with the schema, the smoke corpus and both indexes."""
+    from dimbench import db, schema
+    from dimbench import index as indexes
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.grid import Build
+    from dimbench.load import load_corpus
+    from dimbench.paths import datasets_dir
+
+    admin = server_dsn()
+    name = f"asv_{index}"
+    db.ensure_database(admin, name)
+    dsn = db.with_dbname(admin, name)
+    corpus = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
+    builds = {}
+    with db.connect(dsn) as conn:
+        schema.apply(conn)
+        db.use_vectors(conn)
+        load_corpus(conn, corpus, progress=False)
+        indexes.drop_study_indexes(conn)
+        for column in COLUMNS:
+            built = indexes.build(conn, Build(column, index, BUILD_PARAMS[index]))
+            builds[column] = built.seconds
+    return {"dsn": dsn, "build_seconds": builds}
+
+
+def queries(limit: int = 40) -> list:
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.paths import datasets_dir
+    from dimbench.study_inputs import study_queries
+
+    corpus = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
+    everything = [q for q in study_queries(corpus) if q.scope == "all"]
+    step = max(1, len(everything) // limit)
+    return everything[::step][:limit]
+
+
+def session(dsn: str, index: str, column: str):
+    from dimbench import db
+    from dimbench import index as indexes
+    from dimbench.grid import Build
+
+    conn = db.use_vectors(db.connect(dsn))
+    build = Build(column, index, BUILD_PARAMS[index])
+    indexes.query_settings(conn, build, QUERY_PARAMS[index], "relaxed_order")
+    return conn, build
+
+
+def recall(conn, build, access: str, qs: list) -> float:
+    from dimbench.measure import run_cell
+
+    return float(np.mean(run_cell(conn, build, access, qs, 10, warmup=2).recalls))
+
+
+def one_request(conn, build, access: str, q) -> None:
+    from dimbench import arms
+
+    arms.ask(conn, access, build, arms.query_vector(q.vector_1536, build), 10, q.user, q.filter_ids)
+
+
+CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/asv-canary")

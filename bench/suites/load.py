@@ -1,0 +1,36 @@
+"""Load throughput of the smoke corpus (binary COPY), chunks per second."""
+
+from __future__ import annotations
+
+from . import common
+
+
+class Load:
+    timeout = 600
+    number = 1
+    repeat = 1
+
+    def setup(self) -> None:
+        from dimbench import db, schema
+        from dimbench.corpus.cache import ensure_corpus
+        from dimbench.paths import datasets_dir
+
+        admin = common.server_dsn()
+        with db.connect(admin) as conn:
+            conn.execute("drop database if exists asv_load")
+            conn.execute("create database asv_load")
+        self.dsn = db.with_dbname(admin, "asv_load")
+        with db.connect(self.dsn) as conn:
+            schema.apply(conn)
+        self.corpus = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
+
+    def track_load_chunks_per_second(self) -> float:
+        from dimbench import db
+        from dimbench.load import load_corpus
+
+        with db.connect(self.dsn) as conn:
+            db.use_vectors(conn)
+            report = load_corpus(conn, self.corpus, progress=False)
+        return report.rows["document_chunks"] / report.seconds
+
+    track_load_chunks_per_second.unit = "chunks/s"
