@@ -1,30 +1,72 @@
-"""Every architect notebook runs headless against a results fixture and fails on any error."""
+"""Every architect notebook runs headless against the results fixture and fails on any error."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.results_fixture import write_manifest, write_results
+
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_notebooks_to_run():
+def execute(path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # the kernel inherits the environment
+    notebook = nbformat.read(path, as_version=4)
+    # Raises CellExecutionError on the first failing cell.
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    return notebook
+
+
+def outputs(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+
+
+def test_the_architect_notebooks_exist():
     assert {p.name for p in NOTEBOOKS} >= {"decision.ipynb", "corpus.ipynb"}
 
 
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        assert not outputs(notebook), path.name
+        assert all(c.get("execution_count") is None for c in notebook.cells if c.cell_type == "code")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_the_notebook_runs_without_errors(path, tiny_results, monkeypatch):
-    _, results = tiny_results
-    monkeypatch.setenv("DIMBENCH_RESULTS", str(results))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert os.environ["DIMBENCH_RESULTS"] == str(results)
+def test_the_notebook_runs_without_errors(path, tmp_path, monkeypatch):
+    results = write_results(tmp_path / "results")
+    manifest = write_manifest(tmp_path / "corpus")
+    notebook = execute(
+        path, {"DIMBENCH_RESULTS": str(results), "DIMBENCH_CORPUS": str(manifest)}, monkeypatch
+    )
+    assert not [o for o in outputs(notebook) if o.get("output_type") == "error"]
+
+
+def test_the_decision_notebook_shows_the_fixture_winner(tmp_path, monkeypatch):
+    results = write_results(tmp_path / "results")
+    notebook = execute(
+        Path(NOTEBOOKS[0].parent / "decision.ipynb"), {"DIMBENCH_RESULTS": str(results)}, monkeypatch
+    )
+    text = "".join(
+        str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs(notebook)
+    )
+    assert "Standardize on vector768 · hnsw(ef_construction=64,m=16) · ef_search=100" in text
+    assert "— (closest:" in text  # the what-if reaches targets nothing meets
+
+
+def test_the_corpus_notebook_degrades_without_a_manifest_or_statistics(tmp_path, monkeypatch):
+    results = write_results(tmp_path / "results", with_statistics=False)
+    monkeypatch.delenv("DIMBENCH_CORPUS", raising=False)
+    notebook = execute(
+        Path(NOTEBOOKS[0].parent / "corpus.ipynb"), {"DIMBENCH_RESULTS": str(results)}, monkeypatch
+    )
+    text = "".join(str(o.get("text", "")) for o in outputs(notebook))
+    assert "records no statistics" in text
+    assert "pairwise cosine: not recorded" in text

@@ -1,142 +1,103 @@
-"""The report: plots and DECISION.md from results only; the decision rule on hand-made cases."""
+"""The report from a results fixture: every plot, DECISION.md, determinism, read-only inputs."""
 
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 
 import pytest
 
-from dimbench.report import render
+from dimbench.report import decision_record, render
 from dimbench.report.decide import decide
-from dimbench.report.load import Results
-from tests.cli_helpers import assert_one_line_error, run_cli
+from dimbench.report.decision_record import render as render_record
+from dimbench.report.load import read_results
+from tests.cli_helpers import run_cli
+from tests.results_fixture import WINNER, write_results
+
+PLOTS = ("pareto", "recall_by_bucket", "rls_overhead", "storage_build", "qps", "ndcg")
 
 
-@pytest.fixture
-def results(tiny_results, tmp_path) -> Path:
-    _, out = tiny_results
-    copy = tmp_path / "tiny"
-    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("raw", "plots", "DECISION.md"))
-    return copy
-
-
-def test_the_report_writes_every_plot_and_the_decision_record(results):
-    result = run_cli("report", "--results", str(results))
-    assert result.returncode == 0, result.stderr
-    names = {p.name for p in (results / "plots").iterdir()}
-    for plot in ("pareto", "recall_by_bucket", "rls_overhead", "storage_build", "qps", "ndcg"):
-        assert {f"{plot}.png", f"{plot}.svg"} <= names
-    assert (results / "DECISION.md").read_text().startswith("# Decision record")
-
-
-def test_the_decision_record_is_byte_identical_when_regenerated(results):
-    render(results)
-    first = (results / "DECISION.md").read_bytes()
-    render(results)
-    assert (results / "DECISION.md").read_bytes() == first
-
-
-def test_the_report_never_writes_the_measurements(results):
-    before = (results / "measurements.jsonl").read_bytes(), (results / "run.json").read_bytes()
-    render(results)
-    assert ((results / "measurements.jsonl").read_bytes(), (results / "run.json").read_bytes()) == before
-
-
-def test_a_missing_results_directory_is_one_line(tmp_path):
-    assert_one_line_error(run_cli("report", "--results", str(tmp_path / "nope")), "no results directory")
-
-
-def test_a_malformed_measurement_line_is_one_line_naming_it(results):
-    with (results / "measurements.jsonl").open("a") as handle:
-        handle.write("{not json\n")
-    line = assert_one_line_error(run_cli("report", "--results", str(results)), "measurements.jsonl:")
-    assert "not valid JSON" in line
-
-
-# --- the rule on hand-made cases ------------------------------------------------------------------
-
-
-def row(column_type, access, bucket, recall, p95, scope="all", ef=40):
+def snapshot(directory: Path) -> dict[str, bytes]:
     return {
-        "dim": 768 if column_type == "vector768" else 1536,
-        "column_type": column_type,
-        "index": "hnsw",
-        "build_params": {"m": 16},
-        "query_params": {"ef_search": ef},
-        "access": access,
-        "iterative_scan": "off",
-        "scope": scope,
-        "bucket": bucket,
-        "k": 10,
-        "n_queries": 5,
-        "recall_mean": recall,
-        "latency_ms": {"p50": p95 / 2, "p95": p95, "p99": p95},
-        "qps": {"1": 1.0},
-        "build_key": f"{column_type}/hnsw",
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
     }
 
 
-def results_of(rows, index_bytes=None) -> Results:
-    index_bytes = index_bytes or {}
-    builds = [
-        {"build_key": f"{ct}/hnsw", "rows": 1000, "index_bytes": index_bytes.get(ct, 1000), "table_bytes": 0}
-        for ct in ("vector768", "vector1536", "halfvec1536")
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, dict[str, bytes]]:
+    """The fixture's files before the report, after `dimbench report`, and after rendering again."""
+    directory = write_results(tmp_path_factory.mktemp("report") / "fixture")
+    before = snapshot(directory)
+    done = run_cli("report", "--results", str(directory))
+    assert done.returncode == 0, done.stderr
+    first = snapshot(directory)
+    render(directory)
+    return {"before": before, "first": first, "second": snapshot(directory)}
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    return write_results(tmp_path / "fixture")
+
+
+def test_the_report_command_writes_every_plot_and_the_decision_record(rendered):
+    written = set(rendered["first"]) - set(rendered["before"])
+    assert written == {f"plots/{plot}.{ext}" for plot in PLOTS for ext in ("png", "svg")} | {"DECISION.md"}
+    assert rendered["first"]["DECISION.md"].startswith(b"# Decision record")
+
+
+def test_the_decision_record_is_byte_identical_when_regenerated(rendered):
+    assert rendered["second"]["DECISION.md"] == rendered["first"]["DECISION.md"]
+
+
+def test_the_plots_are_byte_identical_when_regenerated(rendered):
+    plots = [name for name in rendered["first"] if name.startswith("plots/")]
+    assert plots and all(rendered["second"][name] == rendered["first"][name] for name in plots)
+
+
+def test_the_report_never_writes_the_measurements(rendered):
+    assert {name: rendered["second"][name] for name in rendered["before"]} == rendered["before"]
+
+
+def test_the_decision_record_states_the_winning_design(results):
+    text = render_record(read_results(results), decide(read_results(results)))
+    decision = text.split("## The decision", 1)[1].split("## Consequences", 1)[0]
+    assert "**Standardize on vector768 · hnsw(ef_construction=64,m=16) · ef_search=100" in decision
+    assert "text-embedding-3-small at 768 dimensions" in decision
+    assert f"iterative_scan = '{WINNER['iterative_scan']}'" in decision
+    assert "create index concurrently" in decision
+    assert "filter_workspace_ids" in decision  # the winner is rls_filter: the app passes the filter
+
+
+def test_the_decision_record_has_every_section(results):
+    text = render_record(read_results(results), decide(read_results(results)))
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Context",
+        "## Options",
+        "## The rule",
+        "## The table",
+        "## The decision",
+        "## Consequences",
+        "## Measured vs assumed",
+        "## Defects found in the seed",
     ]
-    return Results(Path("."), {"builds": builds}, rows)
+    assert "(workspace_id, embedding_768) using ivfflat` **cannot be built**" in text
 
 
-def both_buckets(column_type, access, recalls, p95s, ef=40):
-    return [
-        row(column_type, access, b, r, p, ef=ef)
-        for b, r, p in zip(("small", "large"), recalls, p95s, strict=True)
-    ]
+def test_nothing_meeting_the_target_is_said_plainly_with_the_closest(results):
+    data = read_results(results)
+    text = render_record(data, decide(data, recall_target=1.01))
+    assert "**No configuration reaches recall@10 1.01 in every bucket" in text
+    assert "The closest is " in text
+    assert "Recommended index" not in text
 
 
-def test_a_configuration_failing_one_bucket_is_excluded():
-    rows = both_buckets("vector768", "rls", (0.99, 0.90), (1, 1)) + both_buckets(
-        "vector1536", "rls", (0.99, 0.97), (5, 5)
-    )
-    assert decide(results_of(rows)).chosen.config.column_type == "vector1536"
-
-
-def test_the_lowest_worst_bucket_p95_wins():
-    rows = both_buckets("vector768", "rls", (0.99, 0.99), (1, 9)) + both_buckets(
-        "vector1536", "rls", (0.99, 0.99), (5, 5)
-    )
-    assert decide(results_of(rows)).chosen.config.column_type == "vector1536"
-
-
-def test_ties_are_broken_by_storage():
-    rows = both_buckets("vector1536", "rls", (0.99, 0.99), (2, 2)) + both_buckets(
-        "halfvec1536", "rls", (0.99, 0.99), (2, 2)
-    )
-    assert decide(results_of(rows)).chosen.config.column_type == "halfvec1536"
-
-
-def test_nothing_is_chosen_when_nothing_meets_the_target():
-    rows = both_buckets("vector768", "rls", (0.99, 0.50), (1, 1))
-    decision = decide(results_of(rows))
-    assert decision.chosen is None
-
-
-def test_the_seed_policy_is_never_chosen():
-    rows = both_buckets("vector768", "rls_seed", (1.0, 1.0), (1, 1)) + both_buckets(
-        "vector768", "rls", (0.99, 0.99), (3, 3)
-    )
-    assert decide(results_of(rows)).chosen.config.access == "rls"
-
-
-def test_a_configuration_missing_a_bucket_does_not_qualify():
-    rows = both_buckets("vector768", "rls", (0.99, 0.99), (1, 1), ef=40)[:1] + both_buckets(
-        "vector768", "rls", (0.99, 0.99), (3, 3), ef=100
-    )
-    assert decide(results_of(rows)).chosen.config.query_params == '{"ef_search": 100}'
-
-
-def test_a_lower_recall_target_moves_the_choice():
-    rows = both_buckets("vector768", "rls", (0.99, 0.93), (1, 1)) + both_buckets(
-        "vector1536", "rls", (0.99, 0.97), (5, 5)
-    )
-    assert decide(results_of(rows), recall_target=0.95).chosen.config.column_type == "vector1536"
-    assert decide(results_of(rows), recall_target=0.90).chosen.config.column_type == "vector768"
+def test_a_run_without_corpus_statistics_or_calibration_still_renders(tmp_path):
+    directory = write_results(tmp_path / "bare", with_statistics=False)
+    run = json.loads((directory / "run.json").read_text())
+    run["corpus"]["calibration"] = None
+    (directory / "run.json").write_text(json.dumps(run))
+    text = decision_record.write(read_results(directory), directory / "DECISION.md").read_text()
+    assert "not recorded in run.json" in text
+    assert "not measured in this run" in text

@@ -67,6 +67,16 @@ def save(fig: Figure, directory: Path, name: str) -> list[Path]:
     return paths
 
 
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, for notebooks (display(Image(data=png(fig))) needs no pyplot backend)."""
+    import io
+
+    buffer = io.BytesIO()
+    with style():
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def legend(ax: Axes, **kwargs: Any) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**kwargs)

@@ -1,0 +1,70 @@
+"""Bad results input through the real CLI: one line on stderr naming the file (and line), non-zero exit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli_helpers import assert_one_line_error, run_cli
+from tests.results_fixture import write_results
+
+
+@pytest.fixture
+def results(tmp_path):
+    return write_results(tmp_path / "fixture")
+
+
+def report(directory):
+    return run_cli("report", "--results", str(directory))
+
+
+def replace_line(path, number, text):
+    lines = path.read_text().splitlines()
+    lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_missing_results_directory_is_one_line(tmp_path):
+    assert_one_line_error(report(tmp_path / "nope"), "no results directory", "nope")
+
+
+def test_a_missing_measurements_file_is_one_line(results):
+    (results / "measurements.jsonl").unlink()
+    assert_one_line_error(report(results), "measurements.jsonl is missing")
+
+
+def test_a_missing_run_json_is_one_line(results):
+    (results / "run.json").unlink()
+    assert_one_line_error(report(results), "run.json is missing")
+
+
+def test_a_malformed_run_json_is_one_line_naming_file_and_line(results):
+    (results / "run.json").write_text('{\n  "profile": "x",\n  oops\n}\n')
+    assert_one_line_error(report(results), "run.json:3:", "not valid JSON")
+
+
+def test_a_malformed_measurement_line_is_one_line_naming_it(results):
+    replace_line(results / "measurements.jsonl", 7, "{not json")
+    assert_one_line_error(report(results), "measurements.jsonl:7:", "not valid JSON")
+
+
+def test_a_measurement_missing_a_field_is_one_line_naming_it(results):
+    path = results / "measurements.jsonl"
+    row = json.loads(path.read_text().splitlines()[2])
+    del row["recall_mean"]
+    replace_line(path, 3, json.dumps(row))
+    assert_one_line_error(report(results), "measurements.jsonl:3:", "missing field 'recall_mean'")
+
+
+def test_a_measurement_with_an_unknown_arm_is_one_line_naming_it(results):
+    path = results / "measurements.jsonl"
+    row = json.loads(path.read_text().splitlines()[0])
+    row["access"] = "superuser"
+    replace_line(path, 1, json.dumps(row))
+    assert_one_line_error(report(results), "measurements.jsonl:1:", "access = 'superuser'")
+
+
+def test_empty_measurements_are_one_line(results):
+    (results / "measurements.jsonl").write_text("\n")
+    assert_one_line_error(report(results), "no measurements")
