@@ -230,8 +230,8 @@ def decision_section(decision: Decision) -> list[str]:
         ratio = chosen.worst_p95_ms / twin.worst_p95_ms if chosen.worst_p95_ms and twin.worst_p95_ms else None
         out.append(
             f"- The same index and settings as service_role with the app's filter: worst-cell recall "
-            f"{fmt(twin.min_recall)}, worst p95 {fmt(twin.worst_p95_ms, 2)} ms ({twin.worst_cell}): RLS costs "
-            f"×{fmt(ratio, 2)} in worst-cell p95."
+            f"{fmt(twin.min_recall)}, worst p95 {fmt(twin.worst_p95_ms, 2)} ms ({twin.worst_cell}): worst-cell p95 "
+            f"under RLS ÷ as service_role = ×{fmt(ratio, 2)}."
         )
     if decision.baseline:
         b = decision.baseline
