@@ -68,3 +68,11 @@ def test_a_measurement_with_an_unknown_arm_is_one_line_naming_it(results):
 def test_empty_measurements_are_one_line(results):
     (results / "measurements.jsonl").write_text("\n")
     assert_one_line_error(report(results), "no measurements")
+
+
+def test_a_measurement_with_a_bad_concurrency_key_is_one_line_naming_it(results):
+    path = results / "measurements.jsonl"
+    row = json.loads(path.read_text().splitlines()[4])
+    row["qps"] = {"many": 3.0}
+    replace_line(path, 5, json.dumps(row))
+    assert_one_line_error(report(results), "measurements.jsonl:5:", "qps keys")

@@ -132,4 +132,9 @@ def check_row(row: Any) -> str | None:
     latency = row["latency_ms"] or {}
     if any(v is not None and not isinstance(v, NUMBER) for v in latency.values()):
         return "latency_ms values must be numbers or null"
+    qps = row["qps"] or {}
+    if any(not str(k).isdigit() for k in qps):
+        return "qps keys must be client counts (\"1\", \"2\", \"4\", …)"
+    if any(v is not None and not isinstance(v, NUMBER) for v in qps.values()):
+        return "qps values must be numbers or null"
     return None
