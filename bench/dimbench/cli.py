@@ -111,8 +111,21 @@ def cmd_corpus_load(args: argparse.Namespace) -> int:
     from dimbench.corpus.cache import ensure_corpus
     from dimbench.load import load_corpus
 
+    if bool(args.spec) == bool(args.corpus):
+        raise DimbenchError("corpus load needs exactly one of --spec FILE or --corpus DIR")
+    if args.corpus:
+        from pathlib import Path
+
+        from dimbench.corpus.generate import verify
+        from dimbench.corpus.reader import Corpus
+
+        manifest = verify(Path(args.corpus))
+        if not manifest.get("embedded", True):
+            raise DimbenchError(f"{args.corpus} has no embeddings yet: run `dimbench corpus embed` first")
+        corpus = Corpus(Path(args.corpus), manifest)
+    else:
+        corpus = ensure_corpus(args.spec, progress=not args.no_progress)
     provisioned = provision.provision(args.dsn, args.pgdata)
-    corpus = ensure_corpus(args.spec, progress=not args.no_progress)
     with db.connect(provisioned.dsn) as conn:
         db.use_vectors(conn)
         report = load_corpus(conn, corpus, replace=args.replace, block_rows=args.block_rows,
@@ -157,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--no-progress", action="store_true")
     generate.set_defaults(handler=cmd_corpus_generate)
     load = corpus_sub.add_parser("load", help="generate if needed, then load into the database")
-    load.add_argument("--spec", required=True, help="datasets/<name>.toml")
+    load.add_argument("--spec", help="datasets/<name>.toml")
+    load.add_argument("--corpus", help="or: a corpus directory (e.g. from `corpus import`)")
     load.add_argument("--replace", action="store_true", help="replace another corpus loaded before")
     load.add_argument("--block-rows", type=int, default=5000, help="chunks per transaction (default 5000)")
     load.add_argument("--no-progress", action="store_true")
@@ -168,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     calib.add_argument("--no-progress", action="store_true")
     add_target_args(calib)
     calib.set_defaults(handler=cmd_corpus_calibrate)
+    from dimbench.realdata.commands import register as register_real_data
+
+    register_real_data(corpus_sub)
 
     db = sub.add_parser("db", help="start or stop the embedded PostgreSQL")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=OneLineParser)

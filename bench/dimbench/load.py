@@ -139,7 +139,7 @@ def copy_rows(
 def small_tables(corpus: Corpus) -> list[tuple[str, list[str], list[str], Callable[[], Iterable[tuple]]]]:
     """(table, columns, types, rows) for everything but the chunks, in foreign-key order."""
     n_docs = len(corpus.doc_workspace)
-    cpd = corpus.chunks_per_document
+    per_doc = np.diff(corpus.doc_offsets)
 
     def workspaces() -> Iterable[tuple]:
         for i in range(len(corpus.ws_documents)):
@@ -164,7 +164,7 @@ def small_tables(corpus: Corpus) -> list[tuple[str, list[str], list[str], Callab
                 corpus.uuid("workspace", int(corpus.doc_workspace[d])),
                 corpus.uuid("document", d),
                 f"pdf/{d}.pdf",
-                1 + cpd // 2,
+                1 + int(per_doc[d]) // 2,
             )
 
     def processed() -> Iterable[tuple]:
@@ -173,7 +173,7 @@ def small_tables(corpus: Corpus) -> list[tuple[str, list[str], list[str], Callab
                 corpus.uuid("workspace", int(corpus.doc_workspace[d])),
                 corpus.uuid("document", d),
                 "completed",
-                cpd,
+                int(per_doc[d]),
             )
 
     return [

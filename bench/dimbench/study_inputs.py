@@ -39,7 +39,6 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
     by_user: dict[int, list[int]] = {}
     for ws, user, _ in corpus.memberships.tolist():
         by_user.setdefault(user, []).append(ws)
-    cpd = corpus.chunks_per_document
     doc_topic = corpus.doc_topic
     doc_ws = corpus.doc_workspace
     queries = []
@@ -55,13 +54,13 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
             truth_ids[dim] = [corpus.uuid("chunk", int(x)) for x in ids[keep]]
             truth_dist[dim] = [float(x) for x in data[f"truth_{dim}_dist"][i][keep]]
         source = int(data["source_document"][i])
-        relevance = {corpus.uuid("chunk", source * cpd + j): 2 for j in range(cpd)}
+        relevance = {corpus.uuid("chunk", c): 2 for c in corpus.chunks_of(source)}
         # Same-topic documents the query may see are partly relevant (grade 1).
         visible_docs = np.flatnonzero(np.isin(doc_ws, filter_ws) & (doc_topic == doc_topic[source]))
         for d in visible_docs[:200].tolist():
             if d != source:
-                for j in range(cpd):
-                    relevance[corpus.uuid("chunk", d * cpd + j)] = 1
+                for c in corpus.chunks_of(d):
+                    relevance[corpus.uuid("chunk", c)] = 1
         queries.append(
             StudyQuery(
                 qid=i,

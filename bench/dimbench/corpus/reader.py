@@ -1,7 +1,8 @@
 """Read a generated corpus: the loader's rows and the study's queries, with deterministic UUIDs.
 
-Chunk i belongs to document i // chunks_per_document; documents are laid out workspace by workspace,
-so every workspace's chunks are one contiguous range (see structure.py).
+Documents are laid out workspace by workspace and chunks document by document, so every workspace's
+chunks are one contiguous range (see structure.py). Generated corpora have a fixed number of chunks per
+document; imported ones carry doc_offsets.npy (and their texts, and maybe their own 768-d embeddings).
 """
 
 from __future__ import annotations
@@ -70,13 +71,49 @@ class Corpus:
     def chunks_per_document(self) -> int:
         return int(self.spec["chunks_per_document"])
 
+    @cached_property
+    def doc_offsets(self) -> np.ndarray:
+        """(D + 1,) first chunk of each document, and the total at the end."""
+        path = self.directory / "doc_offsets.npy"
+        if path.exists():
+            return np.asarray(np.load(path))
+        return np.arange(len(self.doc_workspace) + 1, dtype=np.int64) * self.chunks_per_document
+
+    def chunks_of(self, doc: int) -> range:
+        return range(int(self.doc_offsets[doc]), int(self.doc_offsets[doc + 1]))
+
+    def chunk_documents(self, index: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.doc_offsets, index, side="right") - 1
+
+    def _texts(self, start: int, stop: int) -> list[str] | None:
+        path = self.directory / "texts.bin"
+        if not path.exists():
+            return None
+        offsets = np.load(self.directory / "text_offsets.npy", mmap_mode="r")
+        raw = np.load(path, mmap_mode="r")  # uint8
+        return [bytes(raw[int(offsets[i]) : int(offsets[i + 1])]).decode() for i in range(start, stop)]
+
+    @property
+    def has_embeddings(self) -> bool:
+        return (self.directory / "emb_1536.npy").exists()
+
     def uuid(self, kind: str, index: int) -> uuid.UUID:
         return ids.to_uuid(self.digest, kind, index)
 
     def uuids(self, kind: str, indices: np.ndarray) -> np.ndarray:
         return ids.uuid_bytes(self.digest, kind, indices)
 
+    @cached_property
+    def names(self) -> dict | None:
+        """Imported corpora keep their workspace and document names."""
+        import json
+
+        path = self.directory / "names.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def workspace_name(self, index: int) -> str:
+        if self.names:
+            return self.names["workspaces"][index][:200]
         return f"{self.name} workspace {index:05d}"
 
     def role(self, code: int) -> str:
@@ -84,25 +121,29 @@ class Corpus:
 
     def chunk_blocks(self, rows: int, start: int = 0) -> Iterator[ChunkBlock]:
         emb = self._load("emb_1536.npy")
-        cpd = self.chunks_per_document
+        own_768 = self._load("emb_768.npy") if (self.directory / "emb_768.npy").exists() else None
         for first in range(start, self.n_chunks, rows):
             stop = min(self.n_chunks, first + rows)
             index = np.arange(first, stop)
-            doc = index // cpd
+            doc = self.chunk_documents(index)
+            position = index - self.doc_offsets[doc]
             block = np.asarray(emb[first:stop])
-            topics = self.doc_topic[doc]
-            content = [
-                f"[topic {t}] document {d} chunk {c}: synthetic passage"
-                for t, d, c in zip(topics.tolist(), doc.tolist(), (index % cpd).tolist(), strict=True)
-            ]
+            content = self._texts(first, stop)
+            if content is None:
+                topics = self.doc_topic[doc]
+                content = [
+                    f"[topic {t}] document {d} chunk {c}: synthetic passage"
+                    for t, d, c in zip(topics.tolist(), doc.tolist(), position.tolist(), strict=True)
+                ]
+            short = np.asarray(own_768[first:stop]) if own_768 is not None else embeddings.shorten(block)
             yield ChunkBlock(
                 first,
                 self.uuids("chunk", index),
                 self.uuids("workspace", self.doc_workspace[doc]),
                 self.uuids("document", doc),
-                index % cpd,
+                position,
                 content,
-                embeddings.shorten(block),
+                short,
                 block,
             )
 

@@ -22,10 +22,15 @@ class Structure:
     doc_topic: np.ndarray  # (D,) topic of each document
     memberships: np.ndarray  # (M, 3) workspace, user, role index into ROLES
     chunks_per_document: int
+    doc_chunks: np.ndarray | None = None  # (D,) chunks per document when they vary (imported corpora)
 
     @property
     def ws_chunks(self) -> np.ndarray:
-        return self.ws_documents * self.chunks_per_document
+        if self.doc_chunks is None:
+            return self.ws_documents * self.chunks_per_document
+        return np.bincount(
+            self.doc_workspace, weights=self.doc_chunks, minlength=len(self.ws_documents)
+        ).astype(np.int64)
 
     @property
     def ws_start(self) -> np.ndarray:

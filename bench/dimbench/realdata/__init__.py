@@ -1,0 +1,1 @@
+"""Real data: import your own chunks (and embeddings) from JSONL/Parquet; embed texts with OpenAI."""
