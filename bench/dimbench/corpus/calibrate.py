@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from dimbench.corpus import embeddings
+from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.reader import Corpus
 from dimbench.results import write_atomic
 
@@ -25,12 +26,12 @@ HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}
 
 
 def exact_unfiltered(corpus: Corpus, queries: np.ndarray, dim: int, k: int, block: int = 8192) -> np.ndarray:
-    emb = np.load(corpus.directory / "emb_1536.npy", mmap_mode="r")
+    emb = RowReader(corpus.directory / "emb_1536.npy")
     q = queries if dim == 1536 else embeddings.shorten(queries)
     best_d = np.full((len(q), 0), np.inf, dtype=np.float32)
     best_i = np.zeros((len(q), 0), dtype=np.int64)
     for start in range(0, len(emb), block):
-        e = np.asarray(emb[start : start + block])
+        e = emb.rows(start, min(len(emb), start + block))
         e = e if dim == 1536 else embeddings.shorten(e)
         d = np.concatenate([best_d, 1 - q @ e.T], axis=1)
         i = np.concatenate(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dimbench.corpus import embeddings, groundtruth
+from dimbench.corpus.arrays import RowReader, RowWriter
 from dimbench.corpus.spec import BUCKETS, Spec, bucket_of
 from dimbench.corpus.structure import Structure, build_structure
 from dimbench.errors import DimbenchError
@@ -129,21 +130,21 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
         np.save(tmp / "doc_workspace.npy", structure.doc_workspace)
         np.save(tmp / "doc_topic.npy", structure.doc_topic)
         np.save(tmp / "memberships.npy", structure.memberships)
-        emb = np.lib.format.open_memmap(tmp / "emb_1536.npy", mode="w+", dtype=np.float32, shape=(n, 1536))
-        ada = (
-            np.lib.format.open_memmap(tmp / "emb_ada.npy", mode="w+", dtype=np.float32, shape=(n, 1536))
-            if spec.ada
-            else None
-        )
+        emb_out = RowWriter(tmp / "emb_1536.npy", n, 1536)
+        ada_out = RowWriter(tmp / "emb_ada.npy", n, 1536) if spec.ada else None
         with tqdm(total=n, desc=f"generate {spec.name}", unit="chunk", disable=not progress) as bar:
             for start in range(0, n, spec.block_rows):
                 stop = min(n, start + spec.block_rows)
                 block, block_ada = chunk_block(spec, proj, docs, doc_tails, start, stop)
-                emb[start:stop] = block
-                if ada is not None and block_ada is not None:
-                    ada[start:stop] = block_ada
+                emb_out.write(block)
+                if ada_out is not None and block_ada is not None:
+                    ada_out.write(block_ada)
                 bar.update(stop - start)
-        emb.flush()
+        emb_out.close()
+        if ada_out is not None:
+            ada_out.close()
+        emb = RowReader(tmp / "emb_1536.npy")
+        ada = RowReader(tmp / "emb_ada.npy") if spec.ada else None
         plan = plan_queries(spec, structure)
         vectors, source = query_vectors(spec, structure, proj, docs, doc_tails, plan)
         ada_vectors = None
@@ -160,7 +161,9 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
             **truth,
             **({"vector_ada": ada_vectors} if ada_vectors is not None else {}),
         )
-        del emb, ada
+        emb.close()
+        if ada is not None:
+            ada.close()
         stats = groundtruth.statistics(spec, structure, tmp, plan, truth)
         write_manifest(tmp, spec, structure, plan, stats, time.perf_counter() - started)
         tmp.rename(out)

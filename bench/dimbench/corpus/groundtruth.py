@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dimbench.corpus import embeddings
+from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.spec import Spec
 from dimbench.corpus.structure import Structure
 
@@ -74,14 +75,14 @@ def exact_topk(
     with tqdm(total=n, desc="ground truth", unit="chunk", disable=not progress) as bar:
         for start in range(0, n, spec.block_rows):
             stop = min(n, start + spec.block_rows)
-            block = np.asarray(emb[start:stop])
+            block = emb.rows(start, stop)
             hidden = ~visible[:, chunk_ws[start:stop]]
             for name, q, b in (("1536", vectors, block), ("768", q768, embeddings.shorten(block))):
                 d = (1.0 - q @ b.T).astype(np.float32)
                 d[hidden] = np.inf
                 tops[name].push(d, start)
             if ada is not None and ada_vectors is not None:
-                d = (1.0 - ada_vectors @ np.asarray(ada[start:stop]).T).astype(np.float32)
+                d = (1.0 - ada_vectors @ ada.rows(start, stop).T).astype(np.float32)
                 d[hidden] = np.inf
                 tops["ada"].push(d, start)
             bar.update(stop - start)
@@ -109,13 +110,16 @@ def statistics(
     plan: dict[str, np.ndarray],
     truth: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    emb = np.load(directory / "emb_1536.npy", mmap_mode="r")
+    emb = RowReader(directory / "emb_1536.npy")
     rng = np.random.default_rng([spec.seed, 7])
     rows = np.sort(rng.choice(len(emb), size=min(1500, len(emb)), replace=False))
-    sample = np.asarray(emb[rows])
+    sample = emb.take(rows)
+    emb.close()
     cosine = {"1536": pairwise_cosine(sample), "768": pairwise_cosine(embeddings.shorten(sample))}
     if spec.ada:
-        cosine["ada"] = pairwise_cosine(np.asarray(np.load(directory / "emb_ada.npy", mmap_mode="r")[rows]))
+        ada = RowReader(directory / "emb_ada.npy")
+        cosine["ada"] = pairwise_cosine(ada.take(rows))
+        ada.close()
     overlap = [
         len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum()))
         for a, b in zip(truth["truth_768_ids"], truth["truth_1536_ids"], strict=True)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dimbench.corpus import embeddings, ids
+from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.spec import BUCKETS
 from dimbench.corpus.structure import ROLES
 
@@ -120,14 +121,16 @@ class Corpus:
         return ROLES[int(code)]
 
     def chunk_blocks(self, rows: int, start: int = 0) -> Iterator[ChunkBlock]:
-        emb = self._load("emb_1536.npy")
-        own_768 = self._load("emb_768.npy") if (self.directory / "emb_768.npy").exists() else None
+        emb = RowReader(self.directory / "emb_1536.npy")
+        own_768 = (
+            RowReader(self.directory / "emb_768.npy") if (self.directory / "emb_768.npy").exists() else None
+        )
         for first in range(start, self.n_chunks, rows):
             stop = min(self.n_chunks, first + rows)
             index = np.arange(first, stop)
             doc = self.chunk_documents(index)
             position = index - self.doc_offsets[doc]
-            block = np.asarray(emb[first:stop])
+            block = emb.rows(first, stop)
             content = self._texts(first, stop)
             if content is None:
                 topics = self.doc_topic[doc]
@@ -135,7 +138,7 @@ class Corpus:
                     f"[topic {t}] document {d} chunk {c}: synthetic passage"
                     for t, d, c in zip(topics.tolist(), doc.tolist(), position.tolist(), strict=True)
                 ]
-            short = np.asarray(own_768[first:stop]) if own_768 is not None else embeddings.shorten(block)
+            short = own_768.rows(first, stop) if own_768 is not None else embeddings.shorten(block)
             yield ChunkBlock(
                 first,
                 self.uuids("chunk", index),

@@ -19,6 +19,7 @@ import numpy as np
 
 from dimbench.corpus import embeddings as emb_ops
 from dimbench.corpus import groundtruth
+from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.generate import sha256
 from dimbench.corpus.spec import BUCKETS, bucket_of
 from dimbench.corpus.structure import Structure
@@ -186,7 +187,7 @@ def finish(directory: Path, manifest: dict[str, Any]) -> None:
     rng = np.random.default_rng(spec["seed"])
     share = structure.ws_chunks / structure.n_chunks
     starts = structure.ws_start
-    emb = np.load(directory / "emb_1536.npy", mmap_mode="r")
+    emb = RowReader(directory / "emb_1536.npy")
     rows = []
     for scope_i in (0, 1):  # every user owns one workspace: "all" is that workspace too
         for bucket_i, bucket in enumerate(BUCKETS):
@@ -201,21 +202,18 @@ def finish(directory: Path, manifest: dict[str, Any]) -> None:
         "bucket": np.array([r[3] for r in rows], dtype=np.int8),
     }
     source_chunk = np.array([r[4] for r in rows], dtype=np.int64)
-    vectors = (
-        np.asarray(emb[np.sort(source_chunk)])[np.argsort(np.argsort(source_chunk))]
-        if rows
-        else np.zeros((0, 1536), dtype=np.float32)
-    )
+    vectors = emb.take(source_chunk) if rows else np.zeros((0, 1536), dtype=np.float32)
     offsets = np.load(directory / "doc_offsets.npy")
     source_doc = np.searchsorted(offsets, source_chunk, side="right") - 1
-    ada = np.load(directory / "emb_ada.npy", mmap_mode="r") if (directory / "emb_ada.npy").exists() else None
-    ada_vectors = (
-        np.asarray(ada[np.sort(source_chunk)])[np.argsort(np.argsort(source_chunk))]
-        if ada is not None
-        else None
+    ada = RowReader(directory / "emb_ada.npy") if (directory / "emb_ada.npy").exists() else None
+    ada_vectors = ada.take(source_chunk) if ada is not None else None
+    ns = SimpleNamespace(
+        k=spec["k"],
+        block_rows=spec["block_rows"],
+        seed=spec["seed"],
+        ada=ada is not None,
+        users=len(structure.ws_documents),
     )
-    ns = SimpleNamespace(k=spec["k"], block_rows=spec["block_rows"], seed=spec["seed"], ada=ada is not None,
-                         users=len(structure.ws_documents))
     truth = groundtruth.exact_topk(ns, structure, emb, ada, plan, vectors, ada_vectors, progress=False)  # type: ignore[arg-type]
     np.savez(directory / "queries.npz", **plan, vector=vectors, source_document=source_doc, **truth)
     manifest["statistics"] = groundtruth.statistics(ns, structure, directory, plan, truth)  # type: ignore[arg-type]
