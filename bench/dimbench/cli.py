@@ -89,6 +89,35 @@ def cmd_corpus_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus_load_benchmark(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from dimbench import db, provision, schema
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.load import benchmark_load
+
+    if args.dsn:
+        raise DimbenchError("load-benchmark needs the embedded server (the server reads a local file)")
+    provisioned = provision.provision(None, args.pgdata)
+    admin = db.with_dbname(provisioned.dsn, "postgres")
+    with db.connect(admin) as conn:
+        conn.execute("drop database if exists dimbench_load_benchmark")
+        conn.execute("create database dimbench_load_benchmark")
+    dsn = db.with_dbname(provisioned.dsn, "dimbench_load_benchmark")
+    corpus = ensure_corpus(args.spec, progress=False)
+    try:
+        with db.connect(dsn) as conn, tempfile.TemporaryDirectory() as tmp:
+            schema.apply(conn)
+            db.use_vectors(conn)
+            result = benchmark_load(conn, corpus, Path(tmp))
+    finally:
+        with db.connect(admin) as conn:
+            conn.execute("drop database if exists dimbench_load_benchmark")
+    print(result.summary())
+    return 0
+
+
 def cmd_overhead(args: argparse.Namespace) -> int:
     from dimbench import overhead, provision
 
@@ -182,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     calib.add_argument("--no-progress", action="store_true")
     add_target_args(calib)
     calib.set_defaults(handler=cmd_corpus_calibrate)
+    bench_load = corpus_sub.add_parser("load-benchmark", help="load speed vs the server COPY FROM file")
+    bench_load.add_argument("--spec", default="datasets/smoke.toml", help="a corpus spec (default: smoke)")
+    add_target_args(bench_load)
+    bench_load.set_defaults(handler=cmd_corpus_load_benchmark)
     from dimbench.realdata.commands import register as register_real_data
 
     register_real_data(corpus_sub)

@@ -12,6 +12,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -208,8 +209,10 @@ def _vector_fields(emb: np.ndarray) -> list[bytes]:
     return [head + body[i * step : (i + 1) * step] for i in range(len(emb))]
 
 
-def chunk_copy_data(block: ChunkBlock) -> bytes:
-    """The binary COPY stream of one block, built with numpy rather than row by row."""
+def chunk_copy_data(block: ChunkBlock, framed: bool = True) -> bytes:
+    """The binary COPY stream of one block, built with numpy rather than row by row.
+
+    `framed=False` leaves out the stream header and trailer (to concatenate blocks into one file)."""
     count = struct.pack("!h", len(CHUNK_COLUMNS))
     uuid_len = struct.pack("!i", 16)
     int_len = struct.pack("!i", 4)
@@ -218,7 +221,7 @@ def chunk_copy_data(block: ChunkBlock) -> bytes:
     e1536 = _vector_fields(block.emb_1536)
     e768 = _vector_fields(block.emb_768)
     ids, wss, docs = block.ids.tobytes(), block.workspace_ids.tobytes(), block.document_ids.tobytes()
-    parts = [COPY_HEADER]
+    parts = [COPY_HEADER] if framed else []
     for i, text in enumerate(block.content):
         a = 16 * i
         parts += [
@@ -237,7 +240,8 @@ def chunk_copy_data(block: ChunkBlock) -> bytes:
             m1536,
             m768,
         ]
-    parts.append(COPY_TRAILER)
+    if framed:
+        parts.append(COPY_TRAILER)
     return b"".join(parts)
 
 
@@ -290,3 +294,62 @@ def load_corpus(
         conn.execute("analyze")
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class LoadBenchmark:
+    chunks: int
+    client_seconds: float
+    server_seconds: float
+    file_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        return self.server_seconds / self.client_seconds
+
+    def summary(self) -> str:
+        client, server = self.chunks / self.client_seconds, self.chunks / self.server_seconds
+        mb = self.file_bytes / 1e6
+        return (
+            f"dimbench load: {client:,.0f} chunks/s ({mb / self.client_seconds:,.0f} MB/s); "
+            f"server COPY FROM file: {server:,.0f} chunks/s ({mb / self.server_seconds:,.0f} MB/s); "
+            f"ratio {self.ratio:.2f} (target 0.80)"
+        )
+
+
+def benchmark_load(
+    conn: psycopg.Connection, corpus: Corpus, directory: Path, block_rows: int = 5000
+) -> LoadBenchmark:
+    """The same chunk rows loaded twice into the same (emptied) table: by dimbench's block-wise client COPY,
+    and by the server's own COPY FROM a pre-made binary file (one transaction, no network)."""
+    load_corpus(conn, corpus, progress=False)  # everything the chunks reference
+    file = directory / "chunks.copy"
+    with file.open("wb") as out:
+        out.write(COPY_HEADER)
+        for block in corpus.chunk_blocks(block_rows):
+            out.write(chunk_copy_data(block, framed=False))
+        out.write(COPY_TRAILER)
+    file.chmod(0o644)
+    directory.chmod(0o755)
+    columns = sql.SQL(", ").join(map(sql.Identifier, CHUNK_COLUMNS))
+    table = sql.Identifier("public", "document_chunks")
+
+    def empty() -> None:
+        conn.execute(sql.SQL("truncate {}").format(table))
+        conn.execute("delete from dimbench.load_progress where tbl = 'document_chunks'")
+        conn.execute("checkpoint")
+
+    empty()
+    start = time.perf_counter()
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("copy {} ({}) from {} with (format binary)").format(
+                table, columns, sql.Literal(str(file))
+            )
+        )
+    server = time.perf_counter() - start
+    empty()
+    start = time.perf_counter()
+    load_corpus(conn, corpus, block_rows=block_rows, progress=False)
+    client = time.perf_counter() - start
+    return LoadBenchmark(corpus.n_chunks, client, server, file.stat().st_size)
