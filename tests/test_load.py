@@ -135,7 +135,7 @@ def test_a_load_interrupted_after_a_block_resumes_without_duplicates(tiny, targe
 
     with connect(target) as conn:
         with pytest.raises(RuntimeError):
-            load_corpus(conn, tiny, block_rows=300, progress=False, after_block=fail_after_third)
+            load_corpus(conn, tiny, block_rows=300, workers=1, progress=False, after_block=fail_after_third)
         assert 0 < table_counts(conn)["document_chunks"] < tiny.n_chunks
         report = load_corpus(conn, tiny, block_rows=300, progress=False)
         assert report.skipped_blocks == 3
@@ -213,3 +213,15 @@ def test_postgres_exact_search_through_rls_matches_the_ground_truth(tiny_results
                 kth = q.truth_distances[dim][-1]
                 assert len(got) == len(q.truth_ids[dim])
                 assert all(i in q.truth_ids[dim] or d <= kth + 1e-5 for i, d in rows)
+
+
+def test_a_resumed_load_keeps_its_block_boundaries_whatever_block_size_is_asked(tiny, target):
+    def stop_after_first(start: int) -> None:
+        raise RuntimeError("interrupted")
+
+    with connect(target) as conn:
+        with pytest.raises(RuntimeError):
+            load_corpus(conn, tiny, block_rows=300, workers=1, progress=False, after_block=stop_after_first)
+        load_corpus(conn, tiny, block_rows=5000, progress=False)
+        total, distinct, _ = chunk_checksum(conn)
+        assert total == distinct == tiny.n_chunks
