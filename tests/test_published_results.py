@@ -1,0 +1,35 @@
+"""The published results are reproducible: regenerating the report from the committed measurements
+gives the committed DECISION.md byte for byte."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dimbench.paths import repo_root
+from dimbench.report import render
+
+PUBLISHED = repo_root() / "results" / "small"
+
+
+@pytest.mark.skipif(
+    not (PUBLISHED / "measurements.jsonl").exists(), reason="no published results in this checkout"
+)
+def test_regenerating_the_published_report_reproduces_decision_md(tmp_path: Path):
+    copy = tmp_path / "small"
+    copy.mkdir()
+    for name in ("run.json", "measurements.jsonl"):
+        shutil.copy(PUBLISHED / name, copy / name)
+    render(copy)
+    assert (copy / "DECISION.md").read_bytes() == (PUBLISHED / "DECISION.md").read_bytes()
+
+
+def test_the_published_run_is_the_default_profile_and_covers_every_bucket():
+    import json
+
+    rows = [json.loads(line) for line in (PUBLISHED / "measurements.jsonl").read_text().splitlines()]
+    assert json.loads((PUBLISHED / "run.json").read_text())["profile"] == "small"
+    assert {r["bucket"] for r in rows} == {"tiny", "small", "medium", "large"}
+    assert {r["access"] for r in rows} == {"service", "rls_seed", "rls", "rls_filter"}
