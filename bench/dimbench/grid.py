@@ -191,7 +191,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
             raise DimbenchError(f"{where}: {key} must be positive, got {value}")
     return Grid(
         profile=get("profile", str),
-        corpus=get("corpus", str),
+        corpus=_spec_name(get("corpus", str), where),
         k=k,
         column_types=column_types,
         access=access,
@@ -246,3 +246,15 @@ def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise DimbenchError(f"{where}: unknown key {unknown[0]!r}")
+
+
+def _spec_name(name: str, where: str) -> str:
+    """A grid names a spec in datasets/ by its stem: no paths, so a grid cannot point elsewhere."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise DimbenchError(
+            f"{where}: corpus must be the name of a spec in datasets/ (letters, digits, _ and -), "
+            f"got {name!r}"
+        )
+    return name

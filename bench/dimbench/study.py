@@ -58,6 +58,16 @@ class Phases:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
+def grid_label(source: Path | None) -> str | None:
+    """The grid file, relative to the checkout when it lives there."""
+    if source is None:
+        return None
+    try:
+        return str(source.resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(source)
+
+
 def results_dir(options: StudyOptions) -> Path:
     return Path(options.out) if options.out else repo_root() / "results" / options.profile
 
@@ -77,7 +87,7 @@ def run(options: StudyOptions) -> Path:
     previous = read_json(out / "run.json") if (out / "run.json").exists() else {}
     run_info: dict[str, Any] = {
         "profile": grid.profile,
-        "grid": str(grid.source.relative_to(repo_root())) if grid.source else None,
+        "grid": grid_label(grid.source),
         "git_sha": git_sha(),
         "started_at": now(),
         "finished_at": None,
