@@ -23,7 +23,7 @@ from dimbench.corpus.spec import BUCKETS, Spec, bucket_of
 from dimbench.corpus.structure import Structure, build_structure
 from dimbench.errors import DimbenchError
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: queries drift toward their topic (query_topic_share)
 FORMAT = 1
 SCOPES = ("workspace", "all")
 
@@ -92,11 +92,15 @@ def query_vectors(
     spec: Spec,
     structure: Structure,
     proj: embeddings.Projection,
+    topics: np.ndarray,
     docs: np.ndarray,
     doc_tails: np.ndarray,
     plan: dict[str, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A question about one visible document: its latent plus a question's drift, embedded like a chunk."""
+    """A question about one visible document, embedded like a chunk. `query_topic_share` of its latent is
+    the document's topic rather than the document itself: a real question is phrased about a subject, so
+    its nearest neighbours include other tenants' documents on the same subject (which is what makes
+    post-filtered ANN search miss small tenants' rows)."""
     rng = np.random.default_rng([spec.seed, 5])
     by_user = structure.user_workspaces()
     ws_first_doc = np.concatenate([[0], np.cumsum(structure.ws_documents)[:-1]])
@@ -108,7 +112,9 @@ def query_vectors(
         source[i] = ws_first_doc[chosen] + int(rng.integers(0, structure.ws_documents[chosen]))
     L = spec.latent_dim
     spread = spec.query_spread / np.sqrt(L)
-    z = docs[source] + rng.standard_normal((len(source), L)).astype(np.float32) * spread
+    share = spec.query_topic_share
+    about = (1 - share) * docs[source] + share * topics[structure.doc_topic[source]]
+    z = about + rng.standard_normal((len(source), L)).astype(np.float32) * spread
     zt = doc_tails[source] + rng.standard_normal((len(source), L)).astype(np.float32) * spread
     return embeddings.embed(proj, z, zt, spec.noise, rng), source
 
@@ -124,7 +130,7 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
     try:
         structure = build_structure(spec)
         proj = embeddings.projection(spec)
-        _, docs, doc_tails = latents(spec, structure)
+        topics, docs, doc_tails = latents(spec, structure)
         n = structure.n_chunks
         np.save(tmp / "ws_documents.npy", structure.ws_documents)
         np.save(tmp / "doc_workspace.npy", structure.doc_workspace)
@@ -146,7 +152,7 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
         emb = RowReader(tmp / "emb_1536.npy")
         ada = RowReader(tmp / "emb_ada.npy") if spec.ada else None
         plan = plan_queries(spec, structure)
-        vectors, source = query_vectors(spec, structure, proj, docs, doc_tails, plan)
+        vectors, source = query_vectors(spec, structure, proj, topics, docs, doc_tails, plan)
         ada_vectors = None
         if spec.ada:
             ada_vectors = embeddings.embed_ada(
@@ -212,6 +218,9 @@ def write_manifest(
             "matryoshka_tail_share": spec.matryoshka_tail_share,
             "note": "synthetic: the share of signal only dims 768..1535 carry; sets the "
             "768-vs-1536 neighbour overlap",
+            "query_topic_share": spec.query_topic_share,
+            "query_note": "synthetic: how much of a question is about its topic (shared across tenants) "
+            "rather than its own document; more makes post-filtered search miss small tenants",
         },
         "calibration": None,
         "generate_seconds": round(seconds, 2),

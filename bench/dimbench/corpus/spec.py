@@ -36,6 +36,7 @@ class Spec:
     ada: bool  # also generate an independent anisotropic "ada-like" 1536-d embedding
     queries_per_bucket: int  # per scope and size bucket
     query_spread: float  # how far a question strays from the chunk it is about
+    query_topic_share: float  # how much of a question is about its topic rather than its document
     k: int
     block_rows: int  # generation block: bounds memory whatever the corpus size
 
@@ -62,6 +63,7 @@ FIELDS: dict[str, tuple[type, Any]] = {  # key -> (type, default or None if requ
     "ada": (bool, False),
     "queries_per_bucket": (int, 20),
     "query_spread": (float, 0.5),
+    "query_topic_share": (float, 0.5),
     "k": (int, 10),
     "block_rows": (int, 8192),
 }
@@ -139,6 +141,10 @@ def _check_consistency(spec: Spec, where: str) -> None:
     if not 0 <= spec.matryoshka_tail_share < 1:
         raise DimbenchError(
             f"{where}: corpus.matryoshka_tail_share must be in [0, 1), got {spec.matryoshka_tail_share}"
+        )
+    if not 0 <= spec.query_topic_share <= 1:
+        raise DimbenchError(
+            f"{where}: corpus.query_topic_share must be in [0, 1], got {spec.query_topic_share}"
         )
     if spec.k > spec.chunks:
         raise DimbenchError(f"{where}: corpus.k ({spec.k}) exceeds corpus.chunks ({spec.chunks})")
