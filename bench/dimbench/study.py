@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from dimbench import arms, db, seed_policy
+from dimbench.errors import DimbenchError
 from dimbench.grid import Build, Grid, QuerySetting, load_grid
 from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
 from dimbench.paths import datasets_dir, repo_root
@@ -102,6 +103,10 @@ def run(options: StudyOptions) -> Path:
     spec_path = datasets_dir() / f"{grid.corpus}.toml"
     corpus = prepare_corpus(spec_path, provisioned.dsn, phases, options.progress, calibrate=grid.calibrate)
     run_info["corpus"] = corpus.describe()
+    measured_on = (previous.get("corpus") or {}).get("digest")
+    if measured_on and measured_on != corpus.corpus.digest and not options.fresh:
+        raise DimbenchError(f"{out} holds measurements of another corpus ({measured_on}); rerun with --fresh "
+                            "or choose another --out")
     store = MeasurementStore(out / "measurements.jsonl", fresh=options.fresh)
     write_json(out / "run.json", run_info)
     with phases.timed("study"), db.connect(provisioned.dsn) as conn:
