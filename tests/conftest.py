@@ -73,3 +73,29 @@ def tiny_results(new_database: Callable[[str], str], tmp_path_factory: pytest.Te
     result = run_cli("run", "--profile", "tiny", "--dsn", dsn, "--out", str(out), "--no-progress")
     assert result.returncode == 0, result.stderr
     return dsn, out
+
+
+@pytest.fixture(scope="session")
+def world_dsn(new_database: Callable[[str], str]) -> str:
+    """The small fixed world of tests/world.py, seeded once; tests only touch it in rolled-back requests."""
+    from tests.world import seed_world
+
+    dsn = new_database("world")
+    with db.connect(dsn) as conn:
+        schema.apply(conn)
+        seed_world(conn)
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def world():
+    from tests.world import World
+
+    return World()
+
+
+@pytest.fixture
+def conn(world_dsn: str) -> Iterator[psycopg.Connection]:
+    with db.connect(world_dsn) as connection:
+        db.use_vectors(connection)
+        yield connection

@@ -12,7 +12,7 @@ import pytest
 
 from dimbench import arms, db, seed_policy
 from dimbench.grid import Build, QuerySetting
-from dimbench.measure import StudyQuery, measurement, run_cell
+from dimbench.measure import MEASUREMENT_FIELDS, StudyQuery, measurement, run_cell
 from tests.world import World, chunk_table, seed_world
 
 K = 4
@@ -96,26 +96,7 @@ def test_a_measurement_line_has_every_field_of_the_contract(conn):
         "Seq Scan",
         {"1": 10.0, "2": None, "4": None},
     )
-    assert set(row) >= {
-        "dim",
-        "column_type",
-        "index",
-        "build_params",
-        "query_params",
-        "access",
-        "iterative_scan",
-        "scope",
-        "bucket",
-        "k",
-        "n_queries",
-        "recall_mean",
-        "recall_ci95",
-        "short_share",
-        "latency_ms",
-        "qps",
-        "ndcg10",
-        "plan",
-    }
+    assert set(row) >= MEASUREMENT_FIELDS
     assert row["recall_mean"] == 1.0 and row["short_share"] == 0.0 and row["ndcg10"] == 1.0
     assert row["latency_ms"]["p50"] > 0
 

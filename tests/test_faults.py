@@ -16,9 +16,10 @@ import pytest
 from dimbench import db
 from dimbench.corpus.cache import ensure_corpus
 from dimbench.grid import load_grid
+from dimbench.measure import cell_fields
 from dimbench.paths import datasets_dir
 from dimbench.results import cell_key
-from dimbench.study import BUCKETS, cell_fields
+from dimbench.study import BUCKETS
 from dimbench.study_inputs import study_queries
 
 pytestmark = pytest.mark.slow

@@ -7,14 +7,13 @@ Expected outcomes are stated per persona, then checked against what the database
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from dimbench import db, rls
-from tests.world import World, seed_world
+from dimbench import rls
+from tests.world import World
 
 TABLES = (
     "workspaces",
@@ -29,29 +28,6 @@ PERSONAS = ("anon", "viewer", "member", "admin", "owner", "nonmember", "service_
 WRITERS = {"member", "admin", "owner"}
 MANAGERS = {"admin", "owner"}
 DENIED = "denied"  # SQLSTATE 42501
-
-
-@pytest.fixture(scope="module")
-def world_dsn(new_database: Callable[[str], str]) -> str:
-    from dimbench import schema
-
-    dsn = new_database("iso")
-    with db.connect(dsn) as conn:
-        schema.apply(conn)
-        seed_world(conn)
-    return dsn
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    return World()
-
-
-@pytest.fixture
-def conn(world_dsn: str) -> Iterator[psycopg.Connection]:
-    with db.connect(world_dsn) as connection:
-        db.use_vectors(connection)
-        yield connection
 
 
 def ws_column(table: str) -> str:

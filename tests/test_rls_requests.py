@@ -4,37 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
 
 import numpy as np
 import psycopg
 import pytest
 
-from dimbench import db, rls
-from tests.world import World, seed_world
-
-
-@pytest.fixture(scope="module")
-def world_dsn(new_database: Callable[[str], str]) -> str:
-    from dimbench import schema
-
-    dsn = new_database("req")
-    with db.connect(dsn) as conn:
-        schema.apply(conn)
-        seed_world(conn)
-    return dsn
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    return World()
-
-
-@pytest.fixture
-def conn(world_dsn: str) -> Iterator[psycopg.Connection]:
-    with db.connect(world_dsn) as connection:
-        db.use_vectors(connection)
-        yield connection
+from dimbench import rls
+from tests.world import World
 
 
 def chunk_count(c: psycopg.Connection) -> int:

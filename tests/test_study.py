@@ -8,28 +8,10 @@ from pathlib import Path
 import pytest
 
 from dimbench import db
+from dimbench.measure import MEASUREMENT_FIELDS
 from tests.cli_helpers import assert_one_line_error, run_cli
 
-CONTRACT = {
-    "dim",
-    "column_type",
-    "index",
-    "build_params",
-    "query_params",
-    "access",
-    "iterative_scan",
-    "scope",
-    "bucket",
-    "k",
-    "n_queries",
-    "recall_mean",
-    "recall_ci95",
-    "short_share",
-    "latency_ms",
-    "qps",
-    "ndcg10",
-    "plan",
-}
+CONTRACT = MEASUREMENT_FIELDS
 
 
 def run_tiny(dsn: str, out: Path, *extra: str):

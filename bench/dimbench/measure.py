@@ -19,6 +19,44 @@ import psycopg
 from dimbench import arms, metrics
 from dimbench.grid import Build, QuerySetting
 
+# The fields every measurements.jsonl line carries (the study's contract with its readers).
+MEASUREMENT_FIELDS = frozenset(
+    {
+        "dim",
+        "column_type",
+        "index",
+        "build_params",
+        "query_params",
+        "access",
+        "iterative_scan",
+        "scope",
+        "bucket",
+        "k",
+        "n_queries",
+        "recall_mean",
+        "recall_ci95",
+        "short_share",
+        "latency_ms",
+        "qps",
+        "ndcg10",
+        "plan",
+    }
+)
+
+
+def cell_fields(build: Build, setting: QuerySetting, access: str, scope: str, bucket: str) -> dict[str, Any]:
+    """What identifies a cell: one line of measurements.jsonl per distinct value."""
+    return {
+        "column_type": build.column_type,
+        "index": build.index,
+        "build_params": dict(sorted(build.params.items())),
+        "query_params": dict(sorted(setting.params.items())),
+        "access": access,
+        "iterative_scan": setting.iterative_scan,
+        "scope": scope,
+        "bucket": bucket,
+    }
+
 
 @dataclass(frozen=True)
 class StudyQuery:
@@ -169,14 +207,7 @@ def measurement(
     ci = metrics.bootstrap_ci(result.recalls)
     return {
         "dim": build.dim,
-        "column_type": build.column_type,
-        "index": build.index,
-        "build_params": dict(sorted(build.params.items())),
-        "query_params": dict(sorted(setting.params.items())),
-        "access": access,
-        "iterative_scan": setting.iterative_scan,
-        "scope": scope,
-        "bucket": bucket,
+        **cell_fields(build, setting, access, scope, bucket),
         "k": k,
         "n_queries": len(queries),
         "recall_mean": float(np.mean(result.recalls)) if result.recalls else None,

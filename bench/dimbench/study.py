@@ -26,7 +26,7 @@ import psycopg
 from dimbench import arms, db, seed_policy
 from dimbench.errors import DimbenchError
 from dimbench.grid import Build, Grid, QuerySetting, load_grid
-from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
+from dimbench.measure import StudyQuery, cell_fields, concurrent_qps, measurement, run_cell
 from dimbench.paths import datasets_dir, repo_root
 from dimbench.results import MeasurementStore, cell_key, ensure_writable, read_json, save_raw, write_json
 
@@ -105,8 +105,10 @@ def run(options: StudyOptions) -> Path:
     run_info["corpus"] = corpus.describe()
     measured_on = (previous.get("corpus") or {}).get("digest")
     if measured_on and measured_on != corpus.corpus.digest and not options.fresh:
-        raise DimbenchError(f"{out} holds measurements of another corpus ({measured_on}); rerun with --fresh "
-                            "or choose another --out")
+        raise DimbenchError(
+            f"{out} holds measurements of another corpus ({measured_on}); rerun with --fresh "
+            "or choose another --out"
+        )
     store = MeasurementStore(out / "measurements.jsonl", fresh=options.fresh)
     write_json(out / "run.json", run_info)
     with phases.timed("study"), db.connect(provisioned.dsn) as conn:
@@ -118,19 +120,6 @@ def run(options: StudyOptions) -> Path:
     if options.report:
         render_report(out)
     return out
-
-
-def cell_fields(build: Build, setting: QuerySetting, access: str, scope: str, bucket: str) -> dict[str, Any]:
-    return {
-        "column_type": build.column_type,
-        "index": build.index,
-        "build_params": dict(sorted(build.params.items())),
-        "query_params": dict(sorted(setting.params.items())),
-        "access": access,
-        "iterative_scan": setting.iterative_scan,
-        "scope": scope,
-        "bucket": bucket,
-    }
 
 
 @dataclass
