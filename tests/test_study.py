@@ -100,3 +100,13 @@ def test_an_unwritable_results_directory_is_one_line(tmp_path):
     assert_one_line_error(
         run_cli("run", "--profile", "tiny", "--out", str(blocker / "results")), "cannot write results"
     )
+
+
+def test_python_dash_m_dimbench_is_the_quick_start_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dimbench", "run", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "--profile" in done.stdout
