@@ -23,3 +23,18 @@ def grids_dir() -> Path:
 def state_dir() -> Path:
     """Gitignored local state: the embedded server's data directory, corpus caches."""
     return repo_root() / ".dimbench"
+
+
+def runs_dir() -> Path:
+    """Where a user's own runs go: DIMBENCH_RUNS, else ./runs in the current directory.
+
+    A run is the user's; results/<profile>/ in the checkout holds published runs only (dimbench publish).
+    """
+    import os
+
+    return Path(os.environ.get("DIMBENCH_RUNS") or Path.cwd() / "runs")
+
+
+def published_dir(profile: str) -> Path:
+    """The published results of a profile (in the checkout; may not exist for an installed wheel)."""
+    return repo_root() / "results" / profile
