@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import psycopg
 
 from dimbench.errors import DimbenchError
 from dimbench.grid import Build
-from dimbench.rls import SET_ROLE_AND_CLAIMS, claims_for
+from dimbench.rls import claims_for
 
 ARM_ROLE = {
     "service": "service_role",
@@ -32,6 +33,21 @@ ARM_ROLE = {
 FILTERED = {"service": True, "rls_seed": False, "rls": False, "rls_filter": True}
 
 SEARCH = "select id, workspace_id, 1 - similarity from public.match_document_chunks(%s, %s, %s, %s, %s)"
+# PostgREST's request preamble: role and claims, plus the role's own statement_timeout (PostgREST applies
+# an impersonated role's settings per request; a SET ROLE alone would not), all transaction-local.
+PREAMBLE = (
+    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+    " set_config('statement_timeout', coalesce(%s, current_setting('statement_timeout')), true)"
+)
+ROLE_TIMEOUT = """
+select r.rolname, split_part(c, '=', 2)
+from pg_db_role_setting s
+join pg_roles r on r.oid = s.setrole
+cross join unnest(s.setconfig) c
+where c like 'statement_timeout=%' and s.setdatabase in (0, (select oid from pg_database
+  where datname = current_database()))
+order by s.setdatabase  -- a database-specific setting overrides the cluster-wide one
+"""
 
 
 class IsolationBreach(DimbenchError):
@@ -44,6 +60,17 @@ class Answer:
     workspaces: list[uuid.UUID]
     distances: list[float]
     latency_ns: int
+    failed: bool = False  # cancelled by the role's statement_timeout: counted, recall 0, never dropped
+
+
+def role_timeouts(conn: psycopg.Connection) -> dict[str, str]:
+    """statement_timeout per role as the server has it (ALTER ROLE … SET), read once per connection."""
+    if conn not in _TIMEOUTS:
+        _TIMEOUTS[conn] = dict(conn.execute(ROLE_TIMEOUT).fetchall())
+    return _TIMEOUTS[conn]
+
+
+_TIMEOUTS: weakref.WeakKeyDictionary[psycopg.Connection, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def query_vector(vector_1536: np.ndarray, build: Build) -> np.ndarray:
@@ -66,16 +93,22 @@ def ask(
 ) -> Answer:
     """One request, timed client-side from BEGIN to COMMIT (what the app waits for).
 
-    `role` overrides the arm's database role (the tests use it to break RLS on purpose).
+    It runs under the role's statement_timeout, as production does; a request the server cancels for
+    it comes back as a failed answer (no rows), not as an exception. `role` overrides the arm's database
+    role (the tests use it to break RLS on purpose).
     """
     role = role or ARM_ROLE[access]
     claims = claims_for(role, user if role == "authenticated" else None)
     filter_ids = list(workspaces) if FILTERED[access] and workspaces is not None else None
     params = (vector, k, filter_ids, build.dim, build.vector_type == "halfvec")
+    timeout = role_timeouts(conn).get(role)
     start = time.perf_counter_ns()
-    with conn.transaction():
-        conn.execute(SET_ROLE_AND_CLAIMS, (role, claims), prepare=True)
-        rows = conn.execute(SEARCH, params, prepare=True, binary=True).fetchall()
+    try:
+        with conn.transaction():
+            conn.execute(PREAMBLE, (role, claims, timeout), prepare=True)
+            rows = conn.execute(SEARCH, params, prepare=True, binary=True).fetchall()
+    except psycopg.errors.QueryCanceled:
+        return Answer([], [], [], time.perf_counter_ns() - start, failed=True)
     elapsed = time.perf_counter_ns() - start
     return Answer([r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows], elapsed)
 

@@ -64,13 +64,54 @@ def cmd_schema_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported lazily)
     from dimbench import study
 
-    options = study.StudyOptions(profile=args.profile, dsn=args.dsn, pgdata=args.pgdata, out=args.out,
-                                 fresh=args.fresh, progress=not args.no_progress)
-    out = study.run(options)
-    print(f"results: {out}")
+    return study.StudyOptions(
+        profile=args.profile,
+        dsn=args.dsn,
+        pgdata=args.pgdata,
+        out=getattr(args, "out", None),
+        fresh=getattr(args, "fresh", False),
+        progress=not args.no_progress,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dimbench import study
+    from dimbench.publish import compare_with_published
+    from dimbench.runs import read_runs
+
+    out = study.run(study_options(args))
+    run = read_runs(out)[0]
+    print(
+        f"run {run['run_id']}: {run.get('measured_cells')} of {run.get('planned_cells')} screening cells, "
+        f"confirmation {run['confirmation']['status']}, measured on this machine"
+    )
+    print(f"decision record: {out / 'DECISION.md'}")
+    print(compare_with_published(out, run["profile"]))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dimbench.publish import publish
+
+    dest = publish([Path(d) for d in args.run_dirs], Path(args.to) if args.to else None)
+    print(f"published {len(args.run_dirs)} run director{'y' if len(args.run_dirs) == 1 else 'ies'} to {dest}")
+    return 0
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from dimbench.stability import describe, stability
+
+    if args.runs < 2:
+        raise DimbenchError(f"--runs must be at least 2, got {args.runs}")
+    path, summary = stability(study_options(args), args.runs)
+    print(describe(summary))
+    print(f"summary: {path}")
+    print("publish them: dimbench publish " + " ".join(r["directory"] for r in summary["runs"]))
     return 0
 
 
@@ -157,8 +198,9 @@ def cmd_corpus_load(args: argparse.Namespace) -> int:
     provisioned = provision.provision(args.dsn, args.pgdata)
     with db.connect(provisioned.dsn) as conn:
         db.use_vectors(conn)
-        report = load_corpus(conn, corpus, replace=args.replace, block_rows=args.block_rows,
-                             progress=not args.no_progress)
+        report = load_corpus(
+            conn, corpus, replace=args.replace, block_rows=args.block_rows, progress=not args.no_progress
+        )
     print(report.summary())
     return 0
 
@@ -178,11 +220,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the study (default profile: small)")
     run.add_argument("--profile", default="small", help="smoke | small (default) | medium | large | tiny")
-    run.add_argument("--out", help="results directory (default: results/<profile>)")
-    run.add_argument("--fresh", action="store_true", help="measure every cell again instead of resuming")
+    run.add_argument("--out", help="run directory (default: runs/<profile>/<run id>, or DIMBENCH_RUNS)")
+    run.add_argument("--fresh", action="store_true", help="start a new run instead of resuming one")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(run)
     run.set_defaults(handler=cmd_run)
+
+    stab = sub.add_parser("stability", help="repeat the study on fresh index builds; does the decision hold?")
+    stab.add_argument("--profile", default="small", help="smoke | small (default) | medium | large | tiny")
+    stab.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
+    stab.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_target_args(stab)
+    stab.set_defaults(handler=cmd_stability)
+
+    pub = sub.add_parser("publish", help="write finished runs to results/<profile>/ (the only way to)")
+    pub.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (same grid, corpus)"
+    )
+    pub.add_argument("--to", help="destination (default: results/<profile> of the checkout)")
+    pub.set_defaults(handler=cmd_publish)
 
     over = sub.add_parser("overhead", help="harness vs pgbench latency for one fixed query (limit: +10%%)")
     over.add_argument("--queries", type=int, default=1000, help="requests per side (default 1000)")

@@ -83,6 +83,18 @@ class IndexSpec:
     iterative_scan: list[str]
 
 
+@dataclass(frozen=True)
+class Confirm:
+    """The confirmation stage: the leading candidates of screening, measured again, interleaved."""
+
+    max_queries: int = 300  # per (scope, bucket) cell; the corpus must hold that many distinct queries
+    batch: int = 50  # queries per round before checking which cells are decided
+    max_candidates: int = 12
+    reach: float = 0.5  # a candidate's worst p95 may be up to this much above the best's
+    half_width: float = 0.01  # a recall interval this narrow decides a cell even when it straddles the target
+    recall_target: float = 0.95
+
+
 @dataclass
 class Grid:
     profile: str
@@ -96,7 +108,9 @@ class Grid:
     concurrency: list[int]
     concurrency_queries: int
     calibrate: bool = False  # measure the corpus's unfiltered hnsw recall first (if not yet in its manifest)
+    confirm: Confirm | None = None  # None: screening only
     source: Path | None = None
+    text: str = ""  # the grid file as read (its digest is part of a run's identity)
 
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
         for column_type in self.column_types:
@@ -129,12 +143,15 @@ def load_grid(profile_or_path: str | Path) -> Grid:
             known = ", ".join(available_profiles())
             raise DimbenchError(f"unknown profile {profile_or_path!r}: choose one of {known}")
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_text()
+        raw = tomllib.loads(text)
     except OSError as exc:
         raise DimbenchError(f"cannot read grid {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise DimbenchError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_grid(raw, path)
+    grid = parse_grid(raw, path)
+    grid.text = text
+    return grid
 
 
 def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
@@ -151,6 +168,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "concurrency",
         "concurrency_queries",
         "calibrate",
+        "confirm",
     }
     _no_unknown(raw, known, where)
 
@@ -201,8 +219,31 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         concurrency=sorted(set(concurrency)),
         concurrency_queries=concurrency_queries,
         calibrate=get("calibrate", bool, False),
+        confirm=_parse_confirm(raw["confirm"], f"{where} [confirm]") if "confirm" in raw else None,
         source=path,
     )
+
+
+def _parse_confirm(raw: Any, where: str) -> Confirm:
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    defaults = Confirm()
+    _no_unknown(raw, set(defaults.__dataclass_fields__), where)
+    values: dict[str, Any] = {}
+    for key in defaults.__dataclass_fields__:
+        value = raw.get(key, getattr(defaults, key))
+        kind = type(getattr(defaults, key))
+        ok = isinstance(value, int) if kind is int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok or value <= 0:
+            raise DimbenchError(f"{where}: {key} must be a positive {kind.__name__}, got {value!r}")
+        if kind is float and key in ("half_width", "recall_target") and value >= 1:
+            raise DimbenchError(f"{where}: {key} must be below 1, got {value!r}")
+        values[key] = kind(value)
+    if values["batch"] > values["max_queries"]:
+        raise DimbenchError(
+            f"{where}: batch ({values['batch']}) exceeds max_queries ({values['max_queries']})"
+        )
+    return Confirm(**values)
 
 
 def _parse_index(item: Any, where: str) -> IndexSpec:

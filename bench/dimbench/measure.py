@@ -17,45 +17,7 @@ import numpy as np
 import psycopg
 
 from dimbench import arms, metrics
-from dimbench.grid import Build, QuerySetting
-
-# The fields every measurements.jsonl line carries (the study's contract with its readers).
-MEASUREMENT_FIELDS = frozenset(
-    {
-        "dim",
-        "column_type",
-        "index",
-        "build_params",
-        "query_params",
-        "access",
-        "iterative_scan",
-        "scope",
-        "bucket",
-        "k",
-        "n_queries",
-        "recall_mean",
-        "recall_ci95",
-        "short_share",
-        "latency_ms",
-        "qps",
-        "ndcg10",
-        "plan",
-    }
-)
-
-
-def cell_fields(build: Build, setting: QuerySetting, access: str, scope: str, bucket: str) -> dict[str, Any]:
-    """What identifies a cell: one line of measurements.jsonl per distinct value."""
-    return {
-        "column_type": build.column_type,
-        "index": build.index,
-        "build_params": dict(sorted(build.params.items())),
-        "query_params": dict(sorted(setting.params.items())),
-        "access": access,
-        "iterative_scan": setting.iterative_scan,
-        "scope": scope,
-        "bucket": bucket,
-    }
+from dimbench.grid import Build
 
 
 @dataclass(frozen=True)
@@ -84,6 +46,25 @@ def allowed_for(query: StudyQuery, access: str) -> set[uuid.UUID]:
     return set(query.filter_ids) if arms.FILTERED[access] else set(query.visible)
 
 
+def ask(
+    conn: psycopg.Connection, build: Build, access: str, query: StudyQuery, k: int, role: str | None = None
+) -> arms.Answer:
+    """One request for one study query, checked for foreign rows."""
+    vector = arms.query_vector(query.vector_1536, build)
+    answer = arms.ask(conn, access, build, vector, k, query.user, query.filter_ids, role=role)
+    arms.check_visible(answer, allowed_for(query, access), access, query.user)
+    return answer
+
+
+def recall_of(answer: arms.Answer, query: StudyQuery, build: Build, k: int) -> float:
+    """Recall@k against the exact top-k of the build's dimension; a failed request scores 0."""
+    # halfvec distances are rounded: judge those answers by id alone (no tie credit).
+    distances = answer.distances if build.vector_type == "vector" else [float("inf")] * len(answer.ids)
+    return metrics.recall_at_k(
+        answer.ids, distances, query.truth_ids[build.dim], query.truth_distances[build.dim], k
+    )
+
+
 def run_cell(
     conn: psycopg.Connection,
     build: Build,
@@ -95,39 +76,9 @@ def run_cell(
 ) -> CellResult:
     """Warm up (discarded), then each query once; every answer is checked for foreign rows."""
     for query in list(queries)[:warmup]:
-        arms.ask(
-            conn,
-            access,
-            build,
-            arms.query_vector(query.vector_1536, build),
-            k,
-            query.user,
-            query.filter_ids,
-            role=role,
-        )
-    answers, recalls = [], []
-    truth_dim = build.dim
-    for query in queries:
-        answer = arms.ask(
-            conn,
-            access,
-            build,
-            arms.query_vector(query.vector_1536, build),
-            k,
-            query.user,
-            query.filter_ids,
-            role=role,
-        )
-        arms.check_visible(answer, allowed_for(query, access), access, query.user)
-        # halfvec distances are rounded: judge those answers by id alone (no tie credit).
-        distances = answer.distances if build.vector_type == "vector" else [float("inf")] * len(answer.ids)
-        recalls.append(
-            metrics.recall_at_k(
-                answer.ids, distances, query.truth_ids[truth_dim], query.truth_distances[truth_dim], k
-            )
-        )
-        answers.append(answer)
-    return CellResult(answers, recalls)
+        ask(conn, build, access, query, k, role)
+    answers = [ask(conn, build, access, query, k, role) for query in queries]
+    return CellResult(answers, [recall_of(a, q, build, k) for a, q in zip(answers, queries, strict=True)])
 
 
 def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int = 10) -> float | None:
@@ -164,10 +115,7 @@ def concurrent_qps(
                 barrier.wait()
                 for i in range(share):
                     q = queries[(offset + i) % len(queries)]
-                    answer = arms.ask(
-                        c, access, build, arms.query_vector(q.vector_1536, build), k, q.user, q.filter_ids
-                    )
-                    arms.check_visible(answer, allowed_for(q, access), access, q.user)
+                    ask(c, build, access, q, k)
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 
@@ -191,33 +139,34 @@ def concurrent_qps(
 
 
 def measurement(
+    cell: dict[str, Any],
     build: Build,
-    setting: QuerySetting,
-    access: str,
-    scope: str,
-    bucket: str,
     k: int,
     queries: Sequence[StudyQuery],
     result: CellResult,
     plan: str | None,
     qps: dict[str, float | None],
+    maintenance: bool | None = None,
 ) -> dict[str, Any]:
+    """One measurements.jsonl line: the cell's identity (cells.cell_fields) and what was measured in it."""
     latencies_ms = [a.latency_ns / 1e6 for a in result.answers]
     visible_counts = [len(q.truth_ids[build.dim]) for q in queries]
-    ci = metrics.bootstrap_ci(result.recalls)
     return {
+        **cell,
         "dim": build.dim,
-        **cell_fields(build, setting, access, scope, bucket),
         "k": k,
         "n_queries": len(queries),
+        "failed_queries": sum(a.failed for a in result.answers),
         "recall_mean": float(np.mean(result.recalls)) if result.recalls else None,
-        "recall_ci95": list(ci) if ci is not None else None,
+        "recall_ci95": metrics.recall_interval(result.recalls),
         "short_share": metrics.short_share(
             [len(a.ids) for a in result.answers], [min(k, n) for n in visible_counts]
         ),
         "latency_ms": metrics.percentiles(latencies_ms),
+        "latency_p95_ci95": metrics.percentile_ci(latencies_ms, 95),
         "qps": qps,
         "ndcg10": ndcg(result.answers, queries),
         "plan": plan,
+        "maintenance": maintenance,  # autovacuum/analyze seen on the study's tables during the cell
         "build_key": build.key,
     }

@@ -62,6 +62,51 @@ def bootstrap_ci(
     return [float(lo), float(hi)]
 
 
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def recall_interval(values: Sequence[float], z: float = Z95) -> list[float] | None:
+    """95 % interval of a mean recall: the Wilson score interval over the n queries.
+
+    Every per-query recall lies in [0, 1], so its variance is at most mu(1 - mu): the Wilson interval,
+    which assumes exactly that variance, is conservative for recall and — unlike a bootstrap — does not
+    collapse to a point when every query in a small sample is perfect (20 perfect queries: [0.84, 1]).
+    """
+    n = len(values)
+    if n == 0:
+        return None
+    p = float(np.clip(np.mean(np.asarray(values, dtype=np.float64)), 0.0, 1.0))
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def decided(interval: Sequence[float] | None, target: float, half_width: float) -> bool:
+    """Is this recall interval enough to judge the cell against the target?
+
+    Yes when the interval lies wholly on one side of the target, or is narrower than ±half_width.
+    """
+    if interval is None:
+        return False
+    lo, hi = interval
+    return lo >= target or hi < target or (hi - lo) / 2 <= half_width
+
+
+def percentile_ci(
+    values_ms: Sequence[float], q: float = 95, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> list[float] | None:
+    """Percentile-bootstrap interval of the q-th percentile (e.g. of p95 latency); deterministic."""
+    if len(values_ms) == 0:
+        return None
+    arr = np.asarray(values_ms, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    stats = np.percentile(arr[rng.integers(0, len(arr), size=(resamples, len(arr)))], q, axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return [float(lo), float(hi)]
+
+
 def dcg(grades: Sequence[int], k: int) -> float:
     g = np.asarray(grades[:k], dtype=np.float64)
     if g.size == 0:

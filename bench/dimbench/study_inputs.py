@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dimbench import db
+from dimbench import db, runs, settle
 from dimbench.corpus.cache import ensure_corpus
 from dimbench.corpus.reader import Corpus, bucket_name
 from dimbench.load import LoadReport, load_corpus
@@ -22,6 +22,7 @@ class StudyCorpus:
     corpus: Corpus
     load: LoadReport
     queries: list[StudyQuery] = field(repr=False)
+    settled: dict[str, Any] = field(default_factory=dict)  # the VACUUM (ANALYZE) after the load
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -93,5 +94,12 @@ def prepare_corpus(
                 calibration.record(corpus, calibration.calibrate(conn, corpus, progress=progress))
         with phases.timed("load"):
             report = load_corpus(conn, corpus, progress=progress)
-    print(report.summary())
-    return StudyCorpus(corpus, report, study_queries(corpus))
+        print(report.summary())
+        # Settle before any build or measurement: hint bits, visibility map and statistics as a live
+        # system has them, and nothing left for autovacuum to do on the freshly loaded tables.
+        if progress:
+            print("vacuum (analyze) of the loaded tables …", flush=True)
+        with phases.timed("vacuum"):
+            settled = settle.vacuum_analyze(conn)
+        settled["at"] = runs.now()
+    return StudyCorpus(corpus, report, study_queries(corpus), settled)

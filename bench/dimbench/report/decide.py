@@ -1,25 +1,25 @@
-"""The decision rule, as code shared by DECISION.md and the notebook's what-if.
+"""The decision rule, as code shared by DECISION.md, the notebook's what-if and the study's confirmation.
 
 A configuration is (column type, index, build parameters, query parameters, iterative scan, access arm).
 
-Rule, exactly as implemented:
-1. Candidates are configurations measured under one of `arms` (default: this project's RLS designs,
-   `rls` and `rls_filter`). `rls_seed` is an RLS arm too and is measured, but it is not choosable by
-   default: its policies lack WITH CHECK and TO authenticated, so recommending it would ship the seed's
-   defects (pass `arms=RLS_ARMS` to include it in a what-if).
-2. Scopes are combined by taking the worst: a configuration qualifies only if recall@10 ≥ `recall_target`
-   in EVERY (scope, workspace-size bucket) cell the run measured for its arm — one workspace and all of
-   the user's workspaces are both production requests, so the weaker one decides. A cell the arm
-   measured but the configuration lacks, or whose recall or p95 is null (not measured), disqualifies.
-3. Its latency is the worst cell's p95; with `latency_budget_ms` set, that must be within the budget.
-4. Among qualifying configurations the lowest worst-cell p95 wins. Every configuration within
-   `tie_tolerance` (default 10 %) of that fastest p95 counts as tied — p95 noise between runs is of that
-   order — and ties go to the smaller storage per million chunks, then the higher worst-cell recall, then
-   the lower p95, then the label (stable).
+Rule, exactly as implemented (per run):
+1. Which measurements: the run's confirmation stage when it has one (the leading candidates of screening,
+   measured again with enough queries per cell, interleaved), else its screening stage.
+2. Candidates are configurations measured under one of `arms` (default: this project's RLS designs,
+   `rls` and `rls_filter`). `rls_seed` is measured but never chosen by default: its policies lack WITH
+   CHECK and TO authenticated.
+3. A configuration qualifies only if the **lower bound** of the 95 % interval of recall@10 reaches
+   `recall_target` in EVERY (scope, workspace-size bucket) cell its arm measured — a mean above the target
+   with an interval below it is not a pass. A missing cell or a null recall or p95 disqualifies.
+4. Its latency is the worst cell's p95 (with its bootstrap interval); with `latency_budget_ms` set, the
+   p95 must be within the budget.
+5. The qualifying configuration with the lowest worst-cell p95 is the best; every qualifying configuration
+   whose p95 interval overlaps the best's (its lower end ≤ the best's upper end, widened by
+   `tie_tolerance`) is **tied** with it — the measurements cannot tell them apart. Ties go to the smaller
+   storage per million chunks, then the higher worst-cell recall, then the lower p95, then the label.
 
 Storage per million chunks = measured index bytes per row + the vector column's bytes per row in the
-end state (4·d+8 for vector, 2·d+8 for halfvec). The measured table bytes are not used for ranking: during
-the study the table holds both embedding columns, so its size is the same for every configuration.
+end state (4·d+8 for vector, 2·d+8 for halfvec).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from dimbench.report.load import Results
 
 RLS_ARMS = ("rls", "rls_filter", "rls_seed")
 CHOOSABLE = ("rls", "rls_filter")
-# p95 within 10 % of the fastest is a tie: run-to-run noise of a p95 on a shared machine is of that order.
-TIE_TOLERANCE = 0.10
+# Ties are decided by overlapping p95 intervals; a what-if may widen them by this share of the best's p95.
+TIE_TOLERANCE = 0.0
 BUCKETS = ("tiny", "small", "medium", "large")
 # Bytes per row of the vector column in the end state (one column; halfvec stored as a halfvec column).
 COLUMN_BYTES = {"vector768": 4 * 768 + 8, "vector1536": 4 * 1536 + 8, "halfvec1536": 2 * 1536 + 8}
@@ -64,7 +64,7 @@ class Config:
 @dataclass
 class Candidate:
     config: Config
-    min_recall: float | None  # None: some cell's recall was not measured
+    min_recall: float | None  # worst cell's mean recall; None: some cell's recall was not measured
     worst_p95_ms: float | None
     worst_cell: str  # "scope/bucket" of the worst p95
     storage_bytes_per_million: float | None
@@ -72,6 +72,14 @@ class Candidate:
     qualifies: bool
     recall_by_bucket: dict[str, float | None] = field(default_factory=dict)  # worst over scopes
     why_not: str = ""  # first reason it does not qualify ("" when it does)
+    min_recall_lower: float | None = None  # lowest lower bound of a cell's recall interval
+    min_recall_upper: float | None = None  # lowest upper bound: below the target, the rule cannot pass it
+    worst_p95_ci: list[float] | None = None  # bootstrap interval of the worst cell's p95
+    n_queries: int | None = None  # fewest queries in any of its cells
+    failed_queries: int = 0  # requests cancelled by statement_timeout (counted with recall 0)
+    maintenance: bool = False  # autovacuum/analyze ran on the study's tables during one of its cells
+    stage: str = "screening"
+    weakest: dict[str, Any] = field(default_factory=dict)  # the cell with the lowest recall lower bound
 
 
 @dataclass
@@ -80,9 +88,17 @@ class Decision:
     latency_budget_ms: float | None
     arms: tuple[str, ...]
     tie_tolerance: float
-    candidates: list[Candidate]  # every configuration of every arm, best first
+    candidates: list[Candidate]  # every configuration of the deciding stage, every arm, best first
     chosen: Candidate | None
     baseline: Candidate | None  # best service-arm configuration under the same rule
+    tied: list[Candidate] = field(default_factory=list)  # qualifying, p95 interval overlapping the best's
+    stage: str = "screening"
+    run_id: str | None = None
+    screened: list[Candidate] = field(default_factory=list)  # the screening stage (when confirmation decides)
+
+    @property
+    def tie_set(self) -> list[str]:
+        return sorted(c.config.label for c in self.tied)
 
     @property
     def rule(self) -> str:
@@ -93,11 +109,13 @@ def rule_text(
     recall_target: float, latency_budget_ms: float | None, arms: tuple[str, ...], tie_tolerance: float
 ) -> str:
     budget = f", with worst-cell p95 within {latency_budget_ms:g} ms" if latency_budget_ms is not None else ""
+    widened = f" (widened by {tie_tolerance:.0%} of its p95)" if tie_tolerance else ""
     return (
         f"Among configurations run under {' / '.join(f'`{a}`' for a in arms)} whose recall@10 is at least "
-        f"**{recall_target:.2f} in every workspace-size bucket** and every scope the run measured{budget}, "
-        f"choose the lowest worst-cell p95 latency; configurations within {tie_tolerance:.0%} of that p95 "
-        "count as tied, and ties go to the smaller storage (vector column + index bytes per million chunks), "
+        f"**{recall_target:.2f} at the lower bound of its 95 % interval in every workspace-size bucket** "
+        f"and every scope the run measured{budget}, choose the lowest worst-cell p95 latency; "
+        f"configurations whose p95 interval overlaps the best's{widened} are tied (the measurements cannot "
+        "order them), and ties go to the smaller storage (vector column + index bytes per million chunks), "
         "then the higher recall."
     )
 
@@ -121,7 +139,7 @@ def p95(row: dict[str, Any]) -> float | None:
 
 
 def storage_per_million(results: Results, row: dict[str, Any]) -> float | None:
-    build = results.builds().get(row.get("build_key", ""))
+    build = results.builds(row.get("run_id")).get(row.get("build_key", ""))
     if not build or not build.get("rows") or build.get("index_bytes") is None:
         return None
     return (build["index_bytes"] / build["rows"] + COLUMN_BYTES[row["column_type"]]) * 1e6
@@ -136,9 +154,12 @@ def evaluate(
     latency_budget_ms: float | None,
 ) -> Candidate:
     recalls = [r["recall_mean"] for r in rows]
+    intervals = [r.get("recall_ci95") for r in rows]
     p95s = [p95(r) for r in rows]
-    complete = None not in recalls and None not in p95s
+    complete = None not in recalls and None not in p95s and None not in intervals
     min_recall = min(recalls) if complete else None
+    lower = min(i[0] for i in intervals) if complete else None  # type: ignore[index]
+    upper = min(i[1] for i in intervals) if complete else None  # type: ignore[index]
     worst = (
         max(range(len(rows)), key=lambda i: (p95s[i], rows[i]["scope"], rows[i]["bucket"])) if complete else 0
     )
@@ -152,10 +173,10 @@ def evaluate(
     if missing:
         why_not = f"not measured in {missing[0][0]}/{missing[0][1]}"
     elif not complete:
-        why_not = "a cell's recall or p95 is null (not measured)"
-    elif min_recall < recall_target:  # type: ignore[operator]
-        low = min((r for r in rows), key=lambda r: r["recall_mean"])
-        why_not = f"recall {low['recall_mean']:.3f} in {low['scope']}/{low['bucket']}"
+        why_not = "a cell's recall, interval or p95 is null (not measured)"
+    elif lower < recall_target:  # type: ignore[operator]
+        low = weakest_cell(rows)
+        why_not = f"recall {low['recall']:.3f} [{low['ci'][0]:.3f}, {low['ci'][1]:.3f}] in {low['cell']}"
     elif latency_budget_ms is not None and worst_p95 > latency_budget_ms:  # type: ignore[operator]
         why_not = f"p95 {worst_p95:.2f} ms over the budget"
     return Candidate(
@@ -168,13 +189,36 @@ def evaluate(
         not why_not,
         by_bucket,
         why_not,
+        min_recall_lower=lower,
+        min_recall_upper=upper,
+        worst_p95_ci=rows[worst].get("latency_p95_ci95") if complete else None,
+        n_queries=min(r["n_queries"] for r in rows),
+        failed_queries=sum(r.get("failed_queries") or 0 for r in rows),
+        maintenance=any(r.get("maintenance") for r in rows),
+        stage=rows[0].get("stage", "screening"),
+        weakest=weakest_cell(rows) if complete else {},
     )
 
 
-def candidates(results: Results, recall_target: float, latency_budget_ms: float | None) -> list[Candidate]:
+def weakest_cell(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    low = min(rows, key=lambda r: (r["recall_ci95"][0], r["scope"], r["bucket"]))
+    return {
+        "cell": f"{low['scope']}/{low['bucket']}",
+        "recall": low["recall_mean"],
+        "ci": low["recall_ci95"],
+        "n": low["n_queries"],
+    }
+
+
+def candidates(
+    results: Results,
+    recall_target: float,
+    latency_budget_ms: float | None,
+    rows: list[dict[str, Any]] | None = None,
+) -> list[Candidate]:
     groups: dict[Config, list[dict[str, Any]]] = {}
     measured: dict[str, set[tuple[str, str]]] = {}  # access -> every (scope, bucket) the run measured
-    for row in results.rows:
+    for row in results.rows if rows is None else rows:
         groups.setdefault(config_of(row), []).append(row)
         measured.setdefault(row["access"], set()).add((row["scope"], row["bucket"]))
     found = [
@@ -202,15 +246,24 @@ def rank(c: Candidate) -> tuple:
     )
 
 
-def pick(pool: list[Candidate], tie_tolerance: float = TIE_TOLERANCE) -> Candidate | None:
-    """The rule's choice among qualifying candidates: fastest, with near-ties settled by storage, recall."""
+def tied_with(best: Candidate, c: Candidate, tie_tolerance: float) -> bool:
+    """Do the two p95 intervals overlap (the best's upper end widened by tie_tolerance)?"""
+    best_hi = (best.worst_p95_ci or [best.worst_p95_ms] * 2)[1]
+    c_lo = (c.worst_p95_ci or [c.worst_p95_ms] * 2)[0]
+    return c_lo <= best_hi + tie_tolerance * best.worst_p95_ms  # type: ignore[operator]
+
+
+def pick(
+    pool: list[Candidate], tie_tolerance: float = TIE_TOLERANCE
+) -> tuple[Candidate | None, list[Candidate]]:
+    """The rule's choice among qualifying candidates, and the tie set it was chosen from."""
     qualifying = [c for c in pool if c.qualifies and c.worst_p95_ms is not None]
     if not qualifying:
-        return None
-    fastest = min(c.worst_p95_ms for c in qualifying)  # type: ignore[type-var]
-    tied = [c for c in qualifying if c.worst_p95_ms <= fastest * (1 + tie_tolerance)]  # type: ignore[operator]
+        return None, []
+    best = min(qualifying, key=lambda c: (c.worst_p95_ms, c.config.label))
+    tied = [c for c in qualifying if tied_with(best, c, tie_tolerance)]
     inf = float("inf")
-    return min(
+    chosen = min(
         tied,
         key=lambda c: (
             c.storage_bytes_per_million if c.storage_bytes_per_million is not None else inf,
@@ -219,6 +272,13 @@ def pick(pool: list[Candidate], tie_tolerance: float = TIE_TOLERANCE) -> Candida
             c.config.label,
         ),
     )
+    return chosen, sorted(tied, key=rank)
+
+
+def run_rows(results: Results, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The rows of one run (default: the directory's first run; rows without a run id belong to it)."""
+    run_id = run_id if run_id is not None else results.run.get("run_id")
+    return [r for r in results.rows if r.get("run_id", run_id) == run_id]
 
 
 def decide(
@@ -227,11 +287,38 @@ def decide(
     latency_budget_ms: float | None = None,
     arms: tuple[str, ...] = CHOOSABLE,
     tie_tolerance: float = TIE_TOLERANCE,
+    run_id: str | None = None,
 ) -> Decision:
-    every = candidates(results, recall_target, latency_budget_ms)
-    chosen = pick([c for c in every if c.config.access in arms], tie_tolerance)
-    baseline = pick([c for c in every if c.config.access == "service"], tie_tolerance)
-    return Decision(recall_target, latency_budget_ms, tuple(arms), tie_tolerance, every, chosen, baseline)
+    rows = run_rows(results, run_id)
+    stage = "confirmation" if any(r.get("stage") == "confirmation" for r in rows) else "screening"
+    every = candidates(
+        results, recall_target, latency_budget_ms, [r for r in rows if r.get("stage", "screening") == stage]
+    )
+    chosen, tied = pick([c for c in every if c.config.access in arms], tie_tolerance)
+    baseline, _ = pick([c for c in every if c.config.access == "service"], tie_tolerance)
+    screened = (
+        candidates(
+            results,
+            recall_target,
+            latency_budget_ms,
+            [r for r in rows if r.get("stage", "screening") == "screening"],
+        )
+        if stage == "confirmation"
+        else every
+    )
+    return Decision(
+        recall_target,
+        latency_budget_ms,
+        tuple(arms),
+        tie_tolerance,
+        every,
+        chosen,
+        baseline,
+        tied,
+        stage,
+        run_id if run_id is not None else results.run.get("run_id"),
+        screened,
+    )
 
 
 def closest(decision: Decision) -> Candidate | None:
@@ -247,3 +334,41 @@ def under_service(decision: Decision, candidate: Candidate) -> Candidate | None:
     """The same index, build and query settings run as service_role with the app's explicit filter."""
     twin = replace(candidate.config, access="service")
     return next((c for c in decision.candidates if c.config == twin), None)
+
+
+@dataclass
+class Agreement:
+    """The rule applied to every run of a directory, and whether the runs agree."""
+
+    decisions: list[Decision]
+
+    @property
+    def chosen(self) -> list[str | None]:
+        return [d.chosen.config.label if d.chosen else None for d in self.decisions]
+
+    @property
+    def agreed(self) -> str | None:
+        """The one configuration every run chose, or None when they differ (or one chose nothing)."""
+        labels = set(self.chosen)
+        return labels.pop() if len(labels) == 1 else None
+
+    @property
+    def tie_set(self) -> list[str]:
+        """What a reader may pick from when the runs disagree: every configuration some run chose."""
+        return sorted({label for label in self.chosen if label is not None})
+
+    def common(self) -> dict[str, str]:
+        """The parts of the design every run's choice shares (column type, index, access …)."""
+        configs = [d.chosen.config for d in self.decisions if d.chosen]
+        if not configs or len(configs) < len(self.decisions):
+            return {}
+        shared = {}
+        for name in ("column_type", "index", "build_params", "query_params", "iterative_scan", "access"):
+            values = {getattr(c, name) for c in configs}
+            if len(values) == 1:
+                shared[name] = values.pop()
+        return shared
+
+
+def decide_runs(results: Results, **rule: Any) -> Agreement:
+    return Agreement([decide(results, run_id=run["run_id"], **rule) for run in results.runs])

@@ -7,7 +7,7 @@ measured" and is kept as None, never turned into 0.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from dimbench.errors import DimbenchError
 
 # field -> allowed values (None: any value of the right type, checked in TYPES)
 ENUMS: dict[str, tuple[Any, ...]] = {
+    "stage": ("screening", "confirmation"),
     "dim": (768, 1536),
     "column_type": ("vector768", "vector1536", "halfvec1536"),
     "index": ("exact", "ivfflat", "hnsw"),
@@ -26,6 +27,8 @@ ENUMS: dict[str, tuple[Any, ...]] = {
 NUMBER = (int, float)
 # field -> accepted JSON types; None inside the tuple means the field may be null.
 TYPES: dict[str, tuple[Any, ...]] = {
+    "run_id": (str,),
+    "recall_ci95": (list, type(None)),
     "build_params": (dict,),
     "query_params": (dict,),
     "k": (int,),
@@ -40,8 +43,13 @@ REQUIRED = (*ENUMS, *TYPES)
 @dataclass
 class Results:
     directory: Path
-    run: dict[str, Any]
+    run: dict[str, Any]  # the first run (its rows lead the plots and the decision)
     rows: list[dict[str, Any]]
+    runs: list[dict[str, Any]] = field(default_factory=list)  # every run whose rows the directory holds
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            self.runs = [self.run]
 
     @property
     def profile(self) -> str:
@@ -55,11 +63,19 @@ class Results:
         return (
             f"profile {self.profile} · corpus {corpus.get('name', '?')} "
             f"({counts.get('chunks', '?')} chunks, {counts.get('workspaces', '?')} workspaces) · "
-            f"PostgreSQL {server.get('postgresql', '?')}, pgvector {server.get('pgvector', '?')}"
+            f"PostgreSQL {server.get('postgresql', '?')}, pgvector {server.get('pgvector', '?')} · "
+            f"run {self.run.get('run_id', '?')}"
         )
 
-    def builds(self) -> dict[str, dict[str, Any]]:
-        return {b["build_key"]: b for b in self.run.get("builds") or []}
+    def builds(self, run_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Index builds of one run (default: the first) by build key."""
+        run = next((r for r in self.runs if run_id is not None and r.get("run_id") == run_id), self.run)
+        return {b["build_key"]: b for b in run.get("builds") or []}
+
+    def of_run(self, run_id: str) -> Results:
+        """The same directory narrowed to one run."""
+        run = next(r for r in self.runs if r.get("run_id") == run_id)
+        return Results(self.directory, run, [r for r in self.rows if r.get("run_id") == run_id], [run])
 
 
 def read_results(directory: Path) -> Results:
@@ -70,27 +86,38 @@ def read_results(directory: Path) -> Results:
     for path in (run_path, rows_path):
         if not path.is_file():
             raise DimbenchError(f"{path} is missing: not a dimbench results directory")
-    run = read_run(run_path)
+    runs = read_run(run_path)
     rows = read_rows(rows_path)
-    return Results(directory, run, rows)
+    known = {r.get("run_id") for r in runs}
+    stray = next((r.get("run_id") for r in rows if r.get("run_id") not in known), None)
+    if stray is not None or not rows:
+        raise DimbenchError(f"{rows_path}: rows of run {stray!r}, which {run_path} does not describe")
+    return Results(directory, runs[0], rows, runs)
 
 
-def read_run(path: Path) -> dict[str, Any]:
+def read_run(path: Path) -> list[dict[str, Any]]:
+    """The runs of a run.json (format 2: {"format": 2, "profile": …, "runs": [run, …]})."""
     try:
-        run = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DimbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DimbenchError(f"{path}: cannot read ({exc})") from exc
-    if not isinstance(run, dict):
-        raise DimbenchError(f"{path}: expected a JSON object, found {type(run).__name__}")
-    builds = run.get("builds", [])
-    if not isinstance(builds, list):
-        raise DimbenchError(f"{path}: 'builds' must be a list")
-    for i, build in enumerate(builds):
-        if not isinstance(build, dict) or not isinstance(build.get("build_key"), str):
-            raise DimbenchError(f"{path}: builds[{i}] has no 'build_key'")
-    return run
+    if not isinstance(data, dict):
+        raise DimbenchError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    runs = data.get("runs")
+    if data.get("format") != 2 or not isinstance(runs, list) or not runs:
+        raise DimbenchError(f"{path}: not a run.json of format 2 with a non-empty 'runs' list")
+    for n, run in enumerate(runs):
+        if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
+            raise DimbenchError(f"{path}: runs[{n}] has no 'run_id'")
+        builds = run.get("builds", [])
+        if not isinstance(builds, list):
+            raise DimbenchError(f"{path}: runs[{n}].builds must be a list")
+        for i, build in enumerate(builds):
+            if not isinstance(build, dict) or not isinstance(build.get("build_key"), str):
+                raise DimbenchError(f"{path}: runs[{n}].builds[{i}] has no 'build_key'")
+    return runs
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -134,7 +161,7 @@ def check_row(row: Any) -> str | None:
         return "latency_ms values must be numbers or null"
     qps = row["qps"] or {}
     if any(not str(k).isdigit() for k in qps):
-        return "qps keys must be client counts (\"1\", \"2\", \"4\", …)"
+        return 'qps keys must be client counts ("1", "2", "4", …)'
     if any(v is not None and not isinstance(v, NUMBER) for v in qps.values()):
         return "qps values must be numbers or null"
     return None
