@@ -85,19 +85,51 @@ def test_the_decision_record_has_every_section(results):
     assert "(workspace_id, embedding_768) using ivfflat` **cannot be built**" in text
 
 
+def test_the_decision_record_gives_intervals_and_query_counts_for_the_choice(results):
+    text = render_record(read_results(results), decide(read_results(results)))
+    decision = text.split("## The decision", 1)[1].split("## Consequences", 1)[0]
+    assert "confirmation stage, run `20260102T030405Z-f1x7u4e0`" in decision
+    assert "over 300 queries (at least 300 queries in every cell)" in decision
+    measured = next(line for line in decision.splitlines() if line.startswith("- Measured"))
+    assert measured.count(" [") >= 2  # the recall interval and the p95 interval
+
+
+def test_the_table_is_the_confirmation_stage_with_its_intervals(results):
+    text = render_record(read_results(results), decide(read_results(results)))
+    table = text.split("## The table", 1)[1].split("## The decision", 1)[0]
+    assert "Confirmation stage of run `20260102T030405Z-f1x7u4e0`: the 5 leading configurations" in table
+    winner = next(line for line in table.splitlines() if "**chosen**" in line)
+    assert "(300)" in winner and "rls_filter" in winner
+
+
+def test_several_runs_are_each_decided_and_their_agreement_stated(tmp_path):
+    directory = write_results(tmp_path / "two")
+    data = json.loads((directory / "run.json").read_text())
+    second = dict(data["runs"][0], run_id="second-run")
+    data["runs"].append(second)
+    (directory / "run.json").write_text(json.dumps(data))
+    rows = (directory / "measurements.jsonl").read_text().splitlines()
+    twins = [json.dumps(dict(json.loads(line), run_id="second-run")) for line in rows]
+    (directory / "measurements.jsonl").write_text("\n".join(rows + twins) + "\n")
+    text = decision_record.write(read_results(directory), directory / "DECISION.md").read_text()
+    assert "## Stability across runs" in text
+    assert "**All 2 runs choose vector768 · hnsw(ef_construction=64,m=16) · ef_search=100" in text
+    assert "Measured in 2 runs of the same grid and corpus" in text
+
+
 def test_nothing_meeting_the_target_is_said_plainly_with_the_closest(results):
     data = read_results(results)
     text = render_record(data, decide(data, recall_target=1.01))
-    assert "**No configuration reaches recall@10 1.01 in every bucket" in text
+    assert "**No configuration is confirmed to reach recall@10 1.01 (at the lower bound of its interval)" in text
     assert "The closest is " in text
     assert "Recommended index" not in text
 
 
 def test_a_run_without_corpus_statistics_or_calibration_still_renders(tmp_path):
     directory = write_results(tmp_path / "bare", with_statistics=False)
-    run = json.loads((directory / "run.json").read_text())
-    run["corpus"]["calibration"] = None
-    (directory / "run.json").write_text(json.dumps(run))
+    data = json.loads((directory / "run.json").read_text())
+    data["runs"][0]["corpus"]["calibration"] = None
+    (directory / "run.json").write_text(json.dumps(data))
     text = decision_record.write(read_results(directory), directory / "DECISION.md").read_text()
     assert "not recorded in run.json" in text
     assert "not measured in this run" in text

@@ -107,7 +107,7 @@ def identity(
 
 
 def differences(ours: dict[str, Any], theirs: dict[str, Any], prefix: str = "") -> list[str]:
-    """'server.pgvector: 0.8.6 → 0.8.0' for every leaf that differs (ours → theirs)."""
+    """'server.pgvector: 0.8.0 → 0.8.6' for every leaf that differs (ours → theirs)."""
     found = []
     for key in sorted(set(ours) | set(theirs)):
         a, b = ours.get(key), theirs.get(key)
@@ -187,10 +187,10 @@ def choose(
                 )
             theirs = runs[0]
             if theirs.get("identity_digest") != ident_digest:
-                diff = differences(ident, theirs.get("identity") or {})
+                diff = differences(theirs.get("identity") or {}, ident)
                 raise DimbenchError(
-                    f"{directory} holds run {theirs.get('run_id')} of another identity "
-                    f"({'; '.join(diff[:3]) or 'unknown'}): use --fresh or another --out"
+                    f"{directory} holds run {theirs.get('run_id')} of another identity (recorded → now: "
+                    f"{'; '.join(diff[:3]) or 'unknown'}): use --fresh or another --out"
                 )
             return directory, theirs
         if fresh:
