@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -64,15 +65,31 @@ def admin(schema_dsn: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture(scope="session")
-def tiny_results(new_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory):
-    """One `dimbench run --profile tiny` for the session: (its DSN, its results directory)."""
+def tiny_run_output(new_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory):
+    """One `dimbench run --profile tiny` for the session, as a user runs it (no --out): its DSN, its run
+    directory (the only one under DIMBENCH_RUNS), what it printed, and results/ before and after."""
+    from dimbench.paths import repo_root
     from tests.cli_helpers import run_cli
 
+    def published() -> dict[str, bytes]:
+        root = repo_root() / "results"
+        return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
     dsn = new_database("study")
-    out = tmp_path_factory.mktemp("results") / "tiny"
-    result = run_cli("run", "--profile", "tiny", "--dsn", dsn, "--out", str(out), "--no-progress")
+    runs = tmp_path_factory.mktemp("runs")
+    before = published()
+    result = run_cli(
+        "run", "--profile", "tiny", "--dsn", dsn, "--no-progress", env={"DIMBENCH_RUNS": str(runs)}
+    )
     assert result.returncode == 0, result.stderr
-    return dsn, out
+    (out,) = list((runs / "tiny").iterdir())
+    return {"dsn": dsn, "out": out, "stdout": result.stdout, "published": (before, published())}
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tiny_run_output) -> tuple[str, Path]:
+    """(the tiny study's DSN, its run directory)."""
+    return tiny_run_output["dsn"], tiny_run_output["out"]
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from dimbench import arms, db, seed_policy
+from dimbench.cells import cell_fields
 from dimbench.grid import Build, QuerySetting
-from dimbench.measure import MEASUREMENT_FIELDS, StudyQuery, measurement, run_cell
+from dimbench.measure import StudyQuery, measurement, run_cell
 from tests.world import World, chunk_table, seed_world
 
 K = 4
@@ -84,21 +86,43 @@ def test_a_measurement_line_has_every_field_of_the_contract(conn):
     queries = [make_query(world, "member", "workspace", s) for s in range(3)]
     build = Build("vector1536", "exact", {})
     result = run_cell(conn, build, "rls_filter", queries, K, warmup=0)
-    row = measurement(
-        build,
-        QuerySetting({}, "off"),
-        "rls_filter",
-        "workspace",
-        "tiny",
-        K,
-        queries,
-        result,
-        "Seq Scan",
-        {"1": 10.0, "2": None, "4": None},
+    cell = cell_fields(
+        "run-1", "screening", build, QuerySetting({}, "off"), "rls_filter", "workspace", "tiny"
     )
-    assert set(row) >= MEASUREMENT_FIELDS
+    row = measurement(cell, build, K, queries, result, "Seq Scan", {"1": 10.0, "2": None, "4": None}, False)
+    assert {k: row[k] for k in cell} == cell
     assert row["recall_mean"] == 1.0 and row["short_share"] == 0.0 and row["ndcg10"] == 1.0
-    assert row["latency_ms"]["p50"] > 0
+    assert row["latency_ms"]["p50"] > 0 and row["failed_queries"] == 0
+    assert row["recall_ci95"][1] == 1.0 and row["recall_ci95"][0] < 1.0  # 3 queries: a wide interval
+    assert row["latency_p95_ci95"][0] <= row["latency_ms"]["p95"] <= row["latency_p95_ci95"][1]
+
+
+def test_a_request_cancelled_by_the_roles_statement_timeout_is_a_failed_query_with_recall_zero(world_dsn):
+    from dimbench import db
+
+    world = World()
+    queries = [make_query(world, "viewer", "all", s) for s in range(2)]
+    build = Build("vector768", "exact", {})
+    with db.connect(world_dsn) as admin:
+        dbname = admin.execute("select current_database()").fetchone()[0]
+        per_database = sql.SQL("alter role authenticated in database {} {}")
+        admin.execute(per_database.format(sql.Identifier(dbname), sql.SQL("set statement_timeout = 100")))
+        try:
+            with db.connect(world_dsn) as locker, db.connect(world_dsn) as conn:
+                db.use_vectors(conn)
+                with locker.transaction():  # the search waits on this lock until the timeout cancels it
+                    locker.execute("lock table public.document_chunks in access exclusive mode")
+                    result = run_cell(conn, build, "rls", queries[:1], K, warmup=0)
+                result_after = run_cell(conn, build, "rls", queries[1:], K, warmup=0)
+        finally:
+            admin.execute(per_database.format(sql.Identifier(dbname), sql.SQL("reset statement_timeout")))
+    (answer,) = result.answers
+    assert answer.failed and answer.ids == [] and result.recalls == [0.0]
+    assert answer.latency_ns >= 100e6
+    cell = cell_fields("run-1", "screening", build, QuerySetting({}, "off"), "rls", "all", "small")
+    row = measurement(cell, build, K, queries[:1], result, None, {"1": None}, False)
+    assert row["failed_queries"] == 1 and row["recall_mean"] == 0.0
+    assert result_after.recalls == [1.0] and not result_after.answers[0].failed
 
 
 def test_the_canary_check_fires_when_rls_is_disabled(conn):

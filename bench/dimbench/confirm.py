@@ -123,10 +123,12 @@ class Confirmation:
         order_log: Path,
         canary: Any,
         probe_workspaces: list[Any],
+        concurrency: list[int] | None = None,
     ) -> None:
         self.conn, self.confirm, self.groups, self.store = conn, confirm, groups, store
         self.run_id, self.k, self.warmup, self.order_log = run_id, k, warmup, order_log
         self.canary, self.probe_workspaces = canary, probe_workspaces
+        self.concurrency = concurrency or [1]  # only 1 client is measured here; the rest stay null
         self.queries_used: dict[str, int] = {}
         self.builds: list[dict[str, Any]] = []
 
@@ -134,7 +136,7 @@ class Confirmation:
         return cell_key(cell_fields(self.run_id, "confirmation", e.build, e.setting, e.access, scope, bucket))
 
     def run(self, entrants: list[Entrant], bar: Any = None) -> None:
-        for members in rounds(entrants):
+        for number, members in enumerate(rounds(entrants), start=1):
             cells = self.cells(members)
             if not any(self.key(e, s, b) not in self.store for s, b, ms in cells for e in ms):
                 continue
@@ -160,7 +162,7 @@ class Confirmation:
                 if todo:
                     if bar is not None:
                         bar.set_postfix_str(f"confirmation: {scope}/{bucket}, {len(todo)} candidates")
-                    self.measure_cell(todo, scope, bucket)
+                    self.measure_cell(todo, scope, bucket, number)
                     self.store.save()
                 if bar is not None:
                     bar.update(len(todo))
@@ -177,7 +179,7 @@ class Confirmation:
     def apply(self, e: Entrant) -> dict[str, str]:
         return index.query_settings(self.conn, e.build, e.setting.params, e.setting.iterative_scan)
 
-    def measure_cell(self, members: list[Entrant], scope: str, bucket: str) -> None:
+    def measure_cell(self, members: list[Entrant], scope: str, bucket: str, round_number: int = 1) -> None:
         pool = self.groups[(scope, bucket)][: self.confirm.max_queries]
         for e in members:  # warm-up, discarded
             self.apply(e)
@@ -195,7 +197,14 @@ class Confirmation:
                     answer = ask(self.conn, e.build, e.access, q, self.k)
                     answers[e].append(answer)
                     recalls[e].append(recall_of(answer, q, e.build, self.k))
-                    order.append({"cell": f"{scope}/{bucket}", "candidate": e.label, "qid": q.qid})
+                    order.append(
+                        {
+                            "round": round_number,
+                            "cell": f"{scope}/{bucket}",
+                            "candidate": e.label,
+                            "qid": q.qid,
+                        }
+                    )
                 used += len(batch)
                 if all(
                     metrics.decided(
@@ -221,7 +230,10 @@ class Confirmation:
                 queries,
                 result,
                 plans.describe(self.conn, e.build, e.access, queries[0], self.k),
-                {"1": len(queries) / total_s if total_s else None},
+                {
+                    **{str(c): None for c in self.concurrency},
+                    "1": len(queries) / total_s if total_s else None,
+                },
                 watch.flagged,
             )
             row["interleaved_with"] = len(members)

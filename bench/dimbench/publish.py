@@ -32,7 +32,7 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
     for directory in run_dirs:
         results = read_results(directory)
         for run in results.runs:
-            why = runs.complete(run)
+            why = runs.complete(run, results.rows)
             if why:
                 raise DimbenchError(f"cannot publish {directory}: {why}")
         gathered += results.runs

@@ -152,12 +152,13 @@ def write_runs(directory: Path, profile: str, runs: list[dict[str, Any]]) -> Non
     write_json(directory / "run.json", {"format": FORMAT, "profile": profile, "runs": runs})
 
 
-def complete(run: dict[str, Any]) -> str | None:
-    """Why a run cannot be published, or None when every planned cell was measured and it finished."""
+def complete(run: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
+    """Why a run cannot be published, or None when it finished and its rows hold every planned cell."""
     if not run.get("finished_at"):
         return f"run {run.get('run_id')} did not finish (interrupted?)"
-    planned, measured = run.get("planned_cells"), run.get("measured_cells")
-    if planned is None or measured is None or measured < planned:
+    planned = run.get("planned_cells")
+    measured = sum(r.get("run_id") == run.get("run_id") and r.get("stage") == "screening" for r in rows)
+    if planned is None or measured < planned:
         return f"run {run.get('run_id')} measured {measured} of {planned} planned cells"
     confirmation = run.get("confirmation") or {}
     if confirmation.get("status") not in ("done", "not planned"):

@@ -75,6 +75,8 @@ def run(options: StudyOptions) -> Path:
     from dimbench.study_inputs import prepare_corpus
 
     grid = load_grid(options.profile)
+    # Fail before any work if the run cannot be written where it will go.
+    ensure_writable(Path(options.out) if options.out else runs.runs_dir() / grid.profile)
     phases = Phases()
     with phases.timed("provision"):
         provisioned = provision.provision(options.dsn, options.pgdata)
@@ -338,6 +340,7 @@ def confirm_leaders(
         session.out / "raw" / "confirmation-order.jsonl",
         CANARY,
         sweep.probe_workspaces,
+        grid.concurrency,
     )
     (session.out / "raw").mkdir(parents=True, exist_ok=True)
     info["confirmation"] = {
