@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from dimbench import db
+from dimbench.cells import cell_fields, cell_key
 from dimbench.corpus.cache import ensure_corpus
 from dimbench.grid import load_grid
-from dimbench.measure import cell_fields
 from dimbench.paths import datasets_dir
-from dimbench.results import cell_key
 from dimbench.study import BUCKETS
 from dimbench.study_inputs import study_queries
 
@@ -41,7 +40,11 @@ def run_command(pgdata: Path, out: Path) -> list[str]:
     ]
 
 
-def expected_cells() -> set[str]:
+def run_info(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text())["runs"][0]
+
+
+def expected_cells(run_id: str) -> set[str]:
     grid = load_grid("smoke")
     queries = study_queries(ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None))
     present = {(q.scope, q.bucket) for q in queries}
@@ -52,12 +55,17 @@ def expected_cells() -> set[str]:
                 for scope in grid.scopes_for(access):
                     for bucket in BUCKETS:
                         if (scope, bucket) in present:
-                            keys.add(cell_key(cell_fields(build, setting, access, scope, bucket)))
+                            keys.add(
+                                cell_key(
+                                    cell_fields(run_id, "screening", build, setting, access, scope, bucket)
+                                )
+                            )
     return keys
 
 
-def measured_cells(out: Path) -> list[str]:
-    return [cell_key(json.loads(line)) for line in (out / "measurements.jsonl").read_text().splitlines()]
+def measured_cells(out: Path, stage: str = "screening") -> list[str]:
+    rows = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
+    return [cell_key(r) for r in rows if r["stage"] == stage]
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
@@ -81,8 +89,12 @@ def building_an_index(dsn: str) -> bool:
 
 
 def assert_complete(pgdata: Path, out: Path) -> None:
+    info = run_info(out)
     cells = measured_cells(out)
-    assert len(cells) == len(set(cells)) and set(cells) == expected_cells()
+    assert len(cells) == len(set(cells)) and set(cells) == expected_cells(info["run_id"])
+    confirmed = measured_cells(out, "confirmation")
+    assert info["confirmation"]["status"] == "done" and confirmed and len(confirmed) == len(set(confirmed))
+    assert info["finished_at"]
     smoke = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
     with db.connect(db.with_dbname(db.EmbeddedServer(pgdata).dsn, "dimbench")) as conn:
         total, distinct = conn.execute("select count(*), count(distinct id) from document_chunks").fetchone()
@@ -125,9 +137,39 @@ def test_a_runner_killed_mid_study_resumes_without_duplicates(tmp_path):
         runner.kill()
         runner.wait(timeout=30)
         partial = measured_cells(out)  # whole lines only: the file is replaced atomically
-        assert 0 < len(partial) < len(expected_cells())
+        assert 0 < len(partial) < len(expected_cells(run_info(out)["run_id"]))
         again = subprocess.run(run_command(pgdata, out), capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr
+        assert_complete(pgdata, out)
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_during_confirmation_keeps_what_was_measured_and_the_rerun_continues_the_same_run(tmp_path):
+    pgdata, out = tmp_path / "pgdata", tmp_path / "results"
+    server = db.EmbeddedServer(pgdata)
+
+    def confirming() -> bool:
+        try:
+            return run_info(out)["confirmation"]["status"] == "running"
+        except (OSError, ValueError, KeyError):
+            return False
+
+    try:
+        runner = subprocess.Popen(
+            run_command(pgdata, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        wait_for(confirming, timeout=300)
+        runner.send_signal(signal.SIGINT)
+        _, stderr = runner.communicate(timeout=120)
+        assert runner.returncode == 130 and stderr.strip() == "dimbench: interrupted", stderr
+        interrupted = run_info(out)
+        assert interrupted["finished_at"] is None and interrupted["confirmation"]["status"] == "running"
+        kept = set(measured_cells(out, "confirmation"))
+        again = subprocess.run(run_command(pgdata, out), capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr
+        assert run_info(out)["run_id"] == interrupted["run_id"]
+        assert kept <= set(measured_cells(out, "confirmation"))
         assert_complete(pgdata, out)
     finally:
         server.stop()

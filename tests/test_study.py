@@ -271,3 +271,34 @@ def test_python_dash_m_dimbench_is_the_quick_start_command():
         [sys.executable, "-m", "dimbench", "run", "--help"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and "--profile" in done.stdout
+
+
+def test_stability_repeats_the_study_on_fresh_builds_and_says_whether_the_decisions_agree(tiny_run, tmp_path):
+    dsn, _ = tiny_run
+    runs = tmp_path / "runs"
+    done = run_cli(
+        "stability",
+        "--profile",
+        "tiny",
+        "--runs",
+        "2",
+        "--dsn",
+        dsn,
+        "--no-progress",
+        env={"DIMBENCH_RUNS": str(runs)},
+    )
+    assert done.returncode == 0, done.stderr
+    directories = sorted(p for p in (runs / "tiny").iterdir() if p.is_dir())
+    assert len(directories) == 2 and len({run_of(d)["run_id"] for d in directories}) == 2
+    assert all(run_of(d)["builds"] for d in directories)  # each run built its own indexes
+    (summary_path,) = (runs / "tiny").glob("stability-*.json")
+    summary = json.loads(summary_path.read_text())
+    assert [r["run_id"] for r in summary["runs"]] == [run_of(d)["run_id"] for d in directories]
+    assert isinstance(summary["decision_agrees"], bool)
+    assert "dimbench publish " + " ".join(str(d) for d in directories) in done.stdout
+
+
+def test_stability_needs_at_least_two_runs():
+    assert_one_line_error(
+        run_cli("stability", "--profile", "tiny", "--runs", "1"), "--runs must be at least 2"
+    )

@@ -210,7 +210,12 @@ def choose(
                 and not runs[0].get("finished_at")
             ):
                 return candidate, runs[0]
-    return base / new_run_id(ident_digest), None
+    directory = base / new_run_id(ident_digest)
+    n = 1
+    while directory.exists():  # two runs started within one second
+        n += 1
+        directory = base / f"{new_run_id(ident_digest)}-{n}"
+    return directory, None
 
 
 def wipe(directory: Path) -> None:
