@@ -154,7 +154,7 @@ class EmbeddedServer:
 
     def init(self) -> None:
         if self.pgdata == default_pgdata():
-            state_dir().mkdir(exist_ok=True)
+            state_dir().mkdir(parents=True, exist_ok=True)
         if not self.pgdata.parent.exists():
             raise DimbenchError(f"cannot create the data directory: {self.pgdata.parent} does not exist")
         try:

@@ -1,0 +1,118 @@
+"""Progress for long work: tqdm bars on a terminal only, and a bar for CREATE INDEX fed by the server.
+
+Bars are drawn only when progress is wanted and stderr is a terminal, so logs and CI output never get
+carriage-return garbage. An index build reports itself in pg_stat_progress_create_index (phase,
+blocks and tuples done / total); a thread polls it from a second connection, as ann-benchmarks'
+pgvector module does, because the building connection is busy until the build ends.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+POLL_SECONDS = 0.5
+
+
+def bar(*, progress: bool = True, **kwargs: Any):
+    """A tqdm bar, disabled unless progress is wanted and stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(disable=not (progress and sys.stderr.isatty()), **kwargs)
+
+
+def conninfo(conn: psycopg.Connection) -> str:
+    """Everything the connection was opened with (password included), to open a second one."""
+    options = {
+        opt.keyword.decode(): opt.val.decode()
+        for opt in conn.pgconn.info
+        if opt.val is not None and opt.keyword.decode() not in ("dbname", "replication")
+    }
+    options["dbname"] = conn.info.dbname
+    return psycopg.conninfo.make_conninfo(**options)
+
+
+PROGRESS_SQL = (
+    "select phase, blocks_done, blocks_total, tuples_done, tuples_total"
+    " from pg_stat_progress_create_index where pid = %s"
+)
+
+
+def read_progress(watcher: psycopg.Connection, pid: int) -> tuple[str, int, int] | None:
+    """(phase, done, total) of the build running in backend `pid`: tuples when the phase counts tuples,
+    else heap blocks; None when no build is running there."""
+    row = watcher.execute(PROGRESS_SQL, (pid,)).fetchone()
+    if row is None:
+        return None
+    phase, blocks_done, blocks_total, tuples_done, tuples_total = row
+    if tuples_total:
+        return phase, int(tuples_done), int(tuples_total)
+    return phase, int(blocks_done or 0), int(blocks_total or 0)
+
+
+@contextmanager
+def index_build(
+    conn: psycopg.Connection, desc: str, *, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Show the progress of the CREATE INDEX that `conn` runs inside this block.
+
+    On a terminal: a bar per phase (done / total, ETA). Otherwise, if progress is wanted: one line saying
+    what is being built. Polling problems never fail the build: the bar just stops moving.
+    """
+    if not progress:
+        yield
+        return
+    if not sys.stderr.isatty():
+        (log or _stderr_line)(f"{desc}: building (no terminal: no progress bar)")
+        yield
+        return
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(conninfo(conn), conn.info.backend_pid, desc, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+
+
+def _stderr_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _watch(dsn: str, pid: int, desc: str, stop: threading.Event) -> None:
+    from tqdm import tqdm
+
+    try:
+        watcher = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.Error:
+        return
+    phase = None
+    shown = tqdm(desc=desc, unit="", unit_scale=True, leave=False)
+    try:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                state = read_progress(watcher, pid)
+            except psycopg.Error:
+                return
+            if state is None:
+                continue
+            now_phase, done, total = state
+            if now_phase != phase:
+                phase = now_phase
+                shown.reset(total=total or None)
+                shown.set_description(f"{desc}: {phase}")
+            if total and shown.total != total:
+                shown.total = total
+            shown.n = done
+            shown.refresh()
+    finally:
+        shown.close()
+        watcher.close()
