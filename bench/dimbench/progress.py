@@ -43,16 +43,16 @@ PROGRESS_SQL = (
 )
 
 
-def read_progress(watcher: psycopg.Connection, pid: int) -> tuple[str, int, int] | None:
-    """(phase, done, total) of the build running in backend `pid`: tuples when the phase counts tuples,
-    else heap blocks; None when no build is running there."""
+def read_progress(watcher: psycopg.Connection, pid: int) -> tuple[str, str, int, int, int] | None:
+    """(phase, unit, done, total, tuples done) of the build running in backend `pid`: counted in tuples
+    when the phase knows their total, else in heap blocks (hnsw's load phase); None when no build runs."""
     row = watcher.execute(PROGRESS_SQL, (pid,)).fetchone()
     if row is None:
         return None
     phase, blocks_done, blocks_total, tuples_done, tuples_total = row
     if tuples_total:
-        return phase, int(tuples_done), int(tuples_total)
-    return phase, int(blocks_done or 0), int(blocks_total or 0)
+        return phase, "tuples", int(tuples_done), int(tuples_total), int(tuples_done)
+    return phase, "blocks", int(blocks_done or 0), int(blocks_total or 0), int(tuples_done or 0)
 
 
 @contextmanager
@@ -104,14 +104,17 @@ def _watch(dsn: str, pid: int, desc: str, stop: threading.Event) -> None:
                 return
             if state is None:
                 continue
-            now_phase, done, total = state
+            now_phase, unit, done, total, tuples = state
             if now_phase != phase:
                 phase = now_phase
                 shown.reset(total=total or None)
+                shown.unit = f" {unit}"
                 shown.set_description(f"{desc}: {phase}")
             if total and shown.total != total:
                 shown.total = total
             shown.n = done
+            if unit == "blocks" and tuples:
+                shown.set_postfix_str(f"{tuples:,} tuples", refresh=False)
             shown.refresh()
     finally:
         shown.close()
