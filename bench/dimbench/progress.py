@@ -94,7 +94,7 @@ def _watch(dsn: str, pid: int, desc: str, stop: threading.Event) -> None:
         watcher = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.Error:
         return
-    phase = None
+    phase: tuple[str, str] | None = None
     shown = tqdm(desc=desc, unit="", unit_scale=True, leave=False)
     try:
         while not stop.wait(POLL_SECONDS):
@@ -105,11 +105,11 @@ def _watch(dsn: str, pid: int, desc: str, stop: threading.Event) -> None:
             if state is None:
                 continue
             now_phase, unit, done, total, tuples = state
-            if now_phase != phase:
-                phase = now_phase
+            if (now_phase, unit) != phase:  # a new phase, or the same one now counting tuples
+                phase = (now_phase, unit)
                 shown.reset(total=total or None)
                 shown.unit = f" {unit}"
-                shown.set_description(f"{desc}: {phase}")
+                shown.set_description(f"{desc}: {now_phase}")
             if total and shown.total != total:
                 shown.total = total
             shown.n = done

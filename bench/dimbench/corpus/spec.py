@@ -103,12 +103,16 @@ def parse_spec(raw: dict[str, Any], name: str, where: str = "spec") -> Spec:
         raise DimbenchError(f"{where}: unknown key {unknown[0]!r}")
     if not isinstance(corpus, dict):
         raise DimbenchError(f"{where}: missing table [corpus]")
-    unknown = sorted(set(corpus) - set(FIELDS) - {"dims"})
+    if "dims" in corpus:
+        # Every corpus carries both embeddings (768 is the 1536's renormalized prefix); which columns are
+        # measured is the grid's column_types. A key that changed nothing would be a lie: refuse it.
+        raise DimbenchError(
+            f"{where}: corpus.dims is not supported: every corpus has both 768 and 1536 dims; "
+            "choose the measured columns with the grid's column_types"
+        )
+    unknown = sorted(set(corpus) - set(FIELDS))
     if unknown:
         raise DimbenchError(f"{where}: unknown key corpus.{unknown[0]}")
-    dims = corpus.get("dims", [768, 1536])
-    if not isinstance(dims, list) or any(d not in (768, 1536) for d in dims) or not dims:
-        raise DimbenchError(f"{where}: corpus.dims must list 768 and/or 1536, got {dims!r}")
     values: dict[str, Any] = {}
     for key, (kind, default) in FIELDS.items():
         value = corpus.get(key, default)
