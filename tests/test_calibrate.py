@@ -3,8 +3,6 @@ recall as the study, loaded through the loader's COPY encoder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
@@ -33,8 +31,8 @@ def test_the_exact_top_k_is_brute_force_over_every_chunk(tiny, dim):
     assert (np.take_along_axis(brute, ids, axis=1) <= dist[:, -1:] + 1e-5).all()
 
 
-def test_the_scratch_table_holds_the_corpus_vectors_exactly(tiny, target):
-    with db.use_vectors(db.connect(target)) as conn:
+def test_the_scratch_table_holds_the_corpus_vectors_exactly(tiny, fresh_schema_dsn):
+    with db.use_vectors(db.connect(fresh_schema_dsn)) as conn:
         conn.execute("create schema if not exists dimbench")
         conn.execute(
             "create table dimbench.calibration_vectors"
@@ -51,20 +49,11 @@ def test_the_scratch_table_holds_the_corpus_vectors_exactly(tiny, target):
     assert count == tiny.n_chunks
 
 
-def test_calibration_measures_recall_and_leaves_no_scratch_table(tiny, target):
-    with db.use_vectors(db.connect(target)) as conn:
+def test_calibration_measures_recall_and_leaves_no_scratch_table(tiny, fresh_schema_dsn):
+    with db.use_vectors(db.connect(fresh_schema_dsn)) as conn:
         result = calibrate(conn, tiny, progress=False)
         assert conn.execute("select to_regclass(%s)", (TABLE.as_string(conn),)).fetchone()[0] is None
     for dim in (768, 1536):
         assert 0.9 <= result[f"hnsw_recall_at_10_{dim}"] <= 1.0  # a tiny corpus: hnsw is all but exact
         assert result[f"hnsw_build_seconds_{dim}"] >= 0
 
-
-@pytest.fixture
-def target(new_database: Callable[[str], str]) -> str:
-    from dimbench import schema
-
-    dsn = new_database("calib")
-    with db.connect(dsn) as conn:
-        schema.apply(conn)
-    return dsn

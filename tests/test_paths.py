@@ -24,11 +24,11 @@ def test_migrations_specs_and_grids_are_package_data():
 
 
 @pytest.mark.parametrize(
-    ("link", "target"), [("schema", "schema"), ("datasets", "datasets"), ("bench/grids", "grids")]
+    ("link", "packaged"), [("schema", "schema"), ("datasets", "datasets"), ("bench/grids", "grids")]
 )
-def test_the_checkout_paths_are_the_package_files(link, target):
+def test_the_checkout_paths_are_the_package_files(link, packaged):
     assert (CHECKOUT / link).is_symlink()
-    assert (CHECKOUT / link).resolve() == (Path(paths.__file__).parent / "resources" / target).resolve()
+    assert (CHECKOUT / link).resolve() == (Path(paths.__file__).parent / "resources" / packaged).resolve()
 
 
 def test_state_goes_to_dimbench_home_when_set(monkeypatch, tmp_path):
