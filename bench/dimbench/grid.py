@@ -7,7 +7,6 @@ once and then serves its whole sweep of query arguments × iterative-scan modes 
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from dimbench.errors import DimbenchError
 from dimbench.paths import grids_dir
+from dimbench.tomlcheck import no_unknown, read_toml, typed
 
 COLUMN_TYPES = {
     "vector768": ("vector", 768),
@@ -128,13 +128,7 @@ def load_grid(profile_or_path: str | Path) -> Grid:
         if not path.exists():
             known = ", ".join(available_profiles())
             raise DimbenchError(f"unknown profile {profile_or_path!r}: choose one of {known}")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise DimbenchError(f"cannot read grid {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DimbenchError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_grid(raw, path)
+    return parse_grid(read_toml(path, "grid"), path)
 
 
 def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
@@ -152,15 +146,10 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "concurrency_queries",
         "calibrate",
     }
-    _no_unknown(raw, known, where)
+    no_unknown(raw, known, where)
 
     def get(key: str, kind: type, default: Any = None) -> Any:
-        value = raw.get(key, default)
-        if value is None:
-            raise DimbenchError(f"{where}: missing key {key!r}")
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            raise DimbenchError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
-        return value
+        return typed(raw, key, kind, default, where)
 
     k = get("k", int)
     if k <= 0:
@@ -208,7 +197,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
 def _parse_index(item: Any, where: str) -> IndexSpec:
     if not isinstance(item, dict):
         raise DimbenchError(f"{where}: must be a table")
-    _no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
+    no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
     kind = item.get("kind")
     if kind not in INDEX_KINDS:
         raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
@@ -229,7 +218,7 @@ def _parse_index(item: Any, where: str) -> IndexSpec:
 def _parse_params(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, list[Any]]:
     if not isinstance(raw, dict):
         raise DimbenchError(f"{where}: must be a table")
-    _no_unknown(raw, set(keys), where)
+    no_unknown(raw, keys, where)
     missing = [key for key in keys if key not in raw]
     if missing:
         raise DimbenchError(f"{where}: missing {', '.join(missing)}")
@@ -240,12 +229,6 @@ def _parse_params(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, list
             raise DimbenchError(f"{where}: {key} must be positive integers, got {raw[key]!r}")
         params[key] = values
     return params
-
-
-def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise DimbenchError(f"{where}: unknown key {unknown[0]!r}")
 
 
 def _spec_name(name: str, where: str) -> str:
