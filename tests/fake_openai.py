@@ -2,7 +2,8 @@
 
 Embeddings are deterministic functions of (model, text); `dimensions=768` returns the renormalized
 first 768 dims of the 1536 one, as the real API does (unless `break_matryoshka` is set). `failures` is
-a queue of HTTP statuses to answer the next requests with (429 carries Retry-After: 0).
+a queue of HTTP statuses to answer the next requests with (a 429 carries Retry-After: `retry_after` seconds;
+5xx carry none, so the client backs off on its own).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -26,6 +28,8 @@ class FakeOpenAI:
         self.failures: list[int] = []
         self.requests: list[dict] = []
         self.break_matryoshka = False
+        self.retry_after = "0.01"
+        self.times: list[float] = []  # when each request arrived (time.monotonic)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,11 +39,12 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
+                server.times.append(time.monotonic())
                 if server.failures:
                     status = server.failures.pop(0)
                     self.send_response(status)
                     if status == 429:
-                        self.send_header("Retry-After", "0")
+                        self.send_header("Retry-After", server.retry_after)
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
                     self.wfile.write(

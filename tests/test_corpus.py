@@ -174,8 +174,8 @@ def test_a_corrupted_cache_is_one_line_from_the_cli(tiny, tmp_path):
             "corpus.chunks must be a positive",
         ),
         (
-            "[corpus]\nseed = 1\nchunks = 100\nworkspaces = 2\nusers = 4\ntopics = 2\ndims = [512]\n",
-            "corpus.dims must list 768 and/or 1536",
+            "[corpus]\nseed = 1\nchunks = 100\nworkspaces = 2\nusers = 4\ntopics = 2\ndims = [768]\n",
+            "corpus.dims is not supported",
         ),
         ("[corpus]\nseed = 1\nchunks = 100\nworkspaces = 5\nusers = 9\ntopics = 2\nk = 1000\n", "corpus.k"),
         ("[corpus]\nseed = 1\nworkspaces = 2\nusers = 4\ntopics = 2\n", "missing corpus.chunks"),

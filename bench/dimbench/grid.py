@@ -7,7 +7,6 @@ once and then serves its whole sweep of query arguments × iterative-scan modes 
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from dimbench.errors import DimbenchError
 from dimbench.paths import grids_dir
+from dimbench.tomlcheck import no_unknown, read_toml, typed
 
 COLUMN_TYPES = {
     "vector768": ("vector", 768),
@@ -110,7 +110,7 @@ class Grid:
     calibrate: bool = False  # measure the corpus's unfiltered hnsw recall first (if not yet in its manifest)
     confirm: Confirm | None = None  # None: screening only
     source: Path | None = None
-    text: str = ""  # the grid file as read (its digest is part of a run's identity)
+    raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
 
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
         for column_type in self.column_types:
@@ -142,15 +142,9 @@ def load_grid(profile_or_path: str | Path) -> Grid:
         if not path.exists():
             known = ", ".join(available_profiles())
             raise DimbenchError(f"unknown profile {profile_or_path!r}: choose one of {known}")
-    try:
-        text = path.read_text()
-        raw = tomllib.loads(text)
-    except OSError as exc:
-        raise DimbenchError(f"cannot read grid {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DimbenchError(f"{path}: not valid TOML: {exc}") from exc
+    raw = read_toml(path, "grid")
     grid = parse_grid(raw, path)
-    grid.text = text
+    grid.raw = raw
     return grid
 
 
@@ -170,15 +164,10 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "calibrate",
         "confirm",
     }
-    _no_unknown(raw, known, where)
+    no_unknown(raw, known, where)
 
     def get(key: str, kind: type, default: Any = None) -> Any:
-        value = raw.get(key, default)
-        if value is None:
-            raise DimbenchError(f"{where}: missing key {key!r}")
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            raise DimbenchError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
-        return value
+        return typed(raw, key, kind, default, where)
 
     k = get("k", int)
     if k <= 0:
@@ -228,14 +217,13 @@ def _parse_confirm(raw: Any, where: str) -> Confirm:
     if not isinstance(raw, dict):
         raise DimbenchError(f"{where}: must be a table")
     defaults = Confirm()
-    _no_unknown(raw, set(defaults.__dataclass_fields__), where)
+    no_unknown(raw, set(defaults.__dataclass_fields__), where)
     values: dict[str, Any] = {}
     for key in defaults.__dataclass_fields__:
-        value = raw.get(key, getattr(defaults, key))
         kind = type(getattr(defaults, key))
-        ok = isinstance(value, int) if kind is int else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok or value <= 0:
-            raise DimbenchError(f"{where}: {key} must be a positive {kind.__name__}, got {value!r}")
+        value = typed(raw, key, kind, getattr(defaults, key), where)
+        if value <= 0:
+            raise DimbenchError(f"{where}: {key} must be positive, got {value!r}")
         if kind is float and key in ("half_width", "recall_target") and value >= 1:
             raise DimbenchError(f"{where}: {key} must be below 1, got {value!r}")
         values[key] = kind(value)
@@ -249,7 +237,7 @@ def _parse_confirm(raw: Any, where: str) -> Confirm:
 def _parse_index(item: Any, where: str) -> IndexSpec:
     if not isinstance(item, dict):
         raise DimbenchError(f"{where}: must be a table")
-    _no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
+    no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
     kind = item.get("kind")
     if kind not in INDEX_KINDS:
         raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
@@ -270,7 +258,7 @@ def _parse_index(item: Any, where: str) -> IndexSpec:
 def _parse_params(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, list[Any]]:
     if not isinstance(raw, dict):
         raise DimbenchError(f"{where}: must be a table")
-    _no_unknown(raw, set(keys), where)
+    no_unknown(raw, keys, where)
     missing = [key for key in keys if key not in raw]
     if missing:
         raise DimbenchError(f"{where}: missing {', '.join(missing)}")
@@ -281,12 +269,6 @@ def _parse_params(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, list
             raise DimbenchError(f"{where}: {key} must be positive integers, got {raw[key]!r}")
         params[key] = values
     return params
-
-
-def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise DimbenchError(f"{where}: unknown key {unknown[0]!r}")
 
 
 def _spec_name(name: str, where: str) -> str:

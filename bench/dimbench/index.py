@@ -15,6 +15,7 @@ from psycopg import sql
 
 from dimbench.errors import DimbenchError
 from dimbench.grid import Build
+from dimbench.progress import index_build as watch_build
 
 OPCLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}
 DEFAULTS = {
@@ -63,7 +64,11 @@ def drop_study_indexes(conn: psycopg.Connection) -> None:
         conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", name)))
 
 
-def build(conn: psycopg.Connection, build: Build) -> BuildResult:
+def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> BuildResult:
+    """Build the study index of `build` (none for exact), ANALYZE, and measure time and sizes.
+
+    progress: a bar from pg_stat_progress_create_index on a terminal, else one line on stderr.
+    """
     settings = conn.execute(
         "select current_setting('maintenance_work_mem'),"
         " current_setting('max_parallel_maintenance_workers')::int,"
@@ -85,7 +90,8 @@ def build(conn: psycopg.Connection, build: Build) -> BuildResult:
         )
         start = time.perf_counter_ns()
         try:
-            conn.execute(statement)
+            with watch_build(conn, f"index {build.key}", progress=progress):
+                conn.execute(statement)
         except psycopg.Error as exc:
             raise DimbenchError(f"building {build.key} failed: {exc.diag.message_primary or exc}") from exc
         seconds = (time.perf_counter_ns() - start) / 1e9

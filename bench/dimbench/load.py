@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,8 @@ CHUNK_COLUMNS = (
     "embedding_1536_model",
     "embedding_768_model",
 )
+CHUNKS = sql.Identifier("public", "document_chunks")
+STDIN = sql.SQL("stdin")
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 COPY_TRAILER = struct.pack("!h", -1)
 
@@ -131,14 +133,20 @@ def record(conn: psycopg.Connection, key: str, table: str, block: int, rows: int
     )
 
 
+def copy_statement(
+    table: sql.Composable, columns: Sequence[str], source: sql.Composable = STDIN
+) -> sql.Composed:
+    """The one binary COPY statement: from the client (stdin) or from a file on the server."""
+    return sql.SQL("copy {} ({}) from {} with (format binary)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns)), source
+    )
+
+
 def copy_rows(
     conn: psycopg.Connection, table: str, columns: list[str], types: list[str], rows: Iterable[tuple]
 ) -> int:
-    statement = sql.SQL("copy {} ({}) from stdin with (format binary)").format(
-        sql.Identifier("public", table), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
     n = 0
-    with conn.cursor().copy(statement) as copy:
+    with conn.cursor().copy(copy_statement(sql.Identifier("public", table), columns)) as copy:
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
@@ -217,18 +225,35 @@ def _fixed_head(block: ChunkBlock) -> np.ndarray:
     for offset, ids in ((2, block.ids), (22, block.workspace_ids), (42, block.document_ids)):
         head[:, offset : offset + 4] = np.frombuffer(struct.pack("!i", 16), dtype=np.uint8)
         head[:, offset + 4 : offset + 20] = ids
-    head[:, 62:66] = np.frombuffer(struct.pack("!i", 4), dtype=np.uint8)
-    head[:, 66:70] = np.asarray(block.chunk_index, dtype=">i4").view(np.uint8).reshape(n, 4)
+    head[:, 62:70] = int4_fields(block.chunk_index)
     return head
 
 
-def _vector_columns(emb: np.ndarray) -> np.ndarray:
+def int4_fields(values: np.ndarray) -> np.ndarray:
+    """Per row, a length-prefixed binary int4 field (8 bytes)."""
+    n = len(values)
+    out = np.empty((n, 8), dtype=np.uint8)
+    out[:, 0:4] = np.frombuffer(struct.pack("!i", 4), dtype=np.uint8)
+    out[:, 4:] = np.asarray(values, dtype=">i4").view(np.uint8).reshape(n, 4)
+    return out
+
+
+def vector_fields(emb: np.ndarray) -> np.ndarray:
     """Per row, pgvector's binary form, length-prefixed: int32 len, int16 dim, int16 unused, float4s."""
     n, dim = emb.shape
     out = np.empty((n, 8 + 4 * dim), dtype=np.uint8)
     out[:, 0:8] = np.frombuffer(struct.pack("!ihh", 4 + 4 * dim, dim, 0), dtype=np.uint8)
     out[:, 8:] = np.ascontiguousarray(emb, dtype=">f4").view(np.uint8).reshape(n, 4 * dim)
     return out
+
+
+def fixed_width_copy_data(fields: Sequence[np.ndarray]) -> bytes:
+    """A framed binary COPY stream of rows whose fields are all fixed-width ((n, w) uint8 each, as made
+    by int4_fields / vector_fields): one numpy concatenation, no per-row Python."""
+    n = len(fields[0])
+    count = np.broadcast_to(np.frombuffer(struct.pack("!h", len(fields)), dtype=np.uint8), (n, 2))
+    rows = np.concatenate([count, *fields], axis=1)
+    return COPY_HEADER + rows.tobytes() + COPY_TRAILER
 
 
 def chunk_copy_data(block: ChunkBlock, framed: bool = True) -> bytes:
@@ -239,8 +264,8 @@ def chunk_copy_data(block: ChunkBlock, framed: bool = True) -> bytes:
     models = np.frombuffer(_field(MODEL_1536.encode()) + _field(MODEL_768.encode()), dtype=np.uint8)
     tail = np.concatenate(
         [
-            _vector_columns(block.emb_1536),
-            _vector_columns(block.emb_768),
+            vector_fields(block.emb_1536),
+            vector_fields(block.emb_768),
             np.broadcast_to(models, (len(block.content), len(models))),
         ],
         axis=1,
@@ -270,21 +295,18 @@ def _worker_init(directory: str, manifest: dict, dsn: str, key: str) -> None:
 
 
 def _worker_load(start: int, rows: int) -> tuple[int, int]:
+    return load_block(_worker["conn"], _worker["corpus"], _worker["key"], start, rows)
+
+
+def load_block(conn: psycopg.Connection, corpus: Corpus, key: str, start: int, rows: int) -> tuple[int, int]:
     """Build one block's COPY stream and load it, with its ledger row, in one transaction."""
-    corpus, conn, key = _worker["corpus"], _worker["conn"], _worker["key"]
     block = next(corpus.chunk_blocks(rows, start=start))
     data = chunk_copy_data(block)
     with conn.transaction():
-        with conn.cursor().copy(chunk_copy_statement()) as copy:
+        with conn.cursor().copy(copy_statement(CHUNKS, CHUNK_COLUMNS)) as copy:
             copy.write(data)
         record(conn, key, "document_chunks", start, len(block.content))
     return start, len(block.content)
-
-
-def chunk_copy_statement() -> sql.Composed:
-    return sql.SQL("copy {} ({}) from stdin with (format binary)").format(
-        sql.Identifier("public", "document_chunks"), sql.SQL(", ").join(map(sql.Identifier, CHUNK_COLUMNS))
-    )
 
 
 def full_conninfo(conn: psycopg.Connection) -> str:
@@ -315,17 +337,6 @@ def load_blocks_parallel(
         finally:
             for future in futures:
                 future.cancel()
-
-
-def _serial_load(
-    conn: psycopg.Connection, corpus: Corpus, key: str, start: int, rows: int
-) -> tuple[int, int]:
-    block = next(corpus.chunk_blocks(rows, start=start))
-    with conn.transaction():
-        with conn.cursor().copy(chunk_copy_statement()) as copy:
-            copy.write(chunk_copy_data(block))
-        record(conn, key, "document_chunks", start, len(block.content))
-    return start, len(block.content)
 
 
 def load_corpus(
@@ -365,7 +376,7 @@ def load_corpus(
         if workers > 1 and len(todo) > 1:
             loaded = load_blocks_parallel(conn, corpus, key, todo, block_rows, workers)
         else:
-            loaded = (_serial_load(conn, corpus, key, start, block_rows) for start in todo)
+            loaded = (load_block(conn, corpus, key, start, block_rows) for start in todo)
         for start, n in loaded:
             report.rows["document_chunks"] = report.rows.get("document_chunks", 0) + n
             bar.update(n)
@@ -413,22 +424,15 @@ def benchmark_load(
         out.write(COPY_TRAILER)
     file.chmod(0o644)
     directory.chmod(0o755)
-    columns = sql.SQL(", ").join(map(sql.Identifier, CHUNK_COLUMNS))
-    table = sql.Identifier("public", "document_chunks")
-
     def empty() -> None:
-        conn.execute(sql.SQL("truncate {}").format(table))
+        conn.execute(sql.SQL("truncate {}").format(CHUNKS))
         conn.execute("delete from dimbench.load_progress where tbl = 'document_chunks'")
         conn.execute("checkpoint")
 
     empty()
     start = time.perf_counter()
     with conn.transaction():
-        conn.execute(
-            sql.SQL("copy {} ({}) from {} with (format binary)").format(
-                table, columns, sql.Literal(str(file))
-            )
-        )
+        conn.execute(copy_statement(CHUNKS, CHUNK_COLUMNS, sql.Literal(str(file))))
     server = time.perf_counter() - start
     empty()
     client = load_corpus(conn, corpus, block_rows=block_rows, progress=False).chunk_seconds

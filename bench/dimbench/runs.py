@@ -91,7 +91,7 @@ def packages() -> dict[str, str | None]:
 def identity(
     machine_info: dict[str, Any],
     server: dict[str, Any],
-    grid_text: str,
+    grid: dict[str, Any],
     profile: str,
     corpus: dict[str, Any],
     git: dict[str, Any],
@@ -101,7 +101,7 @@ def identity(
         "machine": machine_info,
         "server": {k: server.get(k) for k in ("postgresql", "pgvector", "settings_changed")},
         "code": {"git_sha": git.get("sha"), "git_dirty": git.get("dirty"), "dimbench": dimbench_version},
-        "grid": {"profile": profile, "digest": hashlib.sha256(grid_text.encode()).hexdigest()[:16]},
+        "grid": {"profile": profile, "digest": digest(grid)},
         "corpus": {k: corpus.get(k) for k in ("name", "digest", "generator_version")},
     }
 

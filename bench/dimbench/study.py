@@ -86,7 +86,7 @@ def run(options: StudyOptions) -> Path:
     described = {**corpus.describe(), "generator_version": corpus.corpus.manifest.get("generator_version")}
     git = runs.git_tree()
     ident = runs.identity(
-        runs.machine(), server, grid.text, grid.profile, described, git, runs.packages()["dimbench"]
+        runs.machine(), server, grid.raw, grid.profile, described, git, runs.packages()["dimbench"]
     )
     out, previous = runs.choose(grid.profile, options.out, ident, options.fresh)
     ensure_writable(out)

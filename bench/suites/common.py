@@ -1,5 +1,12 @@
-"""Shared setup for the suites: one embedded server in .asv/pgdata, the smoke corpus loaded into one
-database per index kind (so an hnsw and an ivfflat index never compete for the planner's choice)."""
+"""Shared setup for the suites: one embedded server in dimbench's state directory (asv/pgdata), the smoke
+corpus loaded into one database per index kind (so an hnsw and an ivfflat index never compete for the
+planner's choice).
+
+asv installs each commit's wheel in its own environment and runs these suites from outside the checkout:
+everything is found through the installed package (its shipped specs and migrations, paths.state_dir()),
+never through the working tree. Databases are named by a digest of the migrations, so commits with
+different schemas never share one.
+"""
 
 from __future__ import annotations
 
@@ -15,27 +22,50 @@ BUILD_PARAMS = {"hnsw": {"m": 16, "ef_construction": 64}, "ivfflat": {"lists": 2
 QUERY_PARAMS = {"hnsw": {"ef_search": 40}, "ivfflat": {"probes": 4}}
 
 
+def pgdata():
+    from dimbench.paths import state_dir
+
+    return state_dir() / "asv" / "pgdata"
+
+
 def server_dsn() -> str:
     from dimbench import db
-    from dimbench.paths import repo_root
 
-    return db.EmbeddedServer(repo_root() / ".asv" / "pgdata").start()
+    directory = pgdata()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    return db.EmbeddedServer(directory).start()
+
+
+def schema_digest() -> str:
+    import hashlib
+
+    from dimbench.paths import schema_dir
+
+    digest = hashlib.sha256()
+    for path in sorted(schema_dir().glob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def smoke_corpus():
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.paths import datasets_dir
+
+    return ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
 
 
 def prepare(index: str) -> dict[str, Any]:
-    """Create (or reuse) database asv_<index> with the schema, the smoke corpus and both indexes."""
+    """Database asv_<index>_<schema digest>, created or reused: schema, smoke corpus, both indexes."""
     from dimbench import db, schema
     from dimbench import index as indexes
-    from dimbench.corpus.cache import ensure_corpus
     from dimbench.grid import Build
     from dimbench.load import load_corpus
-    from dimbench.paths import datasets_dir
 
     admin = server_dsn()
-    name = f"asv_{index}"
+    name = f"asv_{index}_{schema_digest()}"
     db.ensure_database(admin, name)
     dsn = db.with_dbname(admin, name)
-    corpus = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
+    corpus = smoke_corpus()
     builds = {}
     with db.connect(dsn) as conn:
         schema.apply(conn)
@@ -49,12 +79,9 @@ def prepare(index: str) -> dict[str, Any]:
 
 
 def queries(limit: int = 40) -> list:
-    from dimbench.corpus.cache import ensure_corpus
-    from dimbench.paths import datasets_dir
     from dimbench.study_inputs import study_queries
 
-    corpus = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
-    everything = [q for q in study_queries(corpus) if q.scope == "all"]
+    everything = [q for q in study_queries(smoke_corpus()) if q.scope == "all"]
     step = max(1, len(everything) // limit)
     return everything[::step][:limit]
 

@@ -12,8 +12,6 @@ class Load:
 
     def setup(self) -> None:
         from dimbench import db, schema
-        from dimbench.corpus.cache import ensure_corpus
-        from dimbench.paths import datasets_dir
 
         admin = common.server_dsn()
         with db.connect(admin) as conn:
@@ -22,7 +20,7 @@ class Load:
         self.dsn = db.with_dbname(admin, "asv_load")
         with db.connect(self.dsn) as conn:
             schema.apply(conn)
-        self.corpus = ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
+        self.corpus = common.smoke_corpus()
 
     def track_load_chunks_per_second(self) -> float:
         from dimbench import db

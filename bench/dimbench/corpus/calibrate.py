@@ -8,7 +8,6 @@ and writes it into the manifest, so every result states how realistic its corpus
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -18,33 +17,47 @@ from psycopg import sql
 
 from dimbench.corpus import embeddings
 from dimbench.corpus.arrays import RowReader
+from dimbench.corpus.generate import write_manifest
+from dimbench.corpus.groundtruth import TopK
 from dimbench.corpus.reader import Corpus
-from dimbench.results import write_atomic
+from dimbench.load import copy_statement, fixed_width_copy_data, int4_fields, vector_fields
+from dimbench.metrics import recall_at_k
+from dimbench.progress import bar
+from dimbench.progress import index_build as watch_build
 
 TABLE = sql.Identifier("dimbench", "calibration_vectors")
 HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}
 
 
-def exact_unfiltered(corpus: Corpus, queries: np.ndarray, dim: int, k: int, block: int = 8192) -> np.ndarray:
+def exact_unfiltered(
+    corpus: Corpus, queries: np.ndarray, dim: int, k: int, block: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, k) ids and cosine distances of the true top-k over the whole corpus (no tenant filter)."""
     emb = RowReader(corpus.directory / "emb_1536.npy")
     q = queries if dim == 1536 else embeddings.shorten(queries)
-    best_d = np.full((len(q), 0), np.inf, dtype=np.float32)
-    best_i = np.zeros((len(q), 0), dtype=np.int64)
+    top = TopK(len(q), k)
     for start in range(0, len(emb), block):
         e = emb.rows(start, min(len(emb), start + block))
         e = e if dim == 1536 else embeddings.shorten(e)
-        d = np.concatenate([best_d, 1 - q @ e.T], axis=1)
-        i = np.concatenate(
-            [best_i, np.broadcast_to(np.arange(start, start + len(e)), (len(q), len(e)))], axis=1
-        )
-        order = np.argsort(d, axis=1, kind="stable")[:, :k]
-        best_d, best_i = np.take_along_axis(d, order, axis=1), np.take_along_axis(i, order, axis=1)
-    return best_i
+        top.push((1.0 - q @ e.T).astype(np.float32), start)
+    return top.result()
+
+
+def _load_scratch(conn: psycopg.Connection, corpus: Corpus, progress: bool) -> None:
+    """Both embeddings into the scratch table, through the loader's binary COPY encoder."""
+    statement = copy_statement(TABLE, ["id", "e1536", "e768"])
+    with bar(total=corpus.n_chunks, desc="calibration load", unit="chunk", progress=progress) as shown:
+        for block in corpus.chunk_blocks(5000):
+            ids = np.arange(block.start, block.start + len(block.content))
+            data = fixed_width_copy_data(
+                [int4_fields(ids), vector_fields(block.emb_1536), vector_fields(block.emb_768)]
+            )
+            with conn.cursor().copy(statement) as copy:
+                copy.write(data)
+            shown.update(len(block.content))
 
 
 def calibrate(conn: psycopg.Connection, corpus: Corpus, *, progress: bool = True) -> dict[str, Any]:
-    from tqdm import tqdm
-
     k = int(corpus.spec["k"])
     queries = corpus.queries()["vector"]
     conn.execute("create schema if not exists dimbench")
@@ -66,33 +79,30 @@ def calibrate(conn: psycopg.Connection, corpus: Corpus, *, progress: bool = True
         "k": k,
     }
     try:
-        with tqdm(total=corpus.n_chunks, desc="calibration load", unit="chunk", disable=not progress) as bar:
-            for block in corpus.chunk_blocks(5000):
-                with conn.cursor().copy(
-                    sql.SQL("copy {} (id, e1536, e768) from stdin with (format binary)").format(TABLE)
-                ) as copy:
-                    copy.set_types(["int4", "vector", "vector"])
-                    for i in range(len(block.content)):
-                        copy.write_row((block.start + i, block.emb_1536[i], block.emb_768[i]))
-                bar.update(len(block.content))
+        _load_scratch(conn, corpus, progress)
         for dim, column in ((1536, "e1536"), (768, "e768")):
             started = time.perf_counter()
-            conn.execute(
-                sql.SQL(
-                    "create index on {} using hnsw ({} extensions.vector_cosine_ops)"
-                    " with (m = 16, ef_construction = 64)"
-                ).format(TABLE, sql.Identifier(column))
-            )
+            with watch_build(conn, f"calibration hnsw {dim}", progress=progress):
+                conn.execute(
+                    sql.SQL(
+                        "create index on {} using hnsw ({} extensions.vector_cosine_ops)"
+                        " with (m = 16, ef_construction = 64)"
+                    ).format(TABLE, sql.Identifier(column))
+                )
             build_seconds = time.perf_counter() - started
             conn.execute("set hnsw.ef_search = 40")
-            truth = exact_unfiltered(corpus, queries, dim, k)
+            truth_ids, truth_dist = exact_unfiltered(corpus, queries, dim, k)
             search = sql.SQL(
-                "select id from {} order by {} operator(extensions.<=>) %s::extensions.vector limit %s"
-            ).format(TABLE, sql.Identifier(column))
+                "select id, {col} operator(extensions.<=>) %s::extensions.vector from {}"
+                " order by {col} operator(extensions.<=>) %s::extensions.vector limit %s"
+            ).format(TABLE, col=sql.Identifier(column))
             recalls = []
-            for q, want in zip(queries if dim == 1536 else embeddings.shorten(queries), truth, strict=True):
-                got = {r[0] for r in conn.execute(search, (q, k), prepare=True).fetchall()}
-                recalls.append(len(got & set(want.tolist())) / k)
+            asked = queries if dim == 1536 else embeddings.shorten(queries)
+            for q, want_ids, want_dist in zip(asked, truth_ids, truth_dist, strict=True):
+                got = conn.execute(search, (q, q, k), prepare=True).fetchall()
+                recalls.append(
+                    recall_at_k([r[0] for r in got], [r[1] for r in got], want_ids.tolist(), want_dist, k)
+                )
             result[f"hnsw_recall_at_{k}_{dim}"] = round(float(np.mean(recalls)), 4)
             result[f"hnsw_build_seconds_{dim}"] = round(build_seconds, 1)
     finally:
@@ -103,6 +113,4 @@ def calibrate(conn: psycopg.Connection, corpus: Corpus, *, progress: bool = True
 def record(corpus: Corpus, calibration: dict[str, Any]) -> None:
     """Write the calibration into the manifest (the manifest is not among the checksummed files)."""
     corpus.manifest["calibration"] = calibration
-    write_atomic(
-        corpus.directory / "manifest.json", json.dumps(corpus.manifest, indent=2, sort_keys=True) + "\n"
-    )
+    write_manifest(corpus.directory, corpus.manifest, checksum=False)

@@ -171,7 +171,7 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
         if ada is not None:
             ada.close()
         stats = groundtruth.statistics(spec, structure, tmp, plan, truth)
-        write_manifest(tmp, spec, structure, plan, stats, time.perf_counter() - started)
+        write_manifest(tmp, generated_manifest(spec, structure, plan, stats, time.perf_counter() - started))
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -187,14 +187,24 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_manifest(
-    directory: Path,
+def write_manifest(directory: Path, manifest: dict[str, Any], *, checksum: bool = True) -> None:
+    """The one manifest writer (generated, imported and calibrated corpora): atomically, after
+    recording the sha256 of every other file unless only the manifest itself changed."""
+    from dimbench.results import write_atomic
+
+    if checksum:
+        others = sorted(p for p in directory.iterdir() if p.name != "manifest.json")
+        manifest["files"] = {p.name: sha256(p) for p in others}
+    write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def generated_manifest(
     spec: Spec,
     structure: Structure,
     plan: dict[str, np.ndarray],
     stats: dict[str, Any],
     seconds: float,
-) -> None:
+) -> dict[str, Any]:
     from dataclasses import asdict
 
     counts = {
@@ -205,8 +215,7 @@ def write_manifest(
         "chunks": structure.n_chunks,
         "queries": int(len(plan["user"])),
     }
-    files = {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
-    manifest = {
+    return {
         "format": FORMAT,
         "generator_version": GENERATOR_VERSION,
         "name": spec.name,
@@ -224,9 +233,7 @@ def write_manifest(
         },
         "calibration": None,
         "generate_seconds": round(seconds, 2),
-        "files": files,
     }
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def verify(directory: Path) -> dict[str, Any]:

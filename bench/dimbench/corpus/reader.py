@@ -25,6 +25,17 @@ MODEL_1536 = "text-embedding-3-small"  # synthetic stand-in: "3-small-like" (see
 MODEL_768 = "text-embedding-3-small@768"
 
 
+def read_texts(directory: Path, start: int = 0, stop: int | None = None) -> list[str] | None:
+    """Chunk texts start..stop of an imported corpus (texts.bin + text_offsets.npy); None if it has none."""
+    path = directory / "texts.bin"
+    if not path.exists():
+        return None
+    offsets = np.load(directory / "text_offsets.npy", mmap_mode="r")
+    raw = np.load(path, mmap_mode="r")  # uint8
+    stop = len(offsets) - 1 if stop is None else stop
+    return [bytes(raw[int(offsets[i]) : int(offsets[i + 1])]).decode() for i in range(start, stop)]
+
+
 @dataclass
 class ChunkBlock:
     start: int
@@ -86,14 +97,6 @@ class Corpus:
     def chunk_documents(self, index: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.doc_offsets, index, side="right") - 1
 
-    def _texts(self, start: int, stop: int) -> list[str] | None:
-        path = self.directory / "texts.bin"
-        if not path.exists():
-            return None
-        offsets = np.load(self.directory / "text_offsets.npy", mmap_mode="r")
-        raw = np.load(path, mmap_mode="r")  # uint8
-        return [bytes(raw[int(offsets[i]) : int(offsets[i + 1])]).decode() for i in range(start, stop)]
-
     @property
     def has_embeddings(self) -> bool:
         return (self.directory / "emb_1536.npy").exists()
@@ -131,7 +134,7 @@ class Corpus:
             doc = self.chunk_documents(index)
             position = index - self.doc_offsets[doc]
             block = emb.rows(first, stop)
-            content = self._texts(first, stop)
+            content = read_texts(self.directory, first, stop)
             if content is None:
                 topics = self.doc_topic[doc]
                 content = [

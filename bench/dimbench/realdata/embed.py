@@ -1,24 +1,22 @@
 """`dimbench corpus embed --provider openai`: embed an imported corpus's texts with the openai client.
 
 text-embedding-3-small at 1536 dims (768 = truncate + renormalize, checked on a sample against the
-API's own `dimensions=768`), optionally ada-002. Batched; 429/5xx/connection errors retried here with
-exponential backoff and jitter (the client's own retries are off, so the policy is ours and tested),
-honouring Retry-After; every vector cached on disk by (model, dims, text hash).
+API's own `dimensions=768`), optionally ada-002. Batched; 429/5xx/connection errors are retried by the
+openai client itself (`max_retries`: exponential backoff with jitter, honouring Retry-After), which tells
+us how many retries each call took; every vector cached on disk by (model, dims, text hash).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dimbench.corpus import embeddings as emb_ops
+from dimbench.corpus.reader import read_texts
 from dimbench.errors import DimbenchError
 from dimbench.paths import state_dir
 from dimbench.realdata.cache import EmbeddingCache
@@ -28,7 +26,10 @@ ADA = "text-embedding-ada-002"
 CHECK_SAMPLE = 8
 
 
-def client_from_env() -> Any:
+MAX_RETRIES = 5
+
+
+def client_from_env(max_retries: int = MAX_RETRIES) -> Any:
     key = os.environ.get("OPENAI_API_KEY")
     if not key:
         raise DimbenchError(
@@ -41,73 +42,44 @@ def client_from_env() -> Any:
             "embedding with OpenAI needs the openai package: pip install 'dimbench[openai]'"
         ) from exc
     return openai.OpenAI(
-        api_key=key, base_url=os.environ.get("OPENAI_BASE_URL") or None, max_retries=0, timeout=60
+        api_key=key, base_url=os.environ.get("OPENAI_BASE_URL") or None, max_retries=max_retries, timeout=60
     )
 
 
 class Embedder:
     def __init__(
-        self,
-        client: Any,
-        cache: EmbeddingCache,
-        *,
-        batch_size: int = 256,
-        max_attempts: int = 6,
-        base_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        self, client: Any, cache: EmbeddingCache, *, batch_size: int = 256, max_retries: int | None = None
     ) -> None:
-        self.client, self.cache = client, cache
-        self.batch_size, self.max_attempts, self.base_delay, self.sleep = (
-            batch_size,
-            max_attempts,
-            base_delay,
-            sleep,
-        )
-        self.requests = 0
+        self.client = client if max_retries is None else client.with_options(max_retries=max_retries)
+        self.cache, self.batch_size = cache, batch_size
+        self.requests = 0  # HTTP requests sent, retries included
         self.retries = 0
 
     def _request(self, model: str, texts: list[str], dims: int | None) -> list[list[float]]:
         import openai
 
-        retryable = (
-            openai.RateLimitError,
-            openai.InternalServerError,
-            openai.APIConnectionError,
-            openai.APITimeoutError,
-        )
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                self.requests += 1
-                extra = {"dimensions": dims} if dims else {}
-                response = self.client.embeddings.create(
-                    model=model, input=texts, encoding_format="float", **extra
-                )
-                return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
-            except retryable as exc:
-                if attempt == self.max_attempts:
-                    status = getattr(exc, "status_code", None) or type(exc).__name__
-                    raise DimbenchError(
-                        f"OpenAI embeddings failed after {attempt} attempts ({status}): "
-                        f"{str(exc).splitlines()[0][:200]}"
-                    ) from exc
-                self.retries += 1
-                self.sleep(self._delay(exc, attempt))
-            except openai.APIStatusError as exc:
-                raise DimbenchError(
-                    f"OpenAI embeddings refused the request ({exc.status_code}): "
-                    f"{str(exc).splitlines()[0][:200]}"
-                ) from exc
-        raise AssertionError("unreachable")
-
-    def _delay(self, exc: Exception, attempt: int) -> float:
-        response = getattr(exc, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
+        extra = {"dimensions": dims} if dims else {}
         try:
-            if header is not None:
-                return max(0.0, float(header))
-        except ValueError:
-            pass
-        return self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311 (jitter, not crypto)
+            raw = self.client.embeddings.with_raw_response.create(
+                model=model, input=texts, encoding_format="float", **extra
+            )
+        except openai.APIStatusError as exc:
+            attempts = 1 + self.client.max_retries if _retryable(exc) else 1
+            self.requests += attempts
+            verb = f"failed after {attempts} attempts" if attempts > 1 else "refused the request"
+            raise DimbenchError(
+                f"OpenAI embeddings {verb} ({exc.status_code}): {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        except openai.APIConnectionError as exc:  # includes timeouts; the client retried them too
+            self.requests += 1 + self.client.max_retries
+            raise DimbenchError(
+                f"OpenAI embeddings failed after {1 + self.client.max_retries} attempts "
+                f"({type(exc).__name__}): {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        self.requests += 1 + raw.retries_taken
+        self.retries += raw.retries_taken
+        response = raw.parse()
+        return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
     def embed(
         self, texts: list[str], model: str, dims: int | None = None, progress: bool = False
@@ -138,6 +110,12 @@ class Embedder:
         return out
 
 
+def _retryable(exc: Exception) -> bool:
+    """What the client retries: 408, 409, 429 and 5xx (after its own retries, the last such error)."""
+    status = getattr(exc, "status_code", 0)
+    return status in (408, 409, 429) or status >= 500
+
+
 def check_matryoshka(embedder: Embedder, texts: list[str], full: np.ndarray) -> float:
     """The API's dimensions=768 must equal our truncate + renormalize of its 1536 (cosine > 0.999)."""
     sample = list(range(min(CHECK_SAMPLE, len(texts))))
@@ -152,12 +130,6 @@ def check_matryoshka(embedder: Embedder, texts: list[str], full: np.ndarray) -> 
     return cosine
 
 
-def read_texts(directory: Path) -> list[str]:
-    raw = np.load(directory / "texts.bin", mmap_mode="r")
-    offsets = np.load(directory / "text_offsets.npy")
-    return [bytes(raw[int(offsets[i]) : int(offsets[i + 1])]).decode() for i in range(len(offsets) - 1)]
-
-
 def embed_corpus(directory: Path, embedder: Embedder, *, ada: bool = False, progress: bool = True) -> dict:
     from dimbench.realdata.importer import finish
 
@@ -166,7 +138,7 @@ def embed_corpus(directory: Path, embedder: Embedder, *, ada: bool = False, prog
     if not manifest_path.exists() or not (directory / "texts.bin").exists():
         raise DimbenchError(f"{directory} is not an imported corpus (run `dimbench corpus import` first)")
     manifest = json.loads(manifest_path.read_text())
-    texts = read_texts(directory)
+    texts = read_texts(directory) or []
     full = emb_ops.normalize(embedder.embed(texts, MODEL, None, progress))
     cosine = check_matryoshka(embedder, texts, full)
     ada_vectors = emb_ops.normalize(embedder.embed(texts, ADA, None, progress)) if ada else None

@@ -7,7 +7,6 @@ owner per workspace and, once embedded, queries drawn from their own chunks with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dimbench.corpus import embeddings as emb_ops
-from dimbench.corpus import groundtruth
+from dimbench.corpus import generate, groundtruth
 from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.generate import sha256
 from dimbench.corpus.spec import BUCKETS, bucket_of
@@ -221,6 +220,7 @@ def finish(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any], queries: int) -> None:
+    """Counts of an imported corpus, then the one manifest writer."""
     structure = structure_of(directory)
     manifest["counts"] = {
         "workspaces": int(len(structure.ws_documents)),
@@ -230,10 +230,5 @@ def write_manifest(directory: Path, manifest: dict[str, Any], queries: int) -> N
         "chunks": structure.n_chunks,
         "queries": queries,
     }
-    manifest["files"] = {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
     manifest["embedded"] = (directory / "emb_1536.npy").exists()
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    generate.write_manifest(directory, manifest)
