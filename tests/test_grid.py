@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dimbench.errors import DimbenchError
@@ -93,11 +95,33 @@ def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
             {"index": [{"kind": "hnsw", "build": {"m": 16}, "query": {"ef_search": 40}}]},
             "missing ef_construction",
         ),
+        ({"confirm": {"max_querys": 10}}, "unknown key max_querys"),
+        ({"confirm": {"max_queries": 0}}, "max_queries must be positive"),
+        ({"confirm": {"max_queries": 10, "batch": 20}}, "batch (20) exceeds max_queries (10)"),
+        ({"confirm": {"recall_target": 1.5}}, "recall_target must be below 1"),
+        ({"confirm": {"reach": "far"}}, "reach must be float"),
     ],
 )
 def test_a_malformed_grid_is_one_clear_error(change, message):
-    with pytest.raises(DimbenchError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(DimbenchError, match=re.escape(message)):
         parse_grid({**MINIMAL, **change})
+
+
+def test_the_confirmation_stage_defaults_fill_what_a_grid_leaves_out():
+    grid = parse_grid({**MINIMAL, "confirm": {"max_queries": 120}})
+    assert grid.confirm.max_queries == 120 and grid.confirm.batch == 50 and grid.confirm.recall_target == 0.95
+    assert parse_grid(MINIMAL).confirm is None
+
+
+def test_the_default_study_confirms_with_a_query_pool_its_corpus_can_fill():
+    import tomllib
+
+    from dimbench.paths import datasets_dir
+
+    grid = load_grid("small")
+    spec = tomllib.loads((datasets_dir() / f"{grid.corpus}.toml").read_text())
+    assert grid.confirm is not None
+    assert spec["corpus"]["queries_per_bucket"] >= grid.confirm.max_queries
 
 
 def test_an_unknown_profile_names_the_known_ones():

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dimbench.errors import DimbenchError
-from dimbench.paths import repo_root, runs_dir
+from dimbench.paths import checkout_root, runs_dir
 from dimbench.results import read_json, write_json
 
 FORMAT = 2
@@ -65,10 +65,13 @@ def machine() -> dict[str, Any]:
 
 def git_tree() -> dict[str, Any]:
     """The checkout's commit and whether it had uncommitted changes (None outside a checkout)."""
+    root = checkout_root()
+    if root is None:  # an installed wheel: its version stands for the code
+        return {"sha": None, "dirty": None}
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
         except OSError:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
