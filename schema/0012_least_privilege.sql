@@ -6,6 +6,9 @@
 -- Only our own objects are touched: a real project's other tables keep their grants.
 -- tests/test_privileges.py (and `dimbench verify`) list what each role holds and fail on any difference.
 
+-- Nobody but the owner creates objects in public (PostgreSQL 15+ already revokes it from PUBLIC).
+revoke create on schema public from public, anon, authenticated, service_role;
+
 -- Tables: anon nothing; authenticated the four DML commands, which RLS then narrows; service_role the
 -- same (it bypasses RLS; it needs no TRUNCATE, REFERENCES, TRIGGER or MAINTAIN either).
 revoke all on public.workspaces, public.workspace_members, public.documents, public.pdf_documents,
