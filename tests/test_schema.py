@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from dimbench import db, schema
+from dimbench.errors import DimbenchError
 from tests.cli_helpers import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -358,3 +359,29 @@ def test_legacy_upgrade_applies_twice(legacy):
     dsn, _, _ = legacy
     with db.connect(dsn) as conn:
         assert schema.apply(conn).applied == []
+
+
+# --- how migrations run -------------------------------------------------------------------------
+
+
+def test_a_no_transaction_migration_runs_each_statement_on_its_own(new_database: Callable[[str], str]):
+    # psql splits the script (quotes, comments, dollar quotes); `concurrently` needs no transaction block.
+    script = (
+        "-- no-transaction: a test\n"
+        "create table public.t (a text); -- a comment; with a semicolon\n"
+        "do $x$ begin perform ';'; end $x$;\n"
+        "insert into public.t values ('it''s; fine');\n"
+        "create index concurrently t_a on public.t (a);\n"
+    )
+    with db.connect(new_database("notx")) as conn:
+        schema.apply(conn, [schema.Migration("0001_t.sql", script)])
+        assert conn.execute("select a from public.t").fetchall() == [("it's; fine",)]
+        assert conn.execute("select indisvalid from pg_index where indexrelid = 't_a'::regclass").fetchone()
+
+
+def test_a_failing_no_transaction_migration_is_one_line(new_database: Callable[[str], str]):
+    script = "-- no-transaction\ncreate index concurrently x on public.nowhere (id);\n"
+    bad = schema.Migration("0001_bad.sql", script)
+    with db.connect(new_database("bad")) as conn, pytest.raises(DimbenchError) as raised:
+        schema.apply(conn, [bad])
+    assert str(raised.value) == 'migration 0001_bad.sql failed: relation "public.nowhere" does not exist'
