@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from dimbench import db, schema
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # Hosted Supabase: API roles NOLOGIN INHERIT (since 2023), service_role BYPASSRLS, authenticator
 # LOGIN NOINHERIT; none of them superuser.
@@ -117,3 +120,19 @@ def test_the_shim_is_skipped_where_auth_uid_already_exists(new_database: Callabl
         body = conn.execute("select prosrc from pg_proc where oid = 'auth.uid()'::regprocedure").fetchone()[0]
         email = conn.execute("select to_regprocedure('auth.email()')").fetchone()[0]
     assert "null::uuid" in body and email is None
+
+
+def test_a_database_set_up_by_the_earlier_shim_takes_the_faithful_one(new_database: Callable[[str], str]):
+    old = (FIXTURES / "shim_before_issue_12.sql").read_text()
+    dsn = new_database("oldshim")
+    with db.connect(dsn) as conn:
+        schema.apply(conn, [schema.Migration("0001_supabase_shim.sql", old)])
+        uid = "select proconfig from pg_proc where oid = 'auth.uid()'::regprocedure"
+        assert conn.execute(uid).fetchone()[0] == ['search_path=""']
+        schema.apply(conn)
+        config, comment = conn.execute(
+            "select proconfig, obj_description(oid, 'pg_proc') from pg_proc"
+            " where oid = 'auth.uid()'::regprocedure"
+        ).fetchone()
+        email = conn.execute("select to_regprocedure('auth.email()')").fetchone()[0]
+    assert config is None and comment == "dimbench supabase shim" and email is not None
