@@ -119,8 +119,11 @@ def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
     if conn.info.password:
         env["PGPASSWORD"] = conn.info.password  # not on the command line, where ps would show it
     result = subprocess.run(
-        [str(EmbeddedServer.bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
-         "--dbname", psycopg.conninfo.make_conninfo(**params), "--file", "-"],
+        [
+            str(EmbeddedServer.bin_dir() / "psql"),
+            "--no-psqlrc", "--no-password", "--quiet", "--set", "ON_ERROR_STOP=1",
+            "--dbname", psycopg.conninfo.make_conninfo(**params), "--file", "-",
+        ],
         input=migration.sql, capture_output=True, text=True, env=env, check=False,
     )
     if result.returncode != 0:
