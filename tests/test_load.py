@@ -99,7 +99,7 @@ def test_another_corpus_is_refused_unless_replaced(tiny, fresh_schema_dsn, tmp_p
             load_corpus(conn, other, progress=False)
         load_corpus(conn, other, replace=True, progress=False)
         assert table_counts(conn) == expected_counts(other)
-        assert conn.execute("select count(*) from private.user_workspaces").fetchone()[0] == len(
+        assert conn.execute("select count(*) from public.workspace_members").fetchone()[0] == len(
             other.memberships
         )
 

@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from dimbench import rls
+from dimbench import db, rls
 from tests.world import World
 
 
@@ -60,21 +60,20 @@ def test_anon_cannot_call_the_membership_helper(conn):
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_nobody_calls_the_security_definer_trigger_functions(conn, world, role):
+def test_nobody_calls_the_security_definer_trigger_function(conn, world, role):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         with rls.request(conn, role, world.users["member"] if role == "authenticated" else None) as c:
-            c.execute("select private.sync_user_workspaces()")
+            c.execute("select private.add_creator_as_owner()")
 
 
-def test_a_user_sees_only_their_own_rows_of_the_membership_copy(conn, world):
-    with rls.request(conn, "authenticated", world.users["viewer"]) as c:
-        seen = c.execute("select user_id from private.user_workspaces").fetchall()
-    assert seen == [(world.users["viewer"],)]
-
-
-def test_the_membership_helper_reveals_only_the_callers_own_workspaces(conn, world):
-    with rls.request(conn, "authenticated", world.users["nonmember"]) as c:
-        ids = c.execute("select private.workspace_ids('{owner,admin,member,viewer}')").fetchone()[0]
+def test_the_membership_helper_answers_only_for_the_caller(conn, world):
+    # Called as the policies call it (claims set, no role switch needed: it reads auth.uid()).
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (rls.claims_for("authenticated", world.users["nonmember"]),),
+        )
+        ids = conn.execute("select private.workspace_ids('{owner,admin,member,viewer}')").fetchone()[0]
     assert ids == [world.ws_b]
 
 
@@ -156,14 +155,66 @@ def test_a_member_may_leave(conn, world):
 def test_creating_a_workspace_makes_the_creator_its_owner(conn, world):
     user = world.users["stranger"]
     with rls.request(conn, "authenticated", user) as c:
-        # No `returning`: the new row only becomes visible once the trigger has made the caller owner,
-        # so apps choose the id themselves (as supabase-js does for insert-then-select).
         ws = uuid.uuid4()
         c.execute("insert into workspaces (id, name) values (%s, 'mine')", (ws,))
         role = c.execute(
             "select role from workspace_members where workspace_id = %s and user_id = %s", (ws, user)
         ).fetchone()
         assert role == ("owner",)
+
+
+# --- apps' everyday writes, as supabase-js sends them -----------------------------------------------
+
+
+def test_creating_a_workspace_returns_its_row_to_the_creator(conn, world):
+    # supabase-js `.insert({name}).select()` = PostgREST `Prefer: return=representation`.
+    with rls.request(conn, "authenticated", world.users["stranger"]) as c:
+        row = c.execute(
+            "insert into workspaces (name) values ('mine') returning id, name, created_by"
+        ).fetchone()
+        assert row[1:] == ("mine", world.users["stranger"])
+        role = c.execute("select role from workspace_members where workspace_id = %s", (row[0],)).fetchone()
+        assert role == ("owner",)
+
+
+def test_a_creator_who_left_no_longer_sees_the_workspace(fresh_schema_dsn):
+    user, other = uuid.uuid4(), uuid.uuid4()
+    with db.connect(fresh_schema_dsn) as conn:
+        with rls.request(conn, "authenticated", user, commit=True) as c:
+            ws = c.execute("insert into workspaces (name) values ('mine') returning id").fetchone()[0]
+            c.execute(
+                "insert into workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
+                (ws, other),
+            )
+        with rls.request(conn, "authenticated", user, commit=True) as c:
+            c.execute("delete from workspace_members where workspace_id = %s and user_id = %s", (ws, user))
+        with rls.request(conn, "authenticated", user) as c:
+            assert c.execute("select count(*) from workspaces").fetchone() == (0,)
+
+
+def test_a_document_and_its_chunks_are_added_in_one_request(conn, world):
+    with rls.request(conn, "authenticated", world.users["member"]) as c:
+        doc = c.execute(
+            "insert into documents (workspace_id, title) values (%s, 'new') returning id", (world.ws_a,)
+        ).fetchone()[0]
+        chunks = c.execute(
+            "insert into document_chunks (workspace_id, document_id, chunk_index, content, embedding_768)"
+            " select %s, %s, i, 'c' || i, %s from generate_series(0, 2) i returning id",
+            (world.ws_a, doc, query_vector(768)),
+        ).fetchall()
+        assert len(chunks) == 3
+
+
+def test_a_document_and_its_chunks_are_added_in_one_statement(conn, world):
+    with rls.request(conn, "authenticated", world.users["member"]) as c:
+        rows = c.execute(
+            "with d as (insert into documents (workspace_id, title) values (%s, 'new')"
+            "           returning id, workspace_id)"
+            " insert into document_chunks (workspace_id, document_id, chunk_index, content)"
+            " select d.workspace_id, d.id, i, 'c' || i from d, generate_series(0, 3) i returning document_id",
+            (world.ws_a,),
+        ).fetchall()
+        assert len(rows) == 4
 
 
 def test_a_chunk_cannot_move_into_a_foreign_workspace(conn, world):

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from dimbench import db, schema
+from dimbench.errors import DimbenchError
 from tests.cli_helpers import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -112,13 +113,14 @@ def test_every_write_policy_has_a_check(schema_dsn):
 
 
 def test_functions_in_exposed_and_private_schemas_pin_their_search_path(schema_dsn):
+    # splinter function_search_path_mutable; auth.* are Supabase's own (unpinned there too, see 0001).
     assert (
         rows(
             schema_dsn,
             """
         select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         left join pg_depend d on d.objid = p.oid and d.deptype = 'e'
-        where n.nspname in ('public', 'private', 'auth') and d.objid is null
+        where n.nspname in ('public', 'private') and d.objid is null
           and not exists (select from unnest(coalesce(p.proconfig, '{}')) c where c like 'search_path=%')
     """,
         )
@@ -127,6 +129,7 @@ def test_functions_in_exposed_and_private_schemas_pin_their_search_path(schema_d
 
 
 def test_no_security_definer_function_is_exposed(schema_dsn):
+    # splinter 0028/0029 flag definer functions in the exposed schemas (pgrst.db_schemas: public).
     assert (
         rows(
             schema_dsn,
@@ -138,37 +141,40 @@ def test_no_security_definer_function_is_exposed(schema_dsn):
     )
 
 
-def test_the_membership_lookup_runs_as_the_caller_and_is_closed_to_anon(schema_dsn):
-    (secdef, config, anon, public) = rows(
+def test_the_membership_lookup_is_a_pinned_definer_only_authenticated_may_execute(schema_dsn):
+    (secdef, config, executors) = rows(
         schema_dsn,
         """
-        select p.prosecdef, p.proconfig, has_function_privilege('anon', p.oid, 'execute'),
-               exists (select from aclexplode(p.proacl) a where a.grantee = 0)
+        select p.prosecdef, p.proconfig,
+               array(select r from unnest(array['public', 'anon', 'authenticated', 'service_role']) r
+                     where case when r = 'public' then exists (select from aclexplode(p.proacl) a
+                                                               where a.grantee = 0)
+                                else has_function_privilege(r, p.oid, 'execute') end)
         from pg_proc p where p.oid = 'private.workspace_ids(text[])'::regprocedure""",
     )[0]
-    assert not secdef and config == ['search_path=""'] and not anon and not public
+    assert secdef and config == ['search_path=""'] and executors == ["authenticated"]
 
 
-def test_the_membership_copy_is_maintained_by_a_pinned_security_definer_nobody_can_call(schema_dsn):
-    (secdef, config, authenticated, anon) = rows(
+def test_membership_has_one_source_of_truth(schema_dsn):
+    # No derived copy (it went stale where triggers do not fire); the lookup reads workspace_members.
+    (tables, body) = rows(
         schema_dsn,
         """
-        select p.prosecdef, p.proconfig, has_function_privilege('authenticated', p.oid, 'execute'),
-               has_function_privilege('anon', p.oid, 'execute')
-        from pg_proc p where p.oid = 'private.sync_user_workspaces()'::regprocedure""",
+        select (select count(*) from pg_class where relnamespace = 'private'::regnamespace
+                and relkind in ('r', 'p', 'm')),
+               (select prosrc from pg_proc where oid = 'private.workspace_ids(text[])'::regprocedure)""",
     )[0]
-    assert secdef and config == ['search_path=""'] and not authenticated and not anon
+    assert tables == 0 and "public.workspace_members" in body
 
 
-def test_no_security_definer_function_is_executable_by_anon_or_authenticated(schema_dsn):
+def test_no_security_definer_function_is_executable_by_anon(schema_dsn):
     assert (
         rows(
             schema_dsn,
             """
         select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema', 'auth', 'extensions')
-          and (has_function_privilege('anon', p.oid, 'execute')
-               or has_function_privilege('authenticated', p.oid, 'execute'))""",
+          and has_function_privilege('anon', p.oid, 'execute')""",
         )
         == []
     )
@@ -353,3 +359,29 @@ def test_legacy_upgrade_applies_twice(legacy):
     dsn, _, _ = legacy
     with db.connect(dsn) as conn:
         assert schema.apply(conn).applied == []
+
+
+# --- how migrations run -------------------------------------------------------------------------
+
+
+def test_a_no_transaction_migration_runs_each_statement_on_its_own(new_database: Callable[[str], str]):
+    # psql splits the script (quotes, comments, dollar quotes); `concurrently` needs no transaction block.
+    script = (
+        "-- no-transaction: a test\n"
+        "create table public.t (a text); -- a comment; with a semicolon\n"
+        "do $x$ begin perform ';'; end $x$;\n"
+        "insert into public.t values ('it''s; fine');\n"
+        "create index concurrently t_a on public.t (a);\n"
+    )
+    with db.connect(new_database("notx")) as conn:
+        schema.apply(conn, [schema.Migration("0001_t.sql", script)])
+        assert conn.execute("select a from public.t").fetchall() == [("it's; fine",)]
+        assert conn.execute("select indisvalid from pg_index where indexrelid = 't_a'::regclass").fetchone()
+
+
+def test_a_failing_no_transaction_migration_is_one_line(new_database: Callable[[str], str]):
+    script = "-- no-transaction\ncreate index concurrently x on public.nowhere (id);\n"
+    bad = schema.Migration("0001_bad.sql", script)
+    with db.connect(new_database("bad")) as conn, pytest.raises(DimbenchError) as raised:
+        schema.apply(conn, [bad])
+    assert str(raised.value) == 'migration 0001_bad.sql failed: relation "public.nowhere" does not exist'

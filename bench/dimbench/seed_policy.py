@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
+from dimbench.errors import DimbenchError
+
 VARIANT = "document_chunks_seed_variant"
 OPTIMIZED = "document_chunks_select"
 
@@ -74,8 +76,10 @@ def restore(conn: psycopg.Connection) -> bool:
             "select qual from dimbench.saved_policies where name = %s", (OPTIMIZED,)
         ).fetchone()
         if row is None:
-            raise RuntimeError(
-                "the optimized policy was not saved; re-create it with `dimbench schema apply`"
+            raise DimbenchError(
+                "the seed policy variant is installed but the optimized policy was not saved:"
+                " drop policy document_chunks_seed_variant and re-create the optimized one by applying"
+                " schema/0007_row_level_security.sql"
             )
         # The text comes from pg_policies (the server's own rendering of our migration), not from a user.
         conn.execute(

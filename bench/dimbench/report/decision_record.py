@@ -505,8 +505,10 @@ def defects_section() -> list[str]:
         "- `auth.uid()` unwrapped: re-evaluated per row (the `rls_seed` arm measures what that costs). "
         "Alternative: `(select auth.uid())`, evaluated once per statement.",
         "- `get_user_workspace_ids()` was `SECURITY DEFINER` without a fixed `search_path` (search-path "
-        "hijacking) in an exposed schema. Alternative: no callable definer function; membership read from "
-        "an RLS-protected table in a non-exposed schema, `set search_path = ''` everywhere.",
+        "hijacking) in an exposed schema. Alternative: the definer helper `private.workspace_ids()` in a "
+        "non-exposed schema with `set search_path = ''`, reading `workspace_members` itself (one source of truth: "
+        "no trigger-maintained copy to go stale under `session_replication_role = replica`), executable by "
+        "`authenticated` only.",
         "- `workspace_members` had no RLS (anyone could add themselves to any workspace), no unique "
         "(workspace_id, user_id) and no index on user_id. Alternative: RLS with owner/admin-only writes, the "
         "unique key, and an index on user_id for the policy lookup.",

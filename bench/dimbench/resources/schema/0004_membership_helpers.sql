@@ -1,77 +1,41 @@
 -- Membership lookups for the policies, in schema `private`, which PostgREST does not expose.
 --
--- Policies ask "which workspaces may the caller read / write / manage?" once per statement through
--- private.workspace_ids(roles), called as `(select private.workspace_ids(…))` (an InitPlan) and compared
--- with `workspace_id = any (…)`, which a btree on workspace_id serves.
+-- One source of truth: policies ask "which workspaces may the caller read / write / manage?" through
+-- private.workspace_ids(roles), which reads public.workspace_members itself. It is called once per
+-- statement as `(select private.workspace_ids(…))` (an InitPlan) and compared with
+-- `workspace_id = any (…)`, which a btree on workspace_id serves.
 --
--- It reads private.user_workspaces, a copy of workspace_members keyed by user and kept in step by a
--- trigger. The copy has its own policy (a user sees only their own rows), so the lookup needs no
--- SECURITY DEFINER and no policy recurses: workspace_members' policies read the copy, not themselves.
--- A security definer function callable by `authenticated` would be a privilege escalation endpoint
--- (splinter: authenticated_security_definer_function_executable); the only definer code here is the
--- trigger that maintains the copy, with search_path = '' and EXECUTE granted to nobody.
+-- It is SECURITY DEFINER (it runs as the owner of workspace_members, to whom RLS does not apply), so
+-- workspace_members' own policies can call it without recursing, with search_path = '' and every name
+-- qualified. It only ever answers for the caller (auth.uid()), and only `authenticated` may execute it.
+-- Splinter's definer lints (0028/0029) cover the exposed schemas only; `private` is not exposed.
+--
+-- Earlier releases kept a trigger-maintained copy (private.user_workspaces). Triggers and foreign-key
+-- actions do not fire under session_replication_role = replica (logical replication, data-only
+-- restores), so the copy could keep a removed member's access: it is dropped here.
 create schema if not exists private;
 revoke all on schema private from public;
-grant usage on schema private to authenticated, service_role;
 
-create table if not exists private.user_workspaces (
-  workspace_id uuid not null,
-  user_id uuid not null,
-  role text not null,
-  constraint user_workspaces_pkey primary key (workspace_id, user_id),
-  -- Deleting (or truncating) a membership removes its copy.
-  constraint user_workspaces_membership_fkey foreign key (workspace_id, user_id)
-    references public.workspace_members (workspace_id, user_id) on delete cascade
-);
-create index if not exists user_workspaces_user_id_idx on private.user_workspaces (user_id) include (workspace_id, role);
-
-alter table private.user_workspaces enable row level security;
-revoke all on private.user_workspaces from public, anon;
-grant select on private.user_workspaces to authenticated, service_role;
-drop policy if exists user_workspaces_select on private.user_workspaces;
-create policy user_workspaces_select on private.user_workspaces for select to authenticated
-  using (user_id = (select auth.uid()));
+drop trigger if exists workspace_members_sync_user_workspaces on public.workspace_members;
+drop table if exists private.user_workspaces;
+drop function if exists private.sync_user_workspaces();
 
 -- The ids of the caller's workspaces in which the caller holds one of `roles`.
 create or replace function private.workspace_ids(roles text[])
 returns uuid[]
-language sql stable security invoker set search_path = ''
+language sql stable security definer set search_path = ''
 as $$
   select coalesce(array_agg(m.workspace_id order by m.workspace_id), '{}')
-  from private.user_workspaces m
+  from public.workspace_members m
   where m.user_id = (select auth.uid()) and m.role = any (roles)
 $$;
 
-revoke execute on function private.workspace_ids(text[]) from public, anon;
-grant execute on function private.workspace_ids(text[]) to authenticated, service_role;
-
--- Keep the copy in step with workspace_members (inserts and role changes; deletes cascade).
-create or replace function private.sync_user_workspaces()
-returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-begin
-  insert into private.user_workspaces (workspace_id, user_id, role)
-  values (new.workspace_id, new.user_id, new.role)
-  on conflict (workspace_id, user_id) do update set role = excluded.role;
-  return new;
-end
-$$;
-
-revoke execute on function private.sync_user_workspaces() from public, anon, authenticated, service_role;
-
-drop trigger if exists workspace_members_sync_user_workspaces on public.workspace_members;
-create trigger workspace_members_sync_user_workspaces
-  after insert or update on public.workspace_members
-  for each row execute function private.sync_user_workspaces();
-
--- Memberships that existed before this migration.
-insert into private.user_workspaces (workspace_id, user_id, role)
-select workspace_id, user_id, role from public.workspace_members
-on conflict (workspace_id, user_id) do update set role = excluded.role;
+revoke all on function private.workspace_ids(text[]) from public, anon, authenticated, service_role;
+grant execute on function private.workspace_ids(text[]) to authenticated;
 
 -- Whoever creates a workspace becomes its owner. Nobody may insert their own membership (see 0007),
--- so this trigger is the only way to the first owner.
+-- so this trigger is the only way to the first owner. (Under session_replication_role = replica it
+-- does not fire: the workspace then has no owner, which denies access rather than granting it.)
 create or replace function private.add_creator_as_owner()
 returns trigger
 language plpgsql security definer set search_path = ''
@@ -86,7 +50,7 @@ begin
 end
 $$;
 
-revoke execute on function private.add_creator_as_owner() from public, anon, authenticated, service_role;
+revoke all on function private.add_creator_as_owner() from public, anon, authenticated, service_role;
 
 drop trigger if exists workspaces_add_creator_as_owner on public.workspaces;
 create trigger workspaces_add_creator_as_owner

@@ -1,7 +1,8 @@
 -- Row Level Security on every table, workspace_members included (the seed left it open: anyone could
 -- add themselves to any workspace). One permissive policy per table and command, `to authenticated`,
 -- `with check` on every write, auth.uid() only ever as `(select …)` so it runs once per statement.
--- anon has no privileges at all; service_role bypasses RLS (it is created bypassrls).
+-- Table privileges (anon none, authenticated and service_role select/insert/update/delete) are set
+-- in 0012; service_role bypasses RLS (it is created bypassrls).
 --
 --   role     read  write content  manage members  manage workspace
 --   viewer    x
@@ -12,11 +13,6 @@
 -- workspace-creation trigger (0004), everyone else is added by an owner or admin. Only owners grant
 -- or revoke the owner role.
 
-revoke all on public.workspaces, public.workspace_members, public.documents, public.pdf_documents,
-  public.processed_documents, public.document_chunks from anon;
-grant select, insert, update, delete on public.workspaces, public.workspace_members, public.documents,
-  public.pdf_documents, public.processed_documents, public.document_chunks to authenticated, service_role;
-
 alter table public.workspaces enable row level security;
 alter table public.workspace_members enable row level security;
 alter table public.documents enable row level security;
@@ -26,8 +22,15 @@ alter table public.document_chunks enable row level security;
 
 -- workspaces ------------------------------------------------------------------------------------
 drop policy if exists workspaces_select on public.workspaces;
+-- Members see their workspaces. The creator also sees a workspace in the transaction that created it
+-- (created_at defaults to now(), the transaction's start): `insert … returning` checks the new row
+-- against this policy before the after-insert trigger has made the creator its owner. In any later
+-- transaction only membership counts, so a creator who leaves keeps nothing.
 create policy workspaces_select on public.workspaces for select to authenticated
-  using (id = any ((select private.workspace_ids('{owner,admin,member,viewer}'))::uuid[]));
+  using (
+    id = any ((select private.workspace_ids('{owner,admin,member,viewer}'))::uuid[])
+    or (created_by = (select auth.uid()) and created_at = (select now()))
+  );
 
 drop policy if exists workspaces_insert on public.workspaces;
 create policy workspaces_insert on public.workspaces for insert to authenticated
