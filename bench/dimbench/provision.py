@@ -23,16 +23,6 @@ class Provisioned:
         return "\n".join(lines)
 
 
-HARMONIZED_TABLES = (
-    "workspaces",
-    "workspace_members",
-    "documents",
-    "pdf_documents",
-    "processed_documents",
-    "document_chunks",
-)
-
-
 def provision(dsn: str | None, pgdata: str | None) -> Provisioned:
     target = db.resolve_target(dsn, pgdata)
     conninfo = db.ensure_server(target)
@@ -48,7 +38,7 @@ def table_rows(conn) -> dict[str, int]:
     from psycopg import sql
 
     rows = {}
-    for name in HARMONIZED_TABLES:
+    for name in schema.TABLES:
         query = sql.SQL("select count(*) from {}").format(sql.Identifier("public", name))
         rows[name] = conn.execute(query).fetchone()[0]
     return rows

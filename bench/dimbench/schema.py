@@ -22,6 +22,15 @@ import psycopg
 from dimbench.errors import DimbenchError
 from dimbench.paths import schema_dir
 
+# The harmonized schema's tables, parents before children (in public).
+TABLES = (
+    "workspaces",
+    "workspace_members",
+    "documents",
+    "pdf_documents",
+    "processed_documents",
+    "document_chunks",
+)
 LEDGER_DDL = """
 create schema if not exists dimbench;
 revoke all on schema dimbench from public;

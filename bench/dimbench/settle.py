@@ -14,14 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-TABLES = (
-    "workspaces",
-    "workspace_members",
-    "documents",
-    "pdf_documents",
-    "processed_documents",
-    "document_chunks",
-)
+from dimbench.schema import TABLES
+
 # Maintenance in progress on a study table or its TOAST table, and how many finished so far.
 ACTIVE = """
 select count(*) from (

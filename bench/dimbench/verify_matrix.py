@@ -19,16 +19,9 @@ import psycopg
 from psycopg import sql
 
 from dimbench import rls
+from dimbench.schema import TABLES
 from dimbench.verify_world import World
 
-TABLES = (
-    "workspaces",
-    "workspace_members",
-    "documents",
-    "pdf_documents",
-    "processed_documents",
-    "document_chunks",
-)
 CONTENT = TABLES[2:]
 PERSONAS = ("anon", "viewer", "member", "admin", "owner", "nonmember", "stranger", "service_role")
 COMMANDS = ("select", "insert", "update", "delete")
