@@ -144,7 +144,9 @@ class Confirmation:
             for build in {e.build.key: e.build for e in members if e.build.index != "exact"}.values():
                 if bar is not None:
                     bar.set_postfix_str(f"confirmation: building {build.key}")
-                self.builds.append(_as_dict(index.build(self.conn, build)))
+                self.builds.append(
+                    _as_dict(index.build(self.conn, build, progress=bar is not None and not bar.disable))
+                )
             sample = next(iter(self.groups.values()))[0]
             for e in members:
                 self.apply(e)

@@ -24,7 +24,6 @@ import psycopg
 
 from dimbench import arms, db, runs, seed_policy
 from dimbench.cells import cell_fields, cell_key
-from dimbench.errors import DimbenchError
 from dimbench.grid import Build, Grid, QuerySetting, load_grid
 from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
 from dimbench.paths import datasets_dir, repo_root
@@ -168,6 +167,7 @@ class Sweep:
     session: Session
     bar: Any
     probe_workspaces: list[uuid.UUID]
+    progress: bool = False
 
     @property
     def run_id(self) -> str:
@@ -197,7 +197,7 @@ class Sweep:
 
         self.bar.set_postfix_str(f"building {build.key}")
         index.drop_study_indexes(self.conn)
-        record_build(self.session.info, index.build(self.conn, build))
+        record_build(self.session.info, index.build(self.conn, build, progress=self.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
         try:
             for setting in settings:
@@ -296,7 +296,7 @@ def measure_grid(
     builds = list(grid.builds())
     probe = sorted({ws for q in queries for ws in q.visible})[:1]
     with tqdm(desc="screening", unit="cell", disable=not progress) as bar:
-        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe)
+        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe, progress)
         session.info["planned_cells"] = sweep.planned(builds)
         bar.total = sum(sweep.todo(b, s) for b, s in builds)
         for build, settings in builds:
@@ -410,16 +410,21 @@ def record_build(run_info: dict[str, Any], built: Any) -> None:
 
 
 def render_report(out: Path) -> None:
-    """Plots and DECISION.md for the run; the plots need matplotlib (the `report` extra)."""
+    """DECISION.md always; the plots too when matplotlib (the `report` extra) is installed."""
     import importlib.util
+    import sys
+
+    from dimbench.report import decision_record, render
+    from dimbench.report.load import read_results
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise DimbenchError(
-            "measured; the report needs matplotlib: pip install 'dimbench[report]', "
-            f"then dimbench report --results {out}"
+        decision_record.write(read_results(out), out / "DECISION.md")
+        print(
+            f"plots skipped: they need matplotlib (pip install 'dimbench[report]', then dimbench report "
+            f"--results {out})",
+            file=sys.stderr,
         )
-    from dimbench.report import render
-
+        return
     render(out)
 
 
