@@ -57,3 +57,15 @@ def test_calibration_measures_recall_and_leaves_no_scratch_table(tiny, fresh_sch
         assert 0.9 <= result[f"hnsw_recall_at_10_{dim}"] <= 1.0  # a tiny corpus: hnsw is all but exact
         assert result[f"hnsw_build_seconds_{dim}"] >= 0
 
+
+
+def test_calibration_asks_an_evenly_spaced_sample_of_at_most_max_queries():
+    import numpy as np
+
+    from dimbench.corpus.calibrate import sample
+
+    queries = np.arange(2400).reshape(-1, 1)
+    picked = sample(queries, 400)[:, 0]
+    assert len(picked) == 400 and picked[0] == 0 and picked[-1] == 2399
+    assert len(set(np.diff(picked))) <= 2  # evenly spaced (6 or 7 apart after rounding)
+    assert len(sample(queries[:300], 400)) == 300  # a small corpus is asked every query

@@ -154,8 +154,21 @@ def test_the_confirmation_stage_measures_the_leading_candidates_again(tiny_run):
     confirmed = [r for r in lines(out) if r["stage"] == "confirmation"]
     assert info["confirmation"]["status"] == "done" and confirmed
     labels = set(info["confirmation"]["candidates"])
-    assert 0 < len(labels) <= 6  # the tiny grid's max_candidates
+    assert labels
     assert all(r["access"] in ("rls", "rls_filter", "service") for r in confirmed)
+    assert {r["access"] for r in confirmed} & {"rls", "rls_filter"}  # the rule chooses among these
+
+
+def test_confirmation_reuses_the_index_screening_built_last_for_a_column(tiny_run):
+    _, out = tiny_run
+    info = run_of(out)
+    confirmed = info["confirmation"]["builds"]
+    assert confirmed and all(set(b) >= {"build_key", "reused"} for b in confirmed)
+    last = {}  # each column type's last screening build is the one still standing
+    for b in info["builds"]:
+        last[b["column_type"]] = b["build_key"]
+    reused = {b["build_key"] for b in confirmed if b["reused"]}
+    assert reused and reused <= set(last.values())
 
 
 def test_the_confirmation_pass_interleaves_candidates_query_by_query(tiny_run):

@@ -14,7 +14,7 @@ candidate needs its column without a vector index, so it goes to a round of its 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,13 @@ from dimbench import arms, index, metrics, plans
 from dimbench.cells import cell_fields, cell_key
 from dimbench.grid import SCOPES_BY_ACCESS, Build, Confirm, QuerySetting
 from dimbench.measure import CellResult, StudyQuery, ask, measurement, recall_of
-from dimbench.report.decide import Candidate, Config, candidates
+from dimbench.report.decide import CHOOSABLE, Candidate, Config, candidates
 from dimbench.report.load import Results
 from dimbench.results import MeasurementStore
 from dimbench.settle import MaintenanceWatch
 
 ARMS = ("rls", "rls_filter", "service")  # choosable designs and the service baseline (rls_seed: never chosen)
-AT_LEAST = 5  # the best five by screening p95 are always confirmed
+AT_LEAST = 5  # the best five choosable configurations are always confirmed
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,16 @@ class Entrant:
 
 
 def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
-    """Who goes to confirmation: every configuration that could still meet the rule (no cell's recall
-    interval wholly below the target) with a worst p95 within reach of the best's; at least the best five
-    and the best per column type and per access arm; flagged ones (maintenance seen) too; at most
-    max_candidates, the must-haves first."""
+    """Who goes to confirmation: the configurations that could still meet the rule (no cell's recall
+    interval wholly below the target).
+
+    The rule chooses among the RLS designs (CHOOSABLE), so the places go to them: the best five, the best
+    per column type, and every other one whose worst p95 is within `reach` of the best's, plus the best
+    of each arm (the service baseline included) and any whose cell saw maintenance. "Best" ranks those
+    whose screening mean already meets the target first (then by p95): a fast configuration that fails
+    at the mean will most likely fail confirmation too. `max_candidates` caps only the within-reach
+    extras; the must-haves always go.
+    """
     eligible = sorted(
         (
             c
@@ -67,33 +73,48 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
             and c.min_recall_upper >= confirm.recall_target
             and c.worst_p95_ms is not None
         ),
-        key=lambda c: (c.worst_p95_ms, c.config.label),
+        key=lambda c: (
+            (c.min_recall or 0.0) < confirm.recall_target,
+            c.worst_p95_ms,
+            c.config.label,
+        ),
     )
+    choosable = [c for c in eligible if c.config.access in CHOOSABLE]
     if not eligible:
         return []
-    best = eligible[0].worst_p95_ms
-    must: list[Candidate] = list(eligible[:AT_LEAST])
-    for key in (lambda c: c.config.column_type, lambda c: c.config.access):
+    must: list[Candidate] = list(choosable[:AT_LEAST])
+    for key, pool in ((lambda c: c.config.column_type, choosable), (lambda c: c.config.access, eligible)):
         seen: set[str] = set()
-        for c in eligible:
+        for c in pool:
             if key(c) not in seen:
                 seen.add(key(c))
                 must.append(c)
-    rest = [c for c in eligible if c.worst_p95_ms <= best * (1 + confirm.reach) or c.maintenance]
+    must += [c for c in eligible if c.maintenance]
     chosen: list[Candidate] = []
-    for c in must + rest:
-        if c not in chosen and len(chosen) < confirm.max_candidates:
+    for c in must:
+        if c not in chosen:
             chosen.append(c)
+    if choosable:
+        reach = min(c.worst_p95_ms for c in choosable) * (1 + confirm.reach)
+        cap = max(confirm.max_candidates, len(chosen))
+        for c in choosable:
+            if len(chosen) >= cap:
+                break
+            if c not in chosen and c.worst_p95_ms <= reach:
+                chosen.append(c)
     return sorted(chosen, key=lambda c: (c.worst_p95_ms, c.config.label))
 
 
-def rounds(entrants: list[Entrant]) -> list[list[Entrant]]:
-    """Group candidates so that each round needs at most one index (or none) per column."""
+def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[Entrant]]:
+    """Group candidates so that each round needs at most one index (or none) per column; a build key in
+    `prefer` (an index that exists already) goes in the first round, so it is used before it is dropped."""
     by_column: dict[str, list[str]] = {}
     for e in entrants:
         keys = by_column.setdefault(e.build.column_type, [])
         if e.build.key not in keys:
             keys.append(e.build.key)
+    for keys in by_column.values():
+        keys.sort(key=lambda key: key not in prefer)  # stable: otherwise the entrants' order
     depth = max((len(v) for v in by_column.values()), default=0)
     return [
         [e for e in entrants if by_column[e.build.column_type].index(e.build.key) == r] for r in range(depth)
@@ -136,17 +157,13 @@ class Confirmation:
         return cell_key(cell_fields(self.run_id, "confirmation", e.build, e.setting, e.access, scope, bucket))
 
     def run(self, entrants: list[Entrant], bar: Any = None) -> None:
-        for number, members in enumerate(rounds(entrants), start=1):
+        existing = index.study_indexes(self.conn)
+        built = {e.build.key for e in entrants if index.index_name(e.build) in existing}
+        for number, members in enumerate(rounds(entrants, prefer=built), start=1):
             cells = self.cells(members)
             if not any(self.key(e, s, b) not in self.store for s, b, ms in cells for e in ms):
                 continue
-            index.drop_study_indexes(self.conn)
-            for build in {e.build.key: e.build for e in members if e.build.index != "exact"}.values():
-                if bar is not None:
-                    bar.set_postfix_str(f"confirmation: building {build.key}")
-                self.builds.append(
-                    _as_dict(index.build(self.conn, build, progress=bar is not None and not bar.disable))
-                )
+            self.prepare_indexes(members, bar)
             sample = next(iter(self.groups.values()))[0]
             for e in members:
                 self.apply(e)
@@ -169,6 +186,21 @@ class Confirmation:
                 if bar is not None:
                     bar.update(len(todo))
         index.drop_study_indexes(self.conn)
+
+    def prepare_indexes(self, members: list[Entrant], bar: Any = None) -> None:
+        """Exactly the round's indexes: screening's build of the same key is reused (same index, already
+        settled), anything else is dropped, the missing ones are built."""
+        needed = {index.index_name(e.build): e.build for e in members if e.build.index != "exact"}
+        have = index.study_indexes(self.conn) & set(needed)
+        index.drop_study_indexes(self.conn, keep=have)
+        for name, build in needed.items():
+            if name in have:
+                self.builds.append({"build_key": build.key, "reused": True})
+                continue
+            if bar is not None:
+                bar.set_postfix_str(f"confirmation: building {build.key}")
+            built = index.build(self.conn, build, progress=bar is not None and not bar.disable)
+            self.builds.append({**_as_dict(built), "reused": False})
 
     def cells(self, members: list[Entrant]) -> list[tuple[str, str, list[Entrant]]]:
         out = []

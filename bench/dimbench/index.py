@@ -1,12 +1,15 @@
 """One small interface per index kind: build (timed, sized), drop, and the session's query settings.
 
-All study indexes are named dimbench_*; exactly one exists during a sweep, so the planner cannot pick
-another. halfvec1536 indexes the expression match_document_chunks orders by when half_precision is on.
+All study indexes are named dimbench_<column type>_*; during a sweep exactly one exists over the swept
+column type's expression, so the planner cannot pick another (indexes over other column types'
+expressions cannot serve its queries). halfvec1536 indexes the expression match_document_chunks orders
+by when half_precision is on.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,13 +58,32 @@ def index_name(build: Build) -> str:
     return f"dimbench_{build.column_type}_{build.index}" + (f"_{suffix}" if suffix else "")
 
 
-def drop_study_indexes(conn: psycopg.Connection) -> None:
+def study_indexes(conn: psycopg.Connection) -> set[str]:
+    """The valid dimbench_* indexes on document_chunks (an interrupted build may leave an invalid one)."""
+    rows = conn.execute(
+        "select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid"
+        " where i.indrelid = 'public.document_chunks'::regclass and i.indisvalid"
+        " and c.relname like 'dimbench\\_%'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def drop_study_indexes(
+    conn: psycopg.Connection, *, column_type: str | None = None, keep: Collection[str] = ()
+) -> None:
+    """Drop the study's indexes: all of them, or those over one column type's expression, except `keep`.
+
+    Indexes over another column type's expression cannot serve a query, so they may stay: that is what
+    lets confirmation reuse screening's last build of each column instead of building it again.
+    """
     names = conn.execute(
         "select indexname from pg_indexes where schemaname = 'public' and tablename = 'document_chunks'"
         " and indexname like 'dimbench\\_%'"
     ).fetchall()
+    prefix = f"dimbench_{column_type}_" if column_type else "dimbench_"
     for (name,) in names:
-        conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", name)))
+        if name.startswith(prefix) and name not in keep:
+            conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", name)))
 
 
 def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> BuildResult:

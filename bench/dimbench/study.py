@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from dimbench import arms, db, runs, seed_policy
+from dimbench import arms, db, index, runs, seed_policy
 from dimbench.cells import cell_fields, cell_key
 from dimbench.grid import Build, Grid, QuerySetting, load_grid
 from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
@@ -125,6 +125,7 @@ def run(options: StudyOptions) -> Path:
             if grid.confirm is not None and run_info["confirmation"]["status"] != "done":
                 with phases.timed("confirmation"):
                     confirm_leaders(conn, grid, sweep, store, session, options.progress)
+            index.drop_study_indexes(conn)
         run_info["finished_at"] = runs.now()
     finally:
         session.save()
@@ -193,10 +194,8 @@ class Sweep:
         return sum(1 for b, s in builds for _ in self.cells(b, s))
 
     def measure_build(self, build: Build, settings: list[QuerySetting]) -> None:
-        from dimbench import index
-
         self.bar.set_postfix_str(f"building {build.key}")
-        index.drop_study_indexes(self.conn)
+        index.drop_study_indexes(self.conn, column_type=build.column_type)
         record_build(self.session.info, index.build(self.conn, build, progress=self.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
         try:
@@ -289,8 +288,6 @@ def measure_grid(
     """Screening: every cell of the grid, `queries_per_cell` queries each."""
     from tqdm import tqdm
 
-    from dimbench import index
-
     pools = study_groups(queries)
     groups = {key: qs[: grid.queries_per_cell] for key, qs in pools.items()}
     builds = list(grid.builds())
@@ -299,10 +296,12 @@ def measure_grid(
         sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe, progress)
         session.info["planned_cells"] = sweep.planned(builds)
         bar.total = sum(sweep.todo(b, s) for b, s in builds)
+        if bar.total:
+            index.drop_study_indexes(conn)  # nothing of an earlier run's builds is measured again
         for build, settings in builds:
             if sweep.todo(build, settings):
                 sweep.measure_build(build, settings)
-        index.drop_study_indexes(conn)
+    # Each column type's last build stays for confirmation to reuse; run() drops them at the end.
     session.info["measured_cells"] = sum(r.get("stage") == "screening" for r in store.rows.values())
     sweep.groups = pools
     return sweep
@@ -380,8 +379,6 @@ def throughput(
 ) -> dict[str, float | None]:
     """QPS at 1 client from the sequential run; at more clients only for the first setting of each
     build and the service and rls arms over all of a user's workspaces (enough for the curve)."""
-    from dimbench import index
-
     total_ns = sum(a.latency_ns for a in result.answers)
     qps: dict[str, float | None] = {str(c): None for c in grid.concurrency}
     qps["1"] = len(result.answers) / (total_ns / 1e9) if total_ns else None
