@@ -216,3 +216,15 @@ def test_a_resumed_load_keeps_its_block_boundaries_whatever_block_size_is_asked(
         load_corpus(conn, tiny, block_rows=5000, progress=False)
         total, distinct, _ = chunk_checksum(conn)
         assert total == distinct == tiny.n_chunks
+
+
+def test_loader_processes_that_cannot_reach_the_server_are_one_error_not_a_traceback(
+    tiny, fresh_schema_dsn, monkeypatch, capfd
+):
+    import dimbench.load
+
+    # The workers (forked) get a DSN of a server that is not there, as when it goes away mid-load.
+    monkeypatch.setattr(dimbench.load, "full_conninfo", lambda conn: "host=/nonexistent dbname=x")
+    with db.connect(fresh_schema_dsn) as conn, pytest.raises(DimbenchError, match="cannot connect"):
+        load_corpus(conn, tiny, block_rows=300, progress=False)
+    assert "Traceback" not in capfd.readouterr().err

@@ -289,13 +289,24 @@ _worker: dict = {}
 def _worker_init(directory: str, manifest: dict, dsn: str, key: str) -> None:
     from dimbench import db
 
-    conn = db.use_vectors(db.connect(dsn))
-    conn.execute("set synchronous_commit = off")
+    # An initializer that raises breaks the whole pool with a traceback; keep the error for the first
+    # task to raise instead, so the caller gets it as one line.
+    try:
+        conn = db.use_vectors(db.connect(dsn))
+        conn.execute("set synchronous_commit = off")
+    except (DimbenchError, psycopg.Error) as exc:
+        _worker.update(error=str(exc))
+        return
     _worker.update(corpus=Corpus(Path(directory), manifest), conn=conn, key=key)
 
 
 def _worker_load(start: int, rows: int) -> tuple[int, int]:
-    return load_block(_worker["conn"], _worker["corpus"], _worker["key"], start, rows)
+    if "error" in _worker:
+        raise DimbenchError(_worker["error"])
+    try:
+        return load_block(_worker["conn"], _worker["corpus"], _worker["key"], start, rows)
+    except psycopg.OperationalError as exc:  # the server went away mid-load
+        raise DimbenchError(f"loading block {start} failed: {str(exc).splitlines()[0]}") from None
 
 
 def load_block(conn: psycopg.Connection, corpus: Corpus, key: str, start: int, rows: int) -> tuple[int, int]:
@@ -322,6 +333,7 @@ def load_blocks_parallel(
     connection: the server parses one stream per core instead of waiting on one client."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
@@ -334,6 +346,8 @@ def load_blocks_parallel(
         try:
             for future in as_completed(futures):
                 yield future.result()
+        except BrokenProcessPool as exc:
+            raise DimbenchError(f"a loader process died ({exc}); rerun to resume the load") from None
         finally:
             for future in futures:
                 future.cancel()
