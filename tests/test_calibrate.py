@@ -58,7 +58,6 @@ def test_calibration_measures_recall_and_leaves_no_scratch_table(tiny, fresh_sch
         assert result[f"hnsw_build_seconds_{dim}"] >= 0
 
 
-
 def test_calibration_asks_an_evenly_spaced_sample_of_at_most_max_queries():
     import numpy as np
 

@@ -11,7 +11,9 @@ from dimbench.report.decide import Candidate, Config
 CONFIRM = Confirm(max_candidates=4, reach=0.5, recall_target=0.95)
 
 
-def candidate(column_type, access, p95, recall, *, upper=None, ef=40, iterative="relaxed_order", flagged=0):
+def candidate(
+    column_type, access, p95, recall, *, upper=None, ef=40, iterative="relaxed_order", flagged=False
+):
     """A screened configuration: worst p95 `p95` ms, worst cell mean recall `recall`."""
     config = Config(
         column_type, "hnsw", json.dumps({"m": 16}), json.dumps({"ef_search": ef}), iterative, access
@@ -25,12 +27,8 @@ def candidate(column_type, access, p95, recall, *, upper=None, ef=40, iterative=
         cells=4,
         qualifies=False,
         min_recall_upper=upper if upper is not None else min(1.0, recall + 0.05),
-        maintenance=bool(flagged),
+        maintenance=flagged,
     )
-
-
-def labels(chosen):
-    return [(c.config.access, c.worst_p95_ms) for c in chosen]
 
 
 def test_the_places_go_to_the_choosable_designs_not_to_the_service_baseline():

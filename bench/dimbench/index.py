@@ -58,30 +58,30 @@ def index_name(build: Build) -> str:
     return f"dimbench_{build.column_type}_{build.index}" + (f"_{suffix}" if suffix else "")
 
 
+def _study_index_rows(conn: psycopg.Connection) -> list[tuple[str, bool]]:
+    """(name, valid) of every dimbench_* index on document_chunks."""
+    return conn.execute(
+        "select c.relname, i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid"
+        " where i.indrelid = 'public.document_chunks'::regclass and c.relname like 'dimbench\\_%'"
+    ).fetchall()
+
+
 def study_indexes(conn: psycopg.Connection) -> set[str]:
     """The valid dimbench_* indexes on document_chunks (an interrupted build may leave an invalid one)."""
-    rows = conn.execute(
-        "select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid"
-        " where i.indrelid = 'public.document_chunks'::regclass and i.indisvalid"
-        " and c.relname like 'dimbench\\_%'"
-    ).fetchall()
-    return {name for (name,) in rows}
+    return {name for name, valid in _study_index_rows(conn) if valid}
 
 
 def drop_study_indexes(
     conn: psycopg.Connection, *, column_type: str | None = None, keep: Collection[str] = ()
 ) -> None:
-    """Drop the study's indexes: all of them, or those over one column type's expression, except `keep`.
+    """Drop the study's indexes (valid or not): all of them, or those over one column type's expression,
+    except `keep`.
 
     Indexes over another column type's expression cannot serve a query, so they may stay: that is what
     lets confirmation reuse screening's last build of each column instead of building it again.
     """
-    names = conn.execute(
-        "select indexname from pg_indexes where schemaname = 'public' and tablename = 'document_chunks'"
-        " and indexname like 'dimbench\\_%'"
-    ).fetchall()
     prefix = f"dimbench_{column_type}_" if column_type else "dimbench_"
-    for (name,) in names:
+    for name, _ in _study_index_rows(conn):
         if name.startswith(prefix) and name not in keep:
             conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", name)))
 
