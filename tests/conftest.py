@@ -116,3 +116,24 @@ def conn(world_dsn: str) -> Iterator[psycopg.Connection]:
     with db.connect(world_dsn) as connection:
         db.use_vectors(connection)
         yield connection
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_db(new_database: Callable[[str], str]):
+    """A database with the schema and the tiny corpus loaded and settled, no study index, and the study's
+    queries (each with its exact answer per dimension): what the design tests search. Tests must leave it
+    as they found it (remove what they install)."""
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.load import load_corpus
+    from dimbench.paths import datasets_dir
+    from dimbench.settle import vacuum_analyze
+    from dimbench.study_inputs import study_queries
+
+    dsn = new_database("designs")
+    corpus = ensure_corpus(datasets_dir() / "tiny.toml", progress=False, log=lambda *_: None)
+    with db.connect(dsn) as conn:
+        schema.apply(conn)
+        db.use_vectors(conn)
+        load_corpus(conn, corpus, progress=False)
+        vacuum_analyze(conn)
+    return dsn, study_queries(corpus)

@@ -1,12 +1,8 @@
-"""The four access arms, each run as production would run it: one PostgREST-style request per query.
+"""The access arms (dimbench.vocabulary.ACCESS_ARMS), each run as production would run it: one
+PostgREST-style request per query.
 
-service     service_role (bypasses RLS) with the app's explicit `workspace_id = any(…)` filter
-rls_seed    authenticated under the seed's policy form (unwrapped auth.uid(), IN-subquery)
-rls         authenticated under the project's optimized policies, no filter: RLS alone decides
-rls_filter  the optimized policies plus the explicit filter in the query
-
-Every arm calls public.match_document_chunks, as the apps do, so the function's own cost is the same
-in every arm and only the access design differs.
+Every arm calls the design's search function (public.match_document_chunks for the shared design), as
+the apps do, so the function's own cost is the same in every arm and only the access design differs.
 """
 
 from __future__ import annotations
@@ -19,20 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
+from dimbench.designs.base import search_function
 from dimbench.errors import DimbenchError
 from dimbench.grid import Build
 from dimbench.rls import claims_for
+from dimbench.vocabulary import ARM_ROLE, DEFAULT_DESIGN, FILTERED
 
-ARM_ROLE = {
-    "service": "service_role",
-    "rls_seed": "authenticated",
-    "rls": "authenticated",
-    "rls_filter": "authenticated",
-}
-FILTERED = {"service": True, "rls_seed": False, "rls": False, "rls_filter": True}
+__all__ = ["ARM_ROLE", "FILTERED", "Answer", "ask", "check_canary", "check_visible", "query_vector"]
 
-SEARCH = "select id, workspace_id, 1 - similarity from public.match_document_chunks(%s, %s, %s, %s, %s)"
+SEARCH = "select id, workspace_id, 1 - similarity from {}(%s, %s, %s, %s, %s)"
 # PostgREST's request preamble: role and claims, plus the role's own statement_timeout (PostgREST applies
 # an impersonated role's settings per request; a SET ROLE alone would not), all transaction-local.
 PREAMBLE = (
@@ -90,8 +83,10 @@ def ask(
     user: uuid.UUID | None,
     workspaces: Sequence[uuid.UUID] | None,
     role: str | None = None,
+    design: str = DEFAULT_DESIGN,
 ) -> Answer:
-    """One request, timed client-side from BEGIN to COMMIT (what the app waits for).
+    """One request through the design's search function, timed client-side from BEGIN to COMMIT (what
+    the app waits for).
 
     It runs under the role's statement_timeout, as production does; a request the server cancels for
     it comes back as a failed answer (no rows), not as an exception. `role` overrides the arm's database
@@ -106,7 +101,8 @@ def ask(
     try:
         with conn.transaction():
             conn.execute(PREAMBLE, (role, claims, timeout), prepare=True)
-            rows = conn.execute(SEARCH, params, prepare=True, binary=True).fetchall()
+            statement = sql.SQL(SEARCH).format(search_function(design))
+            rows = conn.execute(statement, params, prepare=True, binary=True).fetchall()
     except psycopg.errors.QueryCanceled:
         return Answer([], [], [], time.perf_counter_ns() - start, failed=True)
     elapsed = time.perf_counter_ns() - start
@@ -132,6 +128,7 @@ def check_canary(
     someone_elses: Sequence[uuid.UUID],
     k: int,
     role: str | None = None,
+    design: str = DEFAULT_DESIGN,
 ) -> None:
     """A user with no membership must get nothing; proves the arm really ran under RLS.
 
@@ -140,7 +137,7 @@ def check_canary(
     """
     if ARM_ROLE[access] != "authenticated":
         return
-    answer = ask(conn, access, build, vector, k, canary, someone_elses, role=role)
+    answer = ask(conn, access, build, vector, k, canary, someone_elses, role=role, design=design)
     if answer.ids:
         raise IsolationBreach(
             f"isolation breach: the canary user (no memberships) got {len(answer.ids)} row(s) in arm "

@@ -1,39 +1,38 @@
-"""A cell's identity, defined once: the study writes it, the store keys on it, the report groups by it.
+"""A cell's identity: the study writes it, the store keys on it, the report groups by it.
 
-A cell is one run's measurement of one configuration (column type, index and its build arguments,
-query arguments, iterative scan, access arm) in one (scope, size bucket), at one stage of the study
-(`screening`: the whole grid; `confirmation`: the leading candidates again, with more queries).
+The fields are the vocabulary's (dimbench.vocabulary.CELL_FIELDS): one run's measurement of one
+configuration (design and its parameters, column type, index and its build arguments, query arguments,
+iterative scan, access arm) in one (scope, size bucket), at one stage of the study (`screening`: the
+whole grid; `confirmation`: the leading candidates again, with more queries).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from dimbench.grid import Build, QuerySetting
+from dimbench.vocabulary import CELL_FIELDS, DEFAULT_DESIGN, STAGES, cell_key
 
-STAGES = ("screening", "confirmation")
-CELL_FIELDS = (
-    "run_id",
-    "stage",
-    "column_type",
-    "index",
-    "build_params",
-    "query_params",
-    "access",
-    "iterative_scan",
-    "scope",
-    "bucket",
-)
+__all__ = ["CELL_FIELDS", "STAGES", "cell_fields", "cell_key"]
 
 
 def cell_fields(
-    run_id: str, stage: str, build: Build, setting: QuerySetting, access: str, scope: str, bucket: str
+    run_id: str,
+    stage: str,
+    build: Build,
+    setting: QuerySetting,
+    access: str,
+    scope: str,
+    bucket: str,
+    design: str = DEFAULT_DESIGN,
+    design_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What identifies a cell: one line of measurements.jsonl per distinct value."""
     values = (
         run_id,
         stage,
+        design,
+        dict(sorted((design_params or {}).items())),
         build.column_type,
         build.index,
         dict(sorted(build.params.items())),
@@ -44,7 +43,3 @@ def cell_fields(
         bucket,
     )
     return dict(zip(CELL_FIELDS, values, strict=True))
-
-
-def cell_key(row: dict[str, Any]) -> str:
-    return "|".join(json.dumps(row[f], sort_keys=True, separators=(",", ":")) for f in CELL_FIELDS)

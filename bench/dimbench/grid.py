@@ -15,25 +15,19 @@ from typing import Any
 from dimbench.errors import DimbenchError
 from dimbench.paths import grids_dir
 from dimbench.tomlcheck import no_unknown, read_toml, typed
-
-COLUMN_TYPES = {
-    "vector768": ("vector", 768),
-    "vector1536": ("vector", 1536),
-    "halfvec1536": ("halfvec", 1536),
-}
-INDEX_KINDS = ("exact", "ivfflat", "hnsw")
-ACCESS_ARMS = ("service", "rls_seed", "rls", "rls_filter")
-SCOPES = ("workspace", "all")
-ITERATIVE = {
-    "exact": ("off",),
-    "ivfflat": ("off", "relaxed_order"),
-    "hnsw": ("off", "relaxed_order", "strict_order"),
-}
-BUILD_KEYS = {"exact": (), "ivfflat": ("lists",), "hnsw": ("m", "ef_construction")}
-QUERY_KEYS = {"exact": (), "ivfflat": ("probes",), "hnsw": ("ef_search",)}
-# RLS alone decides what a user sees, so the arms without an explicit filter are measured over all of
-# the user's workspaces; a one-workspace query needs the filter (service, rls_filter).
-SCOPES_BY_ACCESS = {"service": SCOPES, "rls_seed": ("all",), "rls": ("all",), "rls_filter": SCOPES}
+from dimbench.vocabulary import (  # noqa: F401  (re-exported: the grid's words are the vocabulary's)
+    ACCESS_ARMS,
+    BUILD_KEYS,
+    COLUMN_TYPES,
+    DESIGNS,
+    INDEX_KINDS,
+    ITERATIVE,
+    ITERATIVE_ONLY,
+    OPTIONAL_QUERY_KEYS,
+    QUERY_KEYS,
+    SCOPES,
+    SCOPES_BY_ACCESS,
+)
 
 
 def product(params: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -82,6 +76,48 @@ class IndexSpec:
     query: dict[str, list[Any]]
     iterative_scan: list[str]
 
+    def settings(self) -> list[QuerySetting]:
+        """Every query argument × iterative-scan mode; an argument that only matters with iterative scan
+        on (max_scan_tuples) is swept only where it is on."""
+        out = []
+        for params in product(self.query):
+            for mode in self.iterative_scan:
+                if mode == "off" and any(
+                    params[key] != self.query[key][0] for key in ITERATIVE_ONLY if key in params
+                ):
+                    continue
+                if mode == "off":
+                    params_here = {k: v for k, v in params.items() if k not in ITERATIVE_ONLY}
+                else:
+                    params_here = params
+                out.append(QuerySetting(params_here, mode))
+        return out
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """One [[design]] of a grid: a layout or route measured on the builds of one index kind.
+
+    It rides on every build of `index` (same build arguments) for its `column_types`, and sweeps the
+    query settings of that index restricted to `query` and `iterative_scan`, under its `access` arms.
+    """
+
+    name: str
+    index: str
+    column_types: tuple[str, ...]
+    access: tuple[str, ...]
+    query: dict[str, list[Any]] = field(default_factory=dict, hash=False)
+    iterative_scan: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def settings(self, all_settings: list[QuerySetting]) -> list[QuerySetting]:
+        def wanted(s: QuerySetting) -> bool:
+            if self.iterative_scan and s.iterative_scan not in self.iterative_scan:
+                return False
+            return all(s.params.get(k, v[0]) in v for k, v in self.query.items())
+
+        return [s for s in all_settings if wanted(s)]
+
 
 @dataclass(frozen=True)
 class Confirm:
@@ -109,19 +145,20 @@ class Grid:
     concurrency_queries: int
     calibrate: bool = False  # measure the corpus's unfiltered hnsw recall first (if not yet in its manifest)
     confirm: Confirm | None = None  # None: screening only
+    designs: list[DesignSpec] = field(default_factory=list)  # besides `shared`, which every build is
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
 
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
         for column_type in self.column_types:
             for spec in self.indexes:
-                settings = [
-                    QuerySetting(params, mode)
-                    for params in product(spec.query)
-                    for mode in spec.iterative_scan
-                ]
+                settings = spec.settings()
                 for params in product(spec.build):
                     yield Build(column_type, spec.kind, params), settings
+
+    def designs_for(self, build: Build) -> list[DesignSpec]:
+        """The grid's designs that ride on this build, in the grid's order."""
+        return [d for d in self.designs if d.index == build.index and build.column_type in d.column_types]
 
     def scopes_for(self, access: str) -> tuple[str, ...]:
         return SCOPES_BY_ACCESS[access]
@@ -163,6 +200,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "concurrency_queries",
         "calibrate",
         "confirm",
+        "design",
     }
     no_unknown(raw, known, where)
 
@@ -209,7 +247,58 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         concurrency_queries=concurrency_queries,
         calibrate=get("calibrate", bool, False),
         confirm=_parse_confirm(raw["confirm"], f"{where} [confirm]") if "confirm" in raw else None,
+        designs=[
+            _parse_design(item, f"{where} [[design]] #{i + 1}", column_types, access, indexes)
+            for i, item in enumerate(get("design", list, []))
+        ],
         source=path,
+    )
+
+
+def _parse_design(
+    item: Any, where: str, column_types: list[str], access: list[str], indexes: list[IndexSpec]
+) -> DesignSpec:
+    from dimbench import designs
+
+    if not isinstance(item, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(item, {"name", "index", "column_types", "access", "query", "iterative_scan", "params"}, where)
+    name = item.get("name")
+    if name not in DESIGNS or name == "shared":
+        known = ", ".join(d for d in DESIGNS if d != "shared")
+        raise DimbenchError(f"{where}: name must be one of {known} (every build is `shared`), got {name!r}")
+    kind = item.get("index", "hnsw")
+    specs = [s for s in indexes if s.kind == kind]
+    if not specs:
+        raise DimbenchError(f"{where}: index {kind!r} has no [[index]] entry in this grid to ride on")
+    module = designs.module(name)
+    if kind not in module.INDEX_KINDS:
+        raise DimbenchError(f"{where}: {name} works with index {', '.join(module.INDEX_KINDS)}, got {kind!r}")
+    cts = item.get("column_types", column_types)
+    arms = item.get("access", access)
+    for label, values, universe in (("column_types", cts, column_types), ("access", arms, access)):
+        if not isinstance(values, list) or not values or any(v not in universe for v in values):
+            raise DimbenchError(
+                f"{where}: {label} must be a non-empty subset of the grid's {label} {universe}"
+            )
+    query = _parse_params(item.get("query", {}), (), f"{where} query", optional=QUERY_KEYS[kind])
+    modes = item.get("iterative_scan", [])
+    if not isinstance(modes, list) or any(m not in ITERATIVE[kind] for m in modes):
+        raise DimbenchError(
+            f"{where}: iterative_scan must list modes of {kind}: {', '.join(ITERATIVE[kind])}"
+        )
+    params = item.get("params", {})
+    if not isinstance(params, dict):
+        raise DimbenchError(f"{where}: params must be a table")
+    no_unknown(params, set(module.PARAMS), f"{where} params")
+    return DesignSpec(
+        name,
+        kind,
+        tuple(cts),
+        tuple(arms),
+        query,
+        tuple(modes),
+        {**module.PARAMS, **params},
     )
 
 
@@ -242,7 +331,9 @@ def _parse_index(item: Any, where: str) -> IndexSpec:
     if kind not in INDEX_KINDS:
         raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
     build = _parse_params(item.get("build", {}), BUILD_KEYS[kind], f"{where} build")
-    query = _parse_params(item.get("query", {}), QUERY_KEYS[kind], f"{where} query")
+    optional = tuple(k for k in QUERY_KEYS[kind] if k in OPTIONAL_QUERY_KEYS)
+    required = tuple(k for k in QUERY_KEYS[kind] if k not in OPTIONAL_QUERY_KEYS)
+    query = _parse_params(item.get("query", {}), required, f"{where} query", optional=optional)
     modes = item.get("iterative_scan", ["off"])
     if not isinstance(modes, list) or not modes:
         raise DimbenchError(f"{where}: iterative_scan must be a non-empty list")
@@ -255,15 +346,17 @@ def _parse_index(item: Any, where: str) -> IndexSpec:
     return IndexSpec(kind, build, query, list(modes))
 
 
-def _parse_params(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, list[Any]]:
+def _parse_params(
+    raw: Any, keys: tuple[str, ...], where: str, optional: tuple[str, ...] = ()
+) -> dict[str, list[Any]]:
     if not isinstance(raw, dict):
         raise DimbenchError(f"{where}: must be a table")
-    no_unknown(raw, keys, where)
+    no_unknown(raw, (*keys, *optional), where)
     missing = [key for key in keys if key not in raw]
     if missing:
         raise DimbenchError(f"{where}: missing {', '.join(missing)}")
     params: dict[str, list[Any]] = {}
-    for key in keys:
+    for key in (*keys, *(k for k in optional if k in raw)):
         values = raw[key] if isinstance(raw[key], list) else [raw[key]]
         if not values or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
             raise DimbenchError(f"{where}: {key} must be positive integers, got {raw[key]!r}")

@@ -18,6 +18,7 @@ import psycopg
 
 from dimbench import arms, metrics
 from dimbench.grid import Build
+from dimbench.vocabulary import DEFAULT_DESIGN
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,17 @@ def allowed_for(query: StudyQuery, access: str) -> set[uuid.UUID]:
 
 
 def ask(
-    conn: psycopg.Connection, build: Build, access: str, query: StudyQuery, k: int, role: str | None = None
+    conn: psycopg.Connection,
+    build: Build,
+    access: str,
+    query: StudyQuery,
+    k: int,
+    role: str | None = None,
+    design: str = DEFAULT_DESIGN,
 ) -> arms.Answer:
-    """One request for one study query, checked for foreign rows."""
+    """One request for one study query through the design's search, checked for foreign rows."""
     vector = arms.query_vector(query.vector_1536, build)
-    answer = arms.ask(conn, access, build, vector, k, query.user, query.filter_ids, role=role)
+    answer = arms.ask(conn, access, build, vector, k, query.user, query.filter_ids, role=role, design=design)
     arms.check_visible(answer, allowed_for(query, access), access, query.user)
     return answer
 
@@ -73,11 +80,12 @@ def run_cell(
     k: int,
     warmup: int,
     role: str | None = None,
+    design: str = DEFAULT_DESIGN,
 ) -> CellResult:
     """Warm up (discarded), then each query once; every answer is checked for foreign rows."""
     for query in list(queries)[:warmup]:
-        ask(conn, build, access, query, k, role)
-    answers = [ask(conn, build, access, query, k, role) for query in queries]
+        ask(conn, build, access, query, k, role, design)
+    answers = [ask(conn, build, access, query, k, role, design) for query in queries]
     return CellResult(answers, [recall_of(a, q, build, k) for a, q in zip(answers, queries, strict=True)])
 
 
@@ -101,6 +109,7 @@ def concurrent_qps(
     clients: int,
     total: int,
     setup: Callable[[psycopg.Connection], None],
+    design: str = DEFAULT_DESIGN,
 ) -> float:
     """Queries per second with `clients` connections each running its share of `total` requests."""
     connections = [connect() for _ in range(clients)]
@@ -115,7 +124,7 @@ def concurrent_qps(
                 barrier.wait()
                 for i in range(share):
                     q = queries[(offset + i) % len(queries)]
-                    ask(c, build, access, q, k)
+                    ask(c, build, access, q, k, design=design)
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 

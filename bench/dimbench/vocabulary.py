@@ -1,0 +1,102 @@
+"""The study's vocabulary, defined once: the study writes these names, the report reads them back.
+
+Column types, index kinds and their arguments, access arms, scopes, size buckets, designs and a cell's
+identity. The grid parser validates against this module, the study measures it, the decision rule and
+the plots group by it. A new design is a module in dimbench/designs plus its name in DESIGNS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# column type -> (pgvector type, dimensions)
+COLUMN_TYPES = {
+    "vector768": ("vector", 768),
+    "vector1536": ("vector", 1536),
+    "halfvec1536": ("halfvec", 1536),
+}
+# Bytes per row of the vector column in the end state (one column; halfvec stored as a halfvec column).
+COLUMN_BYTES = {"vector768": 4 * 768 + 8, "vector1536": 4 * 1536 + 8, "halfvec1536": 2 * 1536 + 8}
+
+INDEX_KINDS = ("exact", "ivfflat", "hnsw")
+ITERATIVE = {
+    "exact": ("off",),
+    "ivfflat": ("off", "relaxed_order"),
+    "hnsw": ("off", "relaxed_order", "strict_order"),
+}
+BUILD_KEYS = {"exact": (), "ivfflat": ("lists",), "hnsw": ("m", "ef_construction")}
+QUERY_KEYS = {"exact": (), "ivfflat": ("probes",), "hnsw": ("ef_search", "max_scan_tuples")}
+OPTIONAL_QUERY_KEYS = {"max_scan_tuples"}  # absent: pgvector's default
+# A query argument that only matters with iterative scan on (off is measured at its first value only).
+ITERATIVE_ONLY = {"max_scan_tuples"}
+QUERY_GUC = {
+    "ef_search": "hnsw.ef_search",
+    "probes": "ivfflat.probes",
+    "max_scan_tuples": "hnsw.max_scan_tuples",
+}
+PGVECTOR_DEFAULTS = {
+    "hnsw.ef_search": "40",
+    "hnsw.iterative_scan": "off",
+    "hnsw.max_scan_tuples": "20000",
+    "ivfflat.probes": "1",
+    "ivfflat.iterative_scan": "off",
+}
+
+# Access arms: how a request reaches the rows.
+#   service     service_role (bypasses RLS) with the app's explicit `workspace_id = any(…)` filter
+#   rls_seed    authenticated under the seed's policy (unwrapped auth.uid(), IN-subquery, FOR ALL)
+#   rls_docs    authenticated under Supabase's "RAG with permissions" policy form (membership subquery)
+#   rls         authenticated under this project's policies, no filter: RLS alone decides
+#   rls_filter  this project's policies plus the explicit filter in the query
+ACCESS_ARMS = ("service", "rls_seed", "rls_docs", "rls", "rls_filter")
+ARM_ROLE = {arm: ("service_role" if arm == "service" else "authenticated") for arm in ACCESS_ARMS}
+FILTERED = {"service": True, "rls_seed": False, "rls_docs": False, "rls": False, "rls_filter": True}
+POLICY_VARIANTS = ("rls_seed", "rls_docs")  # arms measured with another select policy swapped in
+RLS_ARMS = ("rls", "rls_filter", "rls_seed", "rls_docs")
+CHOOSABLE = ("rls", "rls_filter")  # the others are measured as what users copy, never chosen
+
+SCOPES = ("workspace", "all")
+# RLS alone decides what a user sees, so the arms without an explicit filter are measured over all of
+# the user's workspaces; a one-workspace query needs the filter (service, rls_filter).
+SCOPES_BY_ACCESS = {arm: (SCOPES if FILTERED[arm] else ("all",)) for arm in ACCESS_ARMS}
+BUCKETS = ("tiny", "small", "medium", "large")
+
+# Designs: the table layout and search route a request goes through (dimbench/designs/<name>.py).
+#   shared       one approximate index over all chunks (the harmonized schema as migrated)
+#   routed       the search function routes per call: exact below T visible rows, the index above
+#   partial      one partial index per tenant above a size threshold, the rest exact
+#   bq_rerank    hnsw over binary_quantize(v), candidates reranked by the full vector
+#   partitioned  document_chunks hash-partitioned by workspace_id, one index per partition
+#   inline       the end-state layout: one embedding column, stored inline (after the migration)
+DESIGNS = ("shared", "routed", "partial", "bq_rerank", "partitioned", "inline")
+DEFAULT_DESIGN = "shared"
+
+STAGES = ("screening", "confirmation")
+# A cell: one run's measurement of one configuration in one (scope, size bucket) at one stage.
+CELL_FIELDS = (
+    "run_id",
+    "stage",
+    "design",
+    "design_params",
+    "column_type",
+    "index",
+    "build_params",
+    "query_params",
+    "access",
+    "iterative_scan",
+    "scope",
+    "bucket",
+)
+# Results written before designs existed carry neither field: they measured the shared design.
+CELL_DEFAULTS: dict[str, Any] = {"design": DEFAULT_DESIGN, "design_params": {}}
+
+
+def cell_value(row: dict[str, Any], name: str) -> Any:
+    return row[name] if name in row else CELL_DEFAULTS[name]
+
+
+def cell_key(row: dict[str, Any]) -> str:
+    return "|".join(
+        json.dumps(cell_value(row, f), sort_keys=True, separators=(",", ":")) for f in CELL_FIELDS
+    )
