@@ -34,7 +34,7 @@ PROLOGUE = """
   end if;
   if embedding_dim is distinct from {dim} or half_precision is distinct from {half}
      or extensions.vector_dims(query_embedding) <> {dim} then
-    raise exception 'this design is installed for {column_type} only' using errcode = '22023';
+    raise exception 'this design is installed for % only', {column_type} using errcode = '22023';
   end if;
 """
 
@@ -91,7 +91,7 @@ def prologue(build: Build) -> sql.Composed:
     return sql.SQL(PROLOGUE).format(
         dim=sql.Literal(build.dim),
         half=sql.Literal(build.vector_type == "halfvec"),
-        column_type=sql.SQL(build.column_type),
+        column_type=sql.Literal(build.column_type),
     )
 
 

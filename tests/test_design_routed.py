@@ -1,0 +1,145 @@
+"""The routed design: exact below T visible rows, the vector index above, decided per call under RLS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from dimbench import arms, db, index, measure, plans
+from dimbench.designs import base, routed
+from dimbench.grid import Build
+
+K = 10
+HNSW = Build("vector768", "hnsw", {"m": 16, "ef_construction": 64})
+
+
+@pytest.fixture
+def conn(tiny_corpus_db) -> Iterator[psycopg.Connection]:
+    dsn, _ = tiny_corpus_db
+    with db.connect(dsn) as connection:
+        db.use_vectors(connection)
+        yield connection
+        routed.remove(connection)
+        index.drop_study_indexes(connection)
+
+
+@pytest.fixture
+def queries(tiny_corpus_db):
+    return tiny_corpus_db[1]
+
+
+@pytest.fixture
+def installed(conn) -> psycopg.Connection:
+    index.build(conn, HNSW)
+    routed.install(conn, HNSW, {"threshold": "measured"})
+    return conn
+
+
+def test_install_then_remove_leaves_the_catalog_as_it_was(conn):
+    before = base.catalog(conn)
+    routed.install(conn, HNSW, {"threshold": 100})
+    routed.install(conn, HNSW, {"threshold": 100})
+    assert base.catalog(conn) != before
+    routed.remove(conn)
+    routed.remove(conn)
+    assert base.catalog(conn) == before
+
+
+def test_the_canary_gets_nothing_through_either_path(installed):
+    for threshold in (routed.ALWAYS_EXACT, routed.ALWAYS_INDEX):
+        routed.set_threshold(installed, threshold)
+        someone = installed.execute("select workspace_id from public.document_chunks limit 1").fetchone()
+        for access in ("rls", "rls_filter"):
+            answer = arms.ask(
+                installed, access, HNSW, _vector(), K, uuid.uuid4(), [someone[0]], design=routed.NAME
+            )
+            assert answer.ids == []
+
+
+def test_every_arm_returns_only_rows_its_user_may_see(installed, queries):
+    for threshold in (routed.ALWAYS_EXACT, routed.ALWAYS_INDEX):
+        routed.set_threshold(installed, threshold)
+        for access in ("service", "rls", "rls_filter"):
+            measure.run_cell(installed, HNSW, access, queries, K, 0, design=routed.NAME)  # raises on a breach
+
+
+def test_the_exact_path_returns_exactly_the_exact_top_k(installed, queries):
+    routed.set_threshold(installed, routed.ALWAYS_EXACT)
+    for access in ("rls", "rls_filter", "service"):
+        result = measure.run_cell(installed, HNSW, access, queries, K, 0, design=routed.NAME)
+        for answer, q in zip(result.answers, queries, strict=True):
+            assert answer.ids == q.truth_ids[768] or measure.recall_of(answer, q, HNSW, K) == 1.0
+
+
+def test_the_index_path_returns_the_rows_of_the_shared_index_at_the_same_settings(installed, queries):
+    routed.set_threshold(installed, routed.ALWAYS_INDEX)
+    index.query_settings(installed, HNSW, {"ef_search": 40}, "relaxed_order")
+    installed.execute("set enable_sort = off")  # so the shared design's plan uses its index too
+    for q in queries:
+        shared = measure.ask(installed, HNSW, "rls_filter", q, K)
+        mine = measure.ask(installed, HNSW, "rls_filter", q, K, design=routed.NAME)
+        assert mine.ids == shared.ids
+
+
+def test_under_rls_the_largest_tenant_takes_the_index_and_the_smallest_the_btree(installed, queries):
+    mine = [q for q in queries if q.scope == "all"]  # the `rls` arm: RLS alone says what a user sees
+    by_size = sorted(mine, key=lambda q: routed.visible_rows(installed, q.visible))
+    smallest, largest = by_size[0], by_size[-1]
+    threshold = routed.visible_rows(installed, smallest.visible)
+    assert routed.visible_rows(installed, largest.visible) > threshold
+    routed.set_threshold(installed, threshold)
+    assert plans.audit(installed, HNSW, "rls", largest, K, design=routed.NAME)["path"] == "vector index"
+    assert plans.audit(installed, HNSW, "rls", smallest, K, design=routed.NAME)["path"] == "btree + sort"
+
+
+def test_the_count_follows_inserts_and_deletes(installed):
+    ws, doc = installed.execute(
+        "select workspace_id, document_id from public.document_chunks limit 1"
+    ).fetchone()
+    before = routed.visible_rows(installed, [ws])
+    with installed.transaction(force_rollback=True):
+        installed.execute(
+            "insert into public.document_chunks (workspace_id, document_id, chunk_index, content)"
+            " values (%s, %s, 100000, 'x'), (%s, %s, 100001, 'y')",
+            (ws, doc, ws, doc),
+        )
+        assert routed.visible_rows(installed, [ws]) == before + 2
+        installed.execute(
+            "delete from public.document_chunks where chunk_index >= 100000 and workspace_id = %s", (ws,)
+        )
+        assert routed.visible_rows(installed, [ws]) == before
+
+
+def test_the_threshold_is_the_measured_crossover():
+    samples = [
+        routed.Sample(10, exact_ms=1.0, index_ms=2.0, index_recall=1.0),
+        routed.Sample(100, exact_ms=2.0, index_ms=2.5, index_recall=1.0),
+        routed.Sample(1000, exact_ms=9.0, index_ms=3.0, index_recall=1.0),
+        routed.Sample(5000, exact_ms=40.0, index_ms=3.5, index_recall=1.0),
+    ]
+    assert routed.choose_threshold(samples, 0.95) == 100
+
+
+def test_a_sample_the_index_answers_badly_is_not_routed_to_it():
+    samples = [
+        routed.Sample(10, exact_ms=5.0, index_ms=1.0, index_recall=0.4),
+        routed.Sample(5000, exact_ms=40.0, index_ms=3.5, index_recall=1.0),
+    ]
+    assert routed.choose_threshold(samples, 0.95) == 10
+
+
+def test_calibration_sets_the_threshold_it_reports(installed, queries):
+    found = routed.calibrate(installed, HNSW, queries[:6], K, repeats=1)
+    (stored,) = installed.execute("select threshold from dimbench_routed.settings").fetchone()
+    assert stored == found["threshold"]
+    assert len(found["samples"]) == 6
+
+
+def _vector():
+    import numpy as np
+
+    v = np.ones(768, dtype=np.float32)
+    return v / np.linalg.norm(v)
