@@ -68,13 +68,13 @@ def make_query(world: World, user: str, scope: str, seed: int) -> StudyQuery:
 
 
 @pytest.mark.parametrize("column_type", ["vector768", "vector1536", "halfvec1536"])
-@pytest.mark.parametrize("access", ["service", "rls_seed", "rls", "rls_filter"])
+@pytest.mark.parametrize("access", ["service", "rls_seed", "rls_docs", "rls", "rls_filter"])
 def test_exact_search_has_recall_one_in_every_arm(conn, column_type, access):
     world = World()
     queries = [make_query(world, "viewer", "all", s) for s in range(3)]
     build = Build(column_type, "exact", {})
-    if access == "rls_seed":
-        with seed_policy.seed_policy(conn):
+    if access in seed_policy.VARIANTS:
+        with seed_policy.seed_policy(conn, access):
             result = run_cell(conn, build, access, queries, K, warmup=1)
     else:
         result = run_cell(conn, build, access, queries, K, warmup=1)
@@ -160,6 +160,29 @@ def test_the_seed_policy_variant_is_swapped_back(conn):
         "select policyname, roles from pg_policies where tablename = 'document_chunks' and cmd = 'SELECT'"
     ).fetchall()
     assert policies == [("document_chunks_select", ["authenticated"])]
+
+
+@pytest.mark.parametrize("access", ["rls_seed", "rls_docs"])
+def test_the_canary_sees_nothing_under_a_policy_variant(conn, access):
+    world = World()
+    q = make_query(world, "viewer", "all", 0)
+    with seed_policy.seed_policy(conn, access):
+        arms.check_canary(
+            conn, access, Build("vector768", "exact", {}), q.vector_1536[:768], uuid.uuid4(), [world.ws_a], K
+        )
+        answer = arms.ask(
+            conn, access, Build("vector768", "exact", {}), q.vector_1536[:768], K, uuid.uuid4(), None
+        )
+    assert answer.ids == []
+
+
+def test_the_docs_policy_is_the_guides_subquery_form(conn):
+    with seed_policy.seed_policy(conn, "rls_docs"):
+        (qual,) = conn.execute(
+            "select qual from pg_policies where policyname = %s", (seed_policy.DOCS_VARIANT,)
+        ).fetchone()
+    assert "document_id IN ( SELECT d.id" in qual and "auth.uid()" in qual
+    assert not seed_policy.installed(conn)
 
 
 def test_a_variant_left_by_a_killed_run_is_repaired(conn):

@@ -1,10 +1,14 @@
-"""The seed's RLS policy on document_chunks, installed as a named variant for measurement only.
+"""The policies users copy, installed on document_chunks as named variants for measurement only.
 
-The seed wrote `for all using (workspace_id in (select workspace_id from workspace_members
-where user_id = auth.uid()))`: auth.uid() unwrapped (re-evaluated per row) and no `to authenticated`.
-The `rls_seed` arm swaps it in for the optimized select policy and swaps back afterwards. The
-optimized definition is saved in the database first, so a run killed mid-swap is repaired by the
-next run (`restore`), never by guessing.
+rls_seed  the seed wrote `for all using (workspace_id in (select workspace_id from workspace_members
+          where user_id = auth.uid()))`: auth.uid() unwrapped (re-evaluated per row), no `to authenticated`.
+rls_docs  Supabase's "RAG with permissions" guide writes `document_id in (select id from documents where
+          owner_id = (select auth.uid()))`; with workspaces, membership comes through a subquery (the
+          shape pgvector#776 says iterative scans do not apply to).
+
+The arm swaps its variant in for the optimized select policy and swaps back afterwards. The optimized
+definition is saved in the database first, so a run killed mid-swap is repaired by the next run
+(`restore`), never by guessing.
 """
 
 from __future__ import annotations
@@ -18,7 +22,22 @@ from psycopg import sql
 from dimbench.errors import DimbenchError
 
 VARIANT = "document_chunks_seed_variant"
+DOCS_VARIANT = "document_chunks_docs_variant"
 OPTIMIZED = "document_chunks_select"
+# arm -> (policy name, its definition after `create policy <name> on public.document_chunks`)
+VARIANTS = {
+    "rls_seed": (
+        VARIANT,
+        "for all using (workspace_id in (select workspace_id from public.workspace_members"
+        " where user_id = auth.uid()))",
+    ),
+    "rls_docs": (
+        DOCS_VARIANT,
+        "for select to authenticated using (document_id in (select d.id from public.documents d"
+        " where d.workspace_id in (select m.workspace_id from public.workspace_members m"
+        " where m.user_id = (select auth.uid()))))",
+    ),
+}
 
 SAVE_DDL = """
 create table if not exists dimbench.saved_policies (
@@ -28,15 +47,18 @@ create table if not exists dimbench.saved_policies (
 
 
 def installed(conn: psycopg.Connection) -> bool:
+    """Is any variant in place?"""
     row = conn.execute(
         "select 1 from pg_policies where schemaname = 'public' and tablename = 'document_chunks'"
-        " and policyname = %s",
-        (VARIANT,),
+        " and policyname = any (%s)",
+        ([name for name, _ in VARIANTS.values()],),
     ).fetchone()
     return row is not None
 
 
-def install(conn: psycopg.Connection) -> None:
+def install(conn: psycopg.Connection, arm: str = "rls_seed") -> None:
+    name, definition = VARIANTS[arm]
+    restore(conn)  # one variant at a time
     with conn.transaction():
         conn.execute(SAVE_DDL)
         conn.execute("set local search_path = ''")  # render the policy fully qualified
@@ -55,14 +77,13 @@ def install(conn: psycopg.Connection) -> None:
                 sql.SQL("drop policy {} on public.document_chunks").format(sql.Identifier(OPTIMIZED))
             )
         conn.execute(
-            sql.SQL("drop policy if exists {} on public.document_chunks").format(sql.Identifier(VARIANT))
+            sql.SQL("drop policy if exists {} on public.document_chunks").format(sql.Identifier(name))
         )
+        # The definitions are this module's constants, not input.
         conn.execute(
-            sql.SQL(
-                "create policy {} on public.document_chunks for all using ("
-                " workspace_id in (select workspace_id from public.workspace_members"
-                " where user_id = auth.uid()))"
-            ).format(sql.Identifier(VARIANT))
+            sql.SQL("create policy {} on public.document_chunks {}").format(
+                sql.Identifier(name), sql.SQL(definition)
+            )
         )
 
 
@@ -71,15 +92,17 @@ def restore(conn: psycopg.Connection) -> bool:
     if not installed(conn):
         return False
     with conn.transaction():
-        conn.execute(sql.SQL("drop policy {} on public.document_chunks").format(sql.Identifier(VARIANT)))
+        for name, _ in VARIANTS.values():
+            conn.execute(
+                sql.SQL("drop policy if exists {} on public.document_chunks").format(sql.Identifier(name))
+            )
         row = conn.execute(
             "select qual from dimbench.saved_policies where name = %s", (OPTIMIZED,)
         ).fetchone()
         if row is None:
             raise DimbenchError(
-                "the seed policy variant is installed but the optimized policy was not saved:"
-                " drop policy document_chunks_seed_variant and re-create the optimized one by applying"
-                " schema/0007_row_level_security.sql"
+                "a policy variant was installed but the optimized policy was not saved: re-create it by"
+                " applying schema/0007_row_level_security.sql"
             )
         # The text comes from pg_policies (the server's own rendering of our migration), not from a user.
         conn.execute(
@@ -92,8 +115,9 @@ def restore(conn: psycopg.Connection) -> bool:
 
 
 @contextmanager
-def seed_policy(conn: psycopg.Connection) -> Iterator[None]:
-    install(conn)
+def seed_policy(conn: psycopg.Connection, arm: str = "rls_seed") -> Iterator[None]:
+    """The arm's policy variant in place for the duration (rls_seed or rls_docs)."""
+    install(conn, arm)
     try:
         yield
     finally:
