@@ -16,7 +16,14 @@ def candidate(
 ):
     """A screened configuration: worst p95 `p95` ms, worst cell mean recall `recall`."""
     config = Config(
-        column_type, "hnsw", json.dumps({"m": 16}), json.dumps({"ef_search": ef}), iterative, access
+        "shared",
+        "{}",
+        column_type,
+        "hnsw",
+        json.dumps({"m": 16}),
+        json.dumps({"ef_search": ef}),
+        iterative,
+        access,
     )
     return Candidate(
         config,

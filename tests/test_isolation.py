@@ -29,8 +29,9 @@ def snapshot(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
     """Every table's row count and a digest of all its rows (read as the superuser)."""
     taken = {}
     for table in TABLES:
-        query = sql.SQL("select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), ''))"
-                        " from {} t").format(sql.Identifier("public", table))
+        query = sql.SQL(
+            "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {} t"
+        ).format(sql.Identifier("public", table))
         taken[table] = tuple(conn.execute(query).fetchone())
     return taken
 

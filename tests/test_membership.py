@@ -78,16 +78,26 @@ def test_a_data_only_dump_and_restore_leaves_no_access_behind(
     remove_and_demote(world_db, world, replica=False)
     dump = tmp_path / "data.dump"
     subprocess.run(
-        [tool("pg_dump"), "--data-only", "--schema=public", "--format=custom", "--file", str(dump),
-         "--dbname", world_db],
-        check=True, capture_output=True,
+        [
+            tool("pg_dump"),
+            "--data-only",
+            "--schema=public",
+            "--format=custom",
+            "--file",
+            str(dump),
+            "--dbname",
+            world_db,
+        ],
+        check=True,
+        capture_output=True,
     )
     target = new_database("restored")
     with db.connect(target) as conn:
         schema.apply(conn)
     subprocess.run(
         [tool("pg_restore"), "--data-only", "--disable-triggers", "--dbname", target, str(dump)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     assert_no_access_left(target, world)
     # And a removal in replica mode after the restore takes effect at once too.

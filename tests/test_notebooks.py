@@ -71,9 +71,7 @@ def test_the_notebook_runs_without_errors(path, tmp_path, monkeypatch):
 
 def test_the_decision_notebook_shows_the_fixture_winner(tmp_path, monkeypatch):
     results = write_results(tmp_path / "results")
-    notebook = execute(
-        FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch
-    )
+    notebook = execute(FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch)
     text = "".join(
         str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs(notebook)
     )
@@ -84,9 +82,7 @@ def test_the_decision_notebook_shows_the_fixture_winner(tmp_path, monkeypatch):
 def test_the_corpus_notebook_degrades_without_a_manifest_or_statistics(tmp_path, monkeypatch):
     results = write_results(tmp_path / "results", with_statistics=False)
     monkeypatch.delenv("DIMBENCH_CORPUS", raising=False)
-    notebook = execute(
-        FOLDER / "corpus.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch
-    )
+    notebook = execute(FOLDER / "corpus.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch)
     text = "".join(str(o.get("text", "")) for o in outputs(notebook))
     assert "records no statistics" in text
     assert "pairwise cosine: not recorded" in text

@@ -137,9 +137,7 @@ def imported(tmp_path) -> Path:
 
 
 def embedder(tmp_path: Path, **options) -> embed.Embedder:
-    return embed.Embedder(
-        embed.client_from_env(), EmbeddingCache(tmp_path / "cache.sqlite"), **options
-    )
+    return embed.Embedder(embed.client_from_env(), EmbeddingCache(tmp_path / "cache.sqlite"), **options)
 
 
 def test_texts_are_embedded_batched_and_768_is_the_truncated_1536(server, imported, tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dimbench import db
+from dimbench.vocabulary import ACCESS_ARMS
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 # The contract with the report and the notebooks, written out here on purpose (not imported from the
@@ -78,10 +79,41 @@ def test_every_line_carries_the_contract_fields(tiny_run):
 def test_every_arm_column_type_and_bucket_is_measured(tiny_run):
     _, out = tiny_run
     rows = lines(out)
-    assert {r["access"] for r in rows} == {"service", "rls_seed", "rls", "rls_filter"}
+    assert {r["access"] for r in rows} == set(ACCESS_ARMS)
     assert {r["column_type"] for r in rows} == {"vector768", "vector1536", "halfvec1536"}
     assert {r["iterative_scan"] for r in rows} == {"off", "relaxed_order", "strict_order"}
     assert {(r["scope"], r["bucket"]) for r in rows} >= {("all", "large"), ("workspace", "small")}
+
+
+def test_every_design_of_the_grid_is_measured_under_its_arms(tiny_run):
+    _, out = tiny_run
+    routed = [r for r in lines(out) if r.get("design") == "routed" and r["stage"] == "screening"]
+    assert {r["access"] for r in routed} == {"service", "rls", "rls_filter"}
+    assert {r["column_type"] for r in routed} == {"vector768", "vector1536", "halfvec1536"}
+
+
+def test_the_routed_threshold_is_measured_and_recorded(tiny_run):
+    _, out = tiny_run
+    installed = [d for d in run_of(out)["designs"] if d["design"] == "routed"]
+    assert len(installed) == 3
+    for d in installed:
+        calibration = d["detail"]["calibration"]
+        assert d["detail"]["threshold"] == calibration["threshold"] >= 0
+        assert calibration["samples"] and all(
+            s["exact_ms"] > 0 and s["index_ms"] > 0 for s in calibration["samples"]
+        )
+
+
+def test_each_cell_records_the_path_its_sampled_calls_took(tiny_run):
+    _, out = tiny_run
+    rows = lines(out)
+    assert all(r["plan_audit"] and all(a["path"] for a in r["plan_audit"]) for r in rows)
+    exact = {a["path"] for r in rows if r["index"] == "exact" for a in r["plan_audit"]}
+    assert "vector index" not in exact
+    assert any(a["path"] == "vector index" for r in rows if r["index"] == "hnsw" for a in r["plan_audit"])
+    assert all(
+        a["buffers"]["shared_hit"] + a["buffers"]["shared_read"] > 0 for r in rows for a in r["plan_audit"]
+    )
 
 
 def test_exact_search_has_recall_one_everywhere(tiny_run):

@@ -25,14 +25,26 @@ ROLE_SETTINGS = {
     "authenticator": {"statement_timeout=8s", "lock_timeout=8s"},
 }
 AUTH_FUNCTIONS = {
-    "uid": ("uuid", "select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),"
-            " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid"),
-    "role": ("text", "select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),"
-             " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'))::text"),
-    "email": ("text", "select coalesce(nullif(current_setting('request.jwt.claim.email', true), ''),"
-              " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email'))::text"),
-    "jwt": ("jsonb", "select coalesce(nullif(current_setting('request.jwt.claim', true), ''),"
-            " nullif(current_setting('request.jwt.claims', true), ''))::jsonb"),
+    "uid": (
+        "uuid",
+        "select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),"
+        " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid",
+    ),
+    "role": (
+        "text",
+        "select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),"
+        " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'))::text",
+    ),
+    "email": (
+        "text",
+        "select coalesce(nullif(current_setting('request.jwt.claim.email', true), ''),"
+        " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email'))::text",
+    ),
+    "jwt": (
+        "jsonb",
+        "select coalesce(nullif(current_setting('request.jwt.claim', true), ''),"
+        " nullif(current_setting('request.jwt.claims', true), ''))::jsonb",
+    ),
 }
 ALL_ON_TABLES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"}
 DEFAULT_PRIVILEGES = {  # alter default privileges in schema public grant all on … to the API roles

@@ -7,12 +7,15 @@ the candidates (rotating who goes first), same connection — so drift of the ma
 adds batches of queries until every candidate's recall interval in the cell is decided against the
 target (wholly above or below it, or narrower than ±half_width) or the corpus's query pool is used up.
 
-Candidates whose indexes can coexist (one per column) are measured in the same round; an exact-search
-candidate needs its column without a vector index, so it goes to a round of its own for that column.
+Candidates whose indexes can coexist (one build per column, one column per design) are measured in the
+same round; an exact-search candidate needs its column without a vector index, so it goes to a round of
+its own for that column. A design is installed for its round and removed after it; routed keeps the
+threshold screening measured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from dimbench import arms, index, metrics, plans
+from dimbench import arms, designs, index, metrics, plans, seed_policy
 from dimbench.cells import cell_fields, cell_key
 from dimbench.grid import SCOPES_BY_ACCESS, Build, Confirm, QuerySetting
 from dimbench.measure import CellResult, StudyQuery, ask, measurement, recall_of
@@ -29,6 +32,7 @@ from dimbench.report.decide import CHOOSABLE, Candidate, Config, candidates
 from dimbench.report.load import Results
 from dimbench.results import MeasurementStore
 from dimbench.settle import MaintenanceWatch
+from dimbench.vocabulary import DEFAULT_DESIGN, POLICY_VARIANTS
 
 ARMS = ("rls", "rls_filter", "service")  # choosable designs and the service baseline (rls_seed: never chosen)
 AT_LEAST = 5  # the best five choosable configurations are always confirmed
@@ -42,6 +46,8 @@ class Entrant:
     setting: QuerySetting
     access: str
     label: str
+    design: str = DEFAULT_DESIGN
+    design_params: str = "{}"  # canonical JSON, as in the cell's identity
 
     @classmethod
     def of(cls, config: Config) -> Entrant:
@@ -50,7 +56,14 @@ class Entrant:
             QuerySetting(json.loads(config.query_params), config.iterative_scan),
             config.access,
             config.label,
+            config.design,
+            config.design_params,
         )
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """What must be installed for it: (design, build key)."""
+        return self.design, self.build.key
 
 
 def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
@@ -83,7 +96,11 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
     if not eligible:
         return []
     must: list[Candidate] = list(choosable[:AT_LEAST])
-    for key, pool in ((lambda c: c.config.column_type, choosable), (lambda c: c.config.access, eligible)):
+    for key, pool in (
+        (lambda c: c.config.column_type, choosable),
+        (lambda c: c.config.design, choosable),  # every design meets the others in confirmation
+        (lambda c: c.config.access, eligible),
+    ):
         seen: set[str] = set()
         for c in pool:
             if key(c) not in seen:
@@ -106,19 +123,25 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
 
 
 def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[Entrant]]:
-    """Group candidates so that each round needs at most one index (or none) per column; a build key in
-    `prefer` (an index that exists already) goes in the first round, so it is used before it is dropped."""
-    by_column: dict[str, list[str]] = {}
+    """Group candidates so that each round needs at most one (design, build) per column and one column
+    per design (a design has one schema); a build key in `prefer` (an index that exists already) goes in
+    the first round, so it is used before it is dropped."""
+    groups: list[tuple[str, str]] = []
+    column: dict[tuple[str, str], str] = {}
     for e in entrants:
-        keys = by_column.setdefault(e.build.column_type, [])
-        if e.build.key not in keys:
-            keys.append(e.build.key)
-    for keys in by_column.values():
-        keys.sort(key=lambda key: key not in prefer)  # stable: otherwise the entrants' order
-    depth = max((len(v) for v in by_column.values()), default=0)
-    return [
-        [e for e in entrants if by_column[e.build.column_type].index(e.build.key) == r] for r in range(depth)
-    ]
+        if e.group not in groups:
+            groups.append(e.group)
+            column[e.group] = e.build.column_type
+    groups.sort(key=lambda g: g[1] not in prefer or g[0] != DEFAULT_DESIGN)  # stable otherwise
+    placed: list[list[tuple[str, str]]] = []
+    for g in groups:
+        for members in placed:
+            if all(column[m] != column[g] and m[0] != g[0] for m in members):
+                members.append(g)
+                break
+        else:
+            placed.append([g])
+    return [[e for e in entrants if e.group in members] for members in placed]
 
 
 def interleave(
@@ -152,9 +175,25 @@ class Confirmation:
         self.concurrency = concurrency or [1]  # only 1 client is measured here; the rest stay null
         self.queries_used: dict[str, int] = {}
         self.builds: list[dict[str, Any]] = []
+        self.designs: list[dict[str, Any]] = []  # designs installed for a round (removed after it)
+        self.explain = plans.available(conn)
+        self.screened_designs: dict[tuple[str, str], dict[str, Any]] = {}  # (design, build key) -> run.json
+
+    def fields(self, e: Entrant, scope: str, bucket: str) -> dict[str, Any]:
+        return cell_fields(
+            self.run_id,
+            "confirmation",
+            e.build,
+            e.setting,
+            e.access,
+            scope,
+            bucket,
+            e.design,
+            json.loads(e.design_params),
+        )
 
     def key(self, e: Entrant, scope: str, bucket: str) -> str:
-        return cell_key(cell_fields(self.run_id, "confirmation", e.build, e.setting, e.access, scope, bucket))
+        return cell_key(self.fields(e, scope, bucket))
 
     def run(self, entrants: list[Entrant], bar: Any = None) -> None:
         existing = index.study_indexes(self.conn)
@@ -164,33 +203,70 @@ class Confirmation:
             if not any(self.key(e, s, b) not in self.store for s, b, ms in cells for e in ms):
                 continue
             self.prepare_indexes(members, bar)
-            sample = next(iter(self.groups.values()))[0]
-            for e in members:
-                self.apply(e)
-                arms.check_canary(
-                    self.conn,
-                    e.access,
-                    e.build,
-                    arms.query_vector(sample.vector_1536, e.build),
-                    self.canary,
-                    self.probe_workspaces,
-                    self.k,
-                )
-            for scope, bucket, ms in cells:
-                todo = [e for e in ms if self.key(e, scope, bucket) not in self.store]
-                if todo:
-                    if bar is not None:
-                        bar.set_postfix_str(f"confirmation: {scope}/{bucket}, {len(todo)} candidates")
-                    self.measure_cell(todo, scope, bucket, number)
-                    self.store.save()
-                if bar is not None:
-                    bar.update(len(todo))
+            self.install_designs(members, bar)
+            try:
+                self.measure_round(members, cells, number, bar)
+            finally:
+                for name in {e.design for e in members} - {DEFAULT_DESIGN}:
+                    designs.module(name).remove(self.conn)
         index.drop_study_indexes(self.conn)
+
+    def measure_round(self, members: list[Entrant], cells: list, number: int, bar: Any) -> None:
+        """Each cell of the round; an arm with a policy variant gets its own pass with the variant in."""
+        for variant in [None, *sorted({e.access for e in members if e.access in POLICY_VARIANTS})]:
+            wanted = [e for e in members if (e.access in POLICY_VARIANTS) == (variant is not None)]
+            wanted = [e for e in wanted if variant is None or e.access == variant]
+            if not wanted:
+                continue
+            swap = seed_policy.seed_policy(self.conn, variant) if variant else contextlib.nullcontext()
+            with swap:
+                sample = next(iter(self.groups.values()))[0]
+                for e in wanted:
+                    self.apply(e)
+                    arms.check_canary(
+                        self.conn,
+                        e.access,
+                        e.build,
+                        arms.query_vector(sample.vector_1536, e.build),
+                        self.canary,
+                        self.probe_workspaces,
+                        self.k,
+                        design=e.design,
+                    )
+                for scope, bucket, ms in cells:
+                    todo = [e for e in ms if e in wanted and self.key(e, scope, bucket) not in self.store]
+                    if todo:
+                        if bar is not None:
+                            bar.set_postfix_str(f"confirmation: {scope}/{bucket}, {len(todo)} candidates")
+                        self.measure_cell(todo, scope, bucket, number)
+                        self.store.save()
+                    if bar is not None:
+                        bar.update(len(todo))
+
+    def install_designs(self, members: list[Entrant], bar: Any = None) -> None:
+        """The round's designs, with the parameters screening measured them at (routed: its threshold)."""
+        for design, build_key in sorted({e.group for e in members if e.design != DEFAULT_DESIGN}):
+            e = next(m for m in members if m.group == (design, build_key))
+            params = json.loads(e.design_params)
+            measured = self.screened_designs.get((design, build_key), {}).get("detail", {})
+            if params.get("threshold") == "measured" and measured.get("threshold") is not None:
+                params = {**params, "threshold": measured["threshold"]}
+            if bar is not None:
+                bar.set_postfix_str(f"confirmation: installing {design} for {build_key}")
+            module = designs.module(design)
+            if getattr(module, "EXCLUDES_SHARED_INDEX", False):
+                index.drop_study_indexes(self.conn, column_type=e.build.column_type)
+            installed = module.install(self.conn, e.build, params)
+            self.designs.append({"design": design, "build_key": build_key, "seconds": installed.seconds})
 
     def prepare_indexes(self, members: list[Entrant], bar: Any = None) -> None:
         """Exactly the round's indexes: screening's build of the same key is reused (same index, already
         settled), anything else is dropped, the missing ones are built."""
-        needed = {index.index_name(e.build): e.build for e in members if e.build.index != "exact"}
+        needed = {
+            index.index_name(e.build): e.build
+            for e in members
+            if e.build.index != "exact" and _uses_shared_index(e.design)
+        }
         have = index.study_indexes(self.conn) & set(needed)
         index.drop_study_indexes(self.conn, keep=have)
         for name, build in needed.items():
@@ -218,7 +294,7 @@ class Confirmation:
         for e in members:  # warm-up, discarded
             self.apply(e)
             for q in pool[: self.warmup]:
-                ask(self.conn, e.build, e.access, q, self.k)
+                ask(self.conn, e.build, e.access, q, self.k, design=e.design)
         answers: dict[Entrant, list[arms.Answer]] = {e: [] for e in members}
         recalls: dict[Entrant, list[float]] = {e: [] for e in members}
         order: list[dict[str, Any]] = []
@@ -228,7 +304,7 @@ class Confirmation:
                 batch = pool[used : used + self.confirm.batch]
                 for e, q in interleave(members, batch, used):
                     self.apply(e)
-                    answer = ask(self.conn, e.build, e.access, q, self.k)
+                    answer = ask(self.conn, e.build, e.access, q, self.k, design=e.design)
                     answers[e].append(answer)
                     recalls[e].append(recall_of(answer, q, e.build, self.k))
                     order.append(
@@ -257,13 +333,21 @@ class Confirmation:
             self.apply(e)
             result = CellResult(answers[e], recalls[e])
             total_s = sum(a.latency_ns for a in result.answers) / 1e9
+            audits = (
+                [
+                    plans.audit(self.conn, e.build, e.access, q, self.k, e.design)
+                    for q in (queries[0], queries[-1])
+                ]
+                if self.explain
+                else []
+            )
             row = measurement(
-                cell_fields(self.run_id, "confirmation", e.build, e.setting, e.access, scope, bucket),
+                self.fields(e, scope, bucket),
                 e.build,
                 self.k,
                 queries,
                 result,
-                plans.describe(self.conn, e.build, e.access, queries[0], self.k),
+                plans.summarize(audits),
                 {
                     **{str(c): None for c in self.concurrency},
                     "1": len(queries) / total_s if total_s else None,
@@ -271,7 +355,13 @@ class Confirmation:
                 watch.flagged,
             )
             row["interleaved_with"] = len(members)
+            row["plan_audit"] = audits if self.explain else None
             self.store.add(row)
+
+
+def _uses_shared_index(design: str) -> bool:
+    """shared and routed search the study's own index; the other designs build their own."""
+    return design == DEFAULT_DESIGN or getattr(designs.module(design), "NEEDS_SHARED_INDEX", False)
 
 
 def select(results: Results, confirm: Confirm, screening_rows: list[dict[str, Any]]) -> list[Candidate]:

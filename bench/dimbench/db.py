@@ -170,8 +170,10 @@ class EmbeddedServer:
         result = self._run_as_owner(
             [
                 str(self.bin_dir() / "initdb"),
-                "-D", str(self.pgdata),
-                "-U", "postgres",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C",
@@ -236,9 +238,13 @@ class EmbeddedServer:
             result = self._run_as_owner(
                 [
                     str(self.bin_dir() / "pg_ctl"),
-                    "-D", str(self.pgdata),
-                    "-l", str(self.log_path),
-                    "-w", "-t", "60",
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
                     "start",
                 ],
                 timeout=90,

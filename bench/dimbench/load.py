@@ -438,6 +438,7 @@ def benchmark_load(
         out.write(COPY_TRAILER)
     file.chmod(0o644)
     directory.chmod(0o755)
+
     def empty() -> None:
         conn.execute(sql.SQL("truncate {}").format(CHUNKS))
         conn.execute("delete from dimbench.load_progress where tbl = 'document_chunks'")

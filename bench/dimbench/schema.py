@@ -130,10 +130,21 @@ def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
     result = subprocess.run(
         [
             str(EmbeddedServer.bin_dir() / "psql"),
-            "--no-psqlrc", "--no-password", "--quiet", "--set", "ON_ERROR_STOP=1",
-            "--dbname", psycopg.conninfo.make_conninfo(**params), "--file", "-",
+            "--no-psqlrc",
+            "--no-password",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--dbname",
+            psycopg.conninfo.make_conninfo(**params),
+            "--file",
+            "-",
         ],
-        input=migration.sql, capture_output=True, text=True, env=env, check=False,
+        input=migration.sql,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if result.returncode != 0:
         errors = [ln for ln in result.stderr.splitlines() if "ERROR:" in ln or "FATAL:" in ln]

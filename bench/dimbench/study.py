@@ -22,15 +22,16 @@ from typing import Any
 
 import psycopg
 
-from dimbench import arms, db, index, runs, seed_policy
+from dimbench import arms, db, designs, index, plans, runs, seed_policy
 from dimbench.cells import cell_fields, cell_key
-from dimbench.grid import Build, Grid, QuerySetting, load_grid
+from dimbench.grid import Build, DesignSpec, Grid, QuerySetting, load_grid
 from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
 from dimbench.paths import datasets_dir, repo_root
 from dimbench.results import MeasurementStore, ensure_writable, save_raw
 from dimbench.settle import MaintenanceWatch
+from dimbench.vocabulary import BUCKETS, DEFAULT_DESIGN, POLICY_VARIANTS
 
-BUCKETS = ("tiny", "small", "medium", "large")
+AUDITED = 2  # real calls per cell explained (the first and the last query)
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/canary-user-without-memberships")
 
 
@@ -169,26 +170,59 @@ class Sweep:
     bar: Any
     probe_workspaces: list[uuid.UUID]
     progress: bool = False
+    explain: bool = False  # auto_explain could be loaded: each cell's sampled calls are explained
 
     @property
     def run_id(self) -> str:
         return str(self.session.info["run_id"])
 
-    def key(self, build: Build, setting: QuerySetting, access: str, scope: str, bucket: str) -> str:
-        return cell_key(cell_fields(self.run_id, "screening", build, setting, access, scope, bucket))
+    def key(
+        self,
+        build: Build,
+        setting: QuerySetting,
+        access: str,
+        scope: str,
+        bucket: str,
+        design: DesignSpec | None = None,
+    ) -> str:
+        return cell_key(self.fields(build, setting, access, scope, bucket, design))
+
+    def fields(
+        self,
+        build: Build,
+        setting: QuerySetting,
+        access: str,
+        scope: str,
+        bucket: str,
+        design: DesignSpec | None = None,
+    ) -> dict[str, Any]:
+        name, params = (design.name, design.params) if design else (DEFAULT_DESIGN, {})
+        return cell_fields(self.run_id, "screening", build, setting, access, scope, bucket, name, params)
+
+    def arms_of(self, design: DesignSpec | None) -> list[str]:
+        if design is None:
+            return list(self.grid.access)
+        own_table = getattr(designs.module(design.name), "OWN_TABLE", False)
+        # A policy variant is swapped in on public.document_chunks: a design with its own copy of the
+        # chunks keeps the harmonized policy, so those arms would measure nothing new there.
+        return [a for a in design.access if not (own_table and a in POLICY_VARIANTS)]
 
     def cells(
         self, build: Build, settings: list[QuerySetting]
-    ) -> Iterator[tuple[QuerySetting, str, str, str]]:
-        for setting in settings:
-            for access in self.grid.access:
-                for scope in self.grid.scopes_for(access):
-                    for bucket in BUCKETS:
-                        if self.groups.get((scope, bucket)):
-                            yield setting, access, scope, bucket
+    ) -> Iterator[tuple[DesignSpec | None, QuerySetting, str, str, str]]:
+        for design in [None, *self.grid.designs_for(build)]:
+            for setting in settings if design is None else design.settings(settings):
+                for access in self.arms_of(design):
+                    for scope in self.grid.scopes_for(access):
+                        for bucket in BUCKETS:
+                            if self.groups.get((scope, bucket)):
+                                yield design, setting, access, scope, bucket
 
     def todo(self, build: Build, settings: list[QuerySetting]) -> int:
-        return sum(self.key(build, *c) not in self.store for c in self.cells(build, settings))
+        return sum(
+            self.key(build, s, a, sc, b, d) not in self.store
+            for d, s, a, sc, b in self.cells(build, settings)
+        )
 
     def planned(self, builds: list[tuple[Build, list[QuerySetting]]]) -> int:
         return sum(1 for b, s in builds for _ in self.cells(b, s))
@@ -198,17 +232,21 @@ class Sweep:
         index.drop_study_indexes(self.conn, column_type=build.column_type)
         record_build(self.session.info, index.build(self.conn, build, progress=self.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
+        todo = {
+            d
+            for d, s, a, sc, b in self.cells(build, settings)
+            if self.key(build, s, a, sc, b, d) not in self.store
+        }
         try:
-            for setting in settings:
-                applied = index.query_settings(self.conn, build, setting.params, setting.iterative_scan)
-                for access in self.grid.access:
-                    variant = (
-                        seed_policy.seed_policy(self.conn)
-                        if access == "rls_seed"
-                        else contextlib.nullcontext()
-                    )
-                    with variant:
-                        self.measure_arm(build, setting, settings, access, applied, raw)
+            self.measure_settings(build, settings, settings, None, raw)
+            # A design that must not see the shared index (partial) goes last and drops it.
+            ordered = sorted(
+                self.grid.designs_for(build),
+                key=lambda d: getattr(designs.module(d.name), "EXCLUDES_SHARED_INDEX", False),
+            )
+            for design in ordered:
+                if design in todo:
+                    self.measure_design(build, settings, design, raw)
         finally:
             self.store.save()
             if raw["cell"]:
@@ -222,6 +260,50 @@ class Sweep:
             )
             self.session.save()
 
+    def measure_design(
+        self, build: Build, settings: list[QuerySetting], design: DesignSpec, raw: dict[str, list]
+    ) -> None:
+        module = designs.module(design.name)
+        if getattr(module, "EXCLUDES_SHARED_INDEX", False):
+            index.drop_study_indexes(self.conn, column_type=build.column_type)
+        self.bar.set_postfix_str(f"installing {design.name} for {build.key}")
+        mine = design.settings(settings)
+        installed = module.install(self.conn, build, dict(design.params))
+        try:
+            detail = dict(installed.detail)
+            if hasattr(module, "calibrate") and design.params.get("threshold") == "measured" and mine:
+                index.query_settings(self.conn, build, mine[0].params, mine[0].iterative_scan)
+                sample = [q for (scope, _), qs in sorted(self.groups.items()) if scope == "all" for q in qs]
+                detail["calibration"] = {
+                    **module.calibrate(self.conn, build, sample, self.grid.k),
+                    "setting": mine[0].key,
+                }
+                detail["threshold"] = detail["calibration"]["threshold"]
+            record_design(self.session.info, build, installed, detail)
+            self.session.save()
+            self.measure_settings(build, mine, settings, design, raw)
+        finally:
+            module.remove(self.conn)
+
+    def measure_settings(
+        self,
+        build: Build,
+        settings: list[QuerySetting],
+        all_settings: list[QuerySetting],
+        design: DesignSpec | None,
+        raw: dict[str, list],
+    ) -> None:
+        for setting in settings:
+            applied = index.query_settings(self.conn, build, setting.params, setting.iterative_scan)
+            for access in self.arms_of(design):
+                variant = (
+                    seed_policy.seed_policy(self.conn, access)
+                    if access in POLICY_VARIANTS
+                    else contextlib.nullcontext()
+                )
+                with variant:
+                    self.measure_arm(build, setting, all_settings, access, applied, raw, design)
+
     def measure_arm(
         self,
         build: Build,
@@ -230,9 +312,9 @@ class Sweep:
         access: str,
         applied: dict[str, Any],
         raw: dict[str, list],
+        design: DesignSpec | None = None,
     ) -> None:
-        from dimbench import plans
-
+        name = design.name if design else DEFAULT_DESIGN
         sample = next(iter(self.groups.values()))[0]
         arms.check_canary(
             self.conn,
@@ -242,22 +324,28 @@ class Sweep:
             CANARY,
             self.probe_workspaces,
             self.grid.k,
+            design=name,
         )
         for scope in self.grid.scopes_for(access):
             for bucket in BUCKETS:
                 queries = self.groups.get((scope, bucket))
-                cell = cell_fields(self.run_id, "screening", build, setting, access, scope, bucket)
+                cell = self.fields(build, setting, access, scope, bucket, design)
                 key = cell_key(cell)
                 if not queries or key in self.store:
                     continue
-                self.bar.set_postfix_str(f"{build.key} {setting.key} {access} {scope}/{bucket}")
+                self.bar.set_postfix_str(f"{name} {build.key} {setting.key} {access} {scope}/{bucket}")
                 with MaintenanceWatch(self.conn) as watch:
-                    result = run_cell(self.conn, build, access, queries, self.grid.k, self.grid.warmup)
-                plan = plans.describe(self.conn, build, access, queries[0], self.grid.k)
+                    result = run_cell(
+                        self.conn, build, access, queries, self.grid.k, self.grid.warmup, design=name
+                    )
+                audits = audit_calls(self.conn, build, access, queries, self.grid.k, name, self.explain)
                 qps = throughput(
-                    self.dsn, self.grid, build, setting, settings, access, scope, queries, result
+                    self.dsn, self.grid, build, setting, settings, access, scope, queries, result, name
                 )
-                row = measurement(cell, build, self.grid.k, queries, result, plan, qps, watch.flagged)
+                row = measurement(
+                    cell, build, self.grid.k, queries, result, plans.summarize(audits), qps, watch.flagged
+                )
+                row["plan_audit"] = audits if self.explain else None
                 row["settings"] = applied
                 self.store.add(row)
                 for q, a in zip(queries, result.answers, strict=True):
@@ -266,6 +354,33 @@ class Sweep:
                     raw["latency_ns"].append(a.latency_ns)
                     raw["ids"].append(",".join(str(i) for i in a.ids))
                 self.bar.update(1)
+
+
+def audit_calls(
+    conn: psycopg.Connection,
+    build: Build,
+    access: str,
+    queries: list[StudyQuery],
+    k: int,
+    design: str,
+    explain: bool,
+) -> list[dict[str, Any]]:
+    """The first and last query of the cell once more, explained from inside (plans.audit)."""
+    if not explain:
+        return []
+    picked = [queries[0], queries[-1]] if len(queries) > 1 else list(queries)
+    return [plans.audit(conn, build, access, q, k, design) for q in picked[:AUDITED]]
+
+
+def record_design(run_info: dict[str, Any], build: Build, installed: Any, detail: dict[str, Any]) -> None:
+    from dataclasses import asdict
+
+    entry = {**asdict(installed), "detail": detail, "build_key": build.key}
+    run_info["designs"] = [
+        d
+        for d in run_info.get("designs", [])
+        if (d.get("design"), d.get("build_key")) != (entry["design"], entry["build_key"])
+    ] + [entry]
 
 
 def study_groups(queries: list[StudyQuery]) -> dict[tuple[str, str], list[StudyQuery]]:
@@ -293,7 +408,8 @@ def measure_grid(
     builds = list(grid.builds())
     probe = sorted({ws for q in queries for ws in q.visible})[:1]
     with tqdm(desc="screening", unit="cell", disable=not progress) as bar:
-        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe, progress)
+        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe, progress, plans.available(conn))
+        session.info["plan_audit"] = "auto_explain" if sweep.explain else None
         session.info["planned_cells"] = sweep.planned(builds)
         bar.total = sum(sweep.todo(b, s) for b, s in builds)
         if bar.total:
@@ -341,6 +457,7 @@ def confirm_leaders(
         sweep.probe_workspaces,
         grid.concurrency,
     )
+    stage.screened_designs = results.designs(sweep.run_id)
     (session.out / "raw").mkdir(parents=True, exist_ok=True)
     info["confirmation"] = {
         "status": "running",
@@ -357,6 +474,7 @@ def confirm_leaders(
     finally:
         info["confirmation"]["queries_per_cell"] = dict(sorted(stage.queries_used.items()))
         info["confirmation"]["builds"] = stage.builds
+        info["confirmation"]["designs"] = stage.designs
         session.save()
 
 
@@ -376,6 +494,7 @@ def throughput(
     scope: str,
     queries: list[StudyQuery],
     result: Any,
+    design: str = DEFAULT_DESIGN,
 ) -> dict[str, float | None]:
     """QPS at 1 client from the sequential run; at more clients only for the first setting of each
     build and the service and rls arms over all of a user's workspaces (enough for the curve)."""
@@ -394,7 +513,7 @@ def throughput(
     for clients in grid.concurrency:
         if clients > 1:
             qps[str(clients)] = concurrent_qps(
-                connect, build, access, queries, grid.k, clients, grid.concurrency_queries, setup
+                connect, build, access, queries, grid.k, clients, grid.concurrency_queries, setup, design
             )
     return qps
 

@@ -107,8 +107,9 @@ def held(conn: psycopg.Connection) -> tuple[Expected, Expected, Expected]:
                 role: frozenset(
                     p
                     for p in ("USAGE", "CREATE")
-                    if conn.execute("select pg_catalog.has_schema_privilege(%s, %s, %s)", (role, schema, p))
-                    .fetchone()[0]
+                    if conn.execute(
+                        "select pg_catalog.has_schema_privilege(%s, %s, %s)", (role, schema, p)
+                    ).fetchone()[0]
                 )
                 for role in API_ROLES
             }

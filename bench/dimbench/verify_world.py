@@ -97,8 +97,7 @@ def seed_world(conn: psycopg.Connection, world: World | None = None) -> World:
         emb1536 = vectors(len(docs) * world.chunks_per_doc, 1536, seed=7)
         for i, (ws, doc) in enumerate(docs):
             conn.execute(
-                "insert into public.documents (id, workspace_id, title, status)"
-                " values (%s, %s, %s, 'ready')",
+                "insert into public.documents (id, workspace_id, title, status) values (%s, %s, %s, 'ready')",
                 (doc, ws, f"doc {i}"),
             )
             if doc != world.docs_a[1]:

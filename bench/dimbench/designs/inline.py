@@ -23,6 +23,7 @@ from dimbench.index import OPCLASS
 NAME = "inline"
 INDEX_KINDS = ("exact", "ivfflat", "hnsw")
 PARAMS: dict[str, Any] = {}
+OWN_TABLE = True  # searches its own copy of the chunks (policy-variant arms do not apply)
 
 INDEX = "document_chunks_embedding_idx"
 ROW_TARGET = 8160  # the largest toast_tuple_target: a row is kept whole while it fits a page

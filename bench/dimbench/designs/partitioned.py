@@ -25,6 +25,7 @@ from dimbench.index import OPCLASS, column_expression
 NAME = "partitioned"
 INDEX_KINDS = ("hnsw", "ivfflat")
 PARAMS: dict[str, Any] = {"partitions": 16}
+OWN_TABLE = True  # searches its own copy of the chunks (policy-variant arms do not apply)
 
 INDEX = "document_chunks_embedding_idx"
 # Besides the key columns: public's vectors with public's storage (6152 + 3080 bytes do not fit a row).

@@ -34,6 +34,7 @@ from dimbench.grid import Build
 NAME = "routed"
 INDEX_KINDS = ("hnsw", "ivfflat")
 PARAMS: dict[str, Any] = {"threshold": "measured"}  # or a row count
+NEEDS_SHARED_INDEX = True  # its vector path is the study's own index
 ALWAYS_EXACT = 2**62  # thresholds that force one path (calibration measures each)
 ALWAYS_INDEX = -1
 

@@ -1,6 +1,7 @@
 """The decision rule, as code shared by DECISION.md, the notebook's what-if and the study's confirmation.
 
-A configuration is (column type, index, build parameters, query parameters, iterative scan, access arm).
+A configuration is (design and its parameters, column type, index, build parameters, query parameters,
+iterative scan, access arm): every design competes under the same rule.
 
 Rule, exactly as implemented (per run):
 1. Which measurements: the run's confirmation stage when it has one (the leading candidates of screening,
@@ -18,8 +19,9 @@ Rule, exactly as implemented (per run):
    `tie_tolerance`) is **tied** with it — the measurements cannot tell them apart. Ties go to the smaller
    storage per million chunks, then the higher worst-cell recall, then the lower p95, then the label.
 
-Storage per million chunks = measured index bytes per row + the vector column's bytes per row in the
-end state (4·d+8 for vector, 2·d+8 for halfvec).
+Storage per million chunks = measured index bytes per row (a design's: all its partitions' or partial
+indexes, its quantized index) + the vector column's bytes per row in the end state (4·d+8 for vector,
+2·d+8 for halfvec).
 """
 
 from __future__ import annotations
@@ -29,18 +31,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dimbench.report.load import Results
+from dimbench.vocabulary import BUCKETS, CHOOSABLE, COLUMN_BYTES, DEFAULT_DESIGN, RLS_ARMS, cell_value
 
-RLS_ARMS = ("rls", "rls_filter", "rls_seed")
-CHOOSABLE = ("rls", "rls_filter")
+__all__ = ["BUCKETS", "CHOOSABLE", "COLUMN_BYTES", "RLS_ARMS", "Candidate", "Config", "Decision", "decide"]
 # Ties are decided by overlapping p95 intervals; a what-if may widen them by this share of the best's p95.
 TIE_TOLERANCE = 0.0
-BUCKETS = ("tiny", "small", "medium", "large")
-# Bytes per row of the vector column in the end state (one column; halfvec stored as a halfvec column).
-COLUMN_BYTES = {"vector768": 4 * 768 + 8, "vector1536": 4 * 1536 + 8, "halfvec1536": 2 * 1536 + 8}
 
 
 @dataclass(frozen=True)
 class Config:
+    design: str
+    design_params: str  # canonical JSON
     column_type: str
     index: str
     build_params: str  # canonical JSON
@@ -53,6 +54,9 @@ class Config:
         build = ",".join(f"{k}={v}" for k, v in json.loads(self.build_params).items())
         query = ",".join(f"{k}={v}" for k, v in json.loads(self.query_params).items())
         parts = [self.column_type, f"{self.index}({build})" if build else self.index]
+        if self.design != DEFAULT_DESIGN:
+            args = ",".join(f"{k}={v}" for k, v in json.loads(self.design_params).items())
+            parts.insert(0, f"{self.design}({args})" if args else self.design)
         if query:
             parts.append(query)
         if self.index != "exact":
@@ -125,6 +129,8 @@ def config_of(row: dict[str, Any]) -> Config:
         return json.dumps(v, sort_keys=True)
 
     return Config(
+        cell_value(row, "design"),
+        dump(cell_value(row, "design_params")),
         row["column_type"],
         row["index"],
         dump(row["build_params"]),
@@ -142,7 +148,15 @@ def storage_per_million(results: Results, row: dict[str, Any]) -> float | None:
     build = results.builds(row.get("run_id")).get(row.get("build_key", ""))
     if not build or not build.get("rows") or build.get("index_bytes") is None:
         return None
-    return (build["index_bytes"] / build["rows"] + COLUMN_BYTES[row["column_type"]]) * 1e6
+    index_bytes = build["index_bytes"]
+    design = cell_value(row, "design")
+    if design != DEFAULT_DESIGN:
+        installed = results.designs(row.get("run_id")).get((design, row.get("build_key", "")))
+        if not installed or installed.get("index_bytes") is None:
+            return None
+        # routed searches the shared index; the others search only their own
+        index_bytes = installed["index_bytes"] + (build["index_bytes"] if design == "routed" else 0)
+    return (index_bytes / build["rows"] + COLUMN_BYTES[row["column_type"]]) * 1e6
 
 
 def evaluate(

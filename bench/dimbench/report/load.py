@@ -12,18 +12,29 @@ from pathlib import Path
 from typing import Any
 
 from dimbench.errors import DimbenchError
+from dimbench.vocabulary import (
+    ACCESS_ARMS,
+    BUCKETS,
+    COLUMN_TYPES,
+    DESIGNS,
+    INDEX_KINDS,
+    ITERATIVE,
+    SCOPES,
+    STAGES,
+)
 
-# field -> allowed values (None: any value of the right type, checked in TYPES)
+# field -> allowed values (None: any value of the right type, checked in TYPES): the vocabulary's.
 ENUMS: dict[str, tuple[Any, ...]] = {
-    "stage": ("screening", "confirmation"),
-    "dim": (768, 1536),
-    "column_type": ("vector768", "vector1536", "halfvec1536"),
-    "index": ("exact", "ivfflat", "hnsw"),
-    "access": ("service", "rls_seed", "rls", "rls_filter"),
-    "iterative_scan": ("off", "relaxed_order", "strict_order"),
-    "scope": ("workspace", "all"),
-    "bucket": ("tiny", "small", "medium", "large"),
+    "stage": STAGES,
+    "dim": tuple(sorted({dim for _, dim in COLUMN_TYPES.values()})),
+    "column_type": tuple(COLUMN_TYPES),
+    "index": INDEX_KINDS,
+    "access": ACCESS_ARMS,
+    "iterative_scan": tuple(ITERATIVE["hnsw"]),
+    "scope": SCOPES,
+    "bucket": BUCKETS,
 }
+OPTIONAL_ENUMS: dict[str, tuple[Any, ...]] = {"design": DESIGNS}  # absent in results older than designs
 NUMBER = (int, float)
 # field -> accepted JSON types; None inside the tuple means the field may be null.
 TYPES: dict[str, tuple[Any, ...]] = {
@@ -71,6 +82,11 @@ class Results:
         """Index builds of one run (default: the first) by build key."""
         run = next((r for r in self.runs if run_id is not None and r.get("run_id") == run_id), self.run)
         return {b["build_key"]: b for b in run.get("builds") or []}
+
+    def designs(self, run_id: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+        """Designs installed by one run (default: the first) by (design, build key): sizes and details."""
+        run = next((r for r in self.runs if run_id is not None and r.get("run_id") == run_id), self.run)
+        return {(d["design"], d["build_key"]): d for d in run.get("designs") or []}
 
     def of_run(self, run_id: str) -> Results:
         """The same directory narrowed to one run."""
@@ -151,6 +167,9 @@ def check_row(row: Any) -> str | None:
             return f"missing field {key!r}"
     for key, allowed in ENUMS.items():
         if row[key] not in allowed:
+            return f"{key} = {row[key]!r} is not one of {', '.join(map(str, allowed))}"
+    for key, allowed in OPTIONAL_ENUMS.items():
+        if key in row and row[key] not in allowed:
             return f"{key} = {row[key]!r} is not one of {', '.join(map(str, allowed))}"
     for key, types in TYPES.items():
         # bool is an int in Python but never a valid count or measurement here.
