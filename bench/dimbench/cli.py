@@ -83,14 +83,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dimbench.publish import compare_with_published
     from dimbench.runs import read_runs
 
-    out = study.run(study_options(args))
-    run = read_runs(out)[0]
-    print(
-        f"run {run['run_id']}: {run.get('measured_cells')} of {run.get('planned_cells')} screening cells, "
-        f"confirmation {run['confirmation']['status']}, measured on this machine"
-    )
-    print(f"decision record: {out / 'DECISION.md'}")
-    print(compare_with_published(out, run["profile"]))
+    outs = study.run_scale(study_options(args))
+    for out in outs:
+        run = read_runs(out)[0]
+        print(
+            f"run {run['run_id']}: {run.get('measured_cells')} of {run.get('planned_cells')} screening "
+            f"cells, confirmation {run['confirmation']['status']}, measured on this machine"
+        )
+        print(f"decision record: {out / 'DECISION.md'}")
+    if len(outs) > 1:
+        print(f"a scale profile: publish its runs together (dimbench publish {' '.join(map(str, outs))})")
+    else:
+        print(compare_with_published(outs[0], read_runs(outs[0])[0]["profile"]))
     return 0
 
 

@@ -146,6 +146,7 @@ class Grid:
     calibrate: bool = False  # measure the corpus's unfiltered hnsw recall first (if not yet in its manifest)
     confirm: Confirm | None = None  # None: screening only
     designs: list[DesignSpec] = field(default_factory=list)  # besides `shared`, which every build is
+    corpora: list[str] = field(default_factory=list)  # a scale profile: the same grid on each, in order
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
 
@@ -201,6 +202,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "calibrate",
         "confirm",
         "design",
+        "corpora",
     }
     no_unknown(raw, known, where)
 
@@ -236,7 +238,8 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
             raise DimbenchError(f"{where}: {key} must be positive, got {value}")
     return Grid(
         profile=get("profile", str),
-        corpus=_spec_name(get("corpus", str), where),
+        corpus=_spec_name(raw["corpora"][0] if raw.get("corpora") else get("corpus", str), where),
+        corpora=[_spec_name(c, where) for c in get("corpora", list, [])],
         k=k,
         column_types=column_types,
         access=access,

@@ -41,8 +41,10 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
     if len(set(ids)) != len(ids):
         raise DimbenchError(f"cannot publish: run {next(i for i in ids if ids.count(i) > 1)} given twice")
     first = gathered[0]
+    # A scale profile's runs share the grid and differ in corpus by design.
+    shared = ("grid",) if (first["identity"].get("grid") or {}).get("corpora") else SHARED
     for run in gathered[1:]:
-        for part in SHARED:
+        for part in shared:
             ours, theirs = first["identity"][part], run["identity"][part]
             if ours != theirs:
                 diff = "; ".join(runs.differences({part: ours}, {part: theirs}))

@@ -69,12 +69,31 @@ def grid_label(source: Path | None) -> str | None:
         return str(source)
 
 
-def run(options: StudyOptions) -> Path:
-    """Measure every cell of the profile's grid on this machine into this run's directory; return it."""
+def run_scale(options: StudyOptions) -> list[Path]:
+    """A scale profile: the same grid on each of its corpora in turn, one run directory per corpus (each
+    corpus replaces the one before in the database)."""
+    grid = load_grid(options.profile)
+    if not grid.corpora:
+        return [run(options)]
+    out = []
+    for corpus in grid.corpora:
+        print(f"scale: corpus {corpus}", flush=True)
+        out.append(run(options, corpus=corpus))
+    return out
+
+
+def run(options: StudyOptions, corpus: str | None = None) -> Path:
+    """Measure every cell of the profile's grid on this machine into this run's directory; return it.
+
+    corpus: one of a scale grid's corpora (default: the grid's first)."""
+    from dataclasses import replace
+
     from dimbench import provision
     from dimbench.study_inputs import prepare_corpus
 
     grid = load_grid(options.profile)
+    if corpus is not None:
+        grid = replace(grid, corpus=corpus)  # the grid's identity stays the scale grid's
     # Fail before any work if the run cannot be written where it will go.
     ensure_writable(Path(options.out) if options.out else runs.runs_dir() / grid.profile)
     phases = Phases()
@@ -82,7 +101,14 @@ def run(options: StudyOptions) -> Path:
         provisioned = provision.provision(options.dsn, options.pgdata)
     server = server_info(provisioned.dsn, provisioned.info)
     spec_path = datasets_dir() / f"{grid.corpus}.toml"
-    corpus = prepare_corpus(spec_path, provisioned.dsn, phases, options.progress, calibrate=grid.calibrate)
+    corpus = prepare_corpus(
+        spec_path,
+        provisioned.dsn,
+        phases,
+        options.progress,
+        calibrate=grid.calibrate,
+        replace=bool(grid.corpora),
+    )
     described = {**corpus.describe(), "generator_version": corpus.corpus.manifest.get("generator_version")}
     git = runs.git_tree()
     ident = runs.identity(

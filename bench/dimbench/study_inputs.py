@@ -80,7 +80,7 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
 
 
 def prepare_corpus(
-    spec_path: Path, dsn: str, phases, progress: bool = True, calibrate: bool = False
+    spec_path: Path, dsn: str, phases, progress: bool = True, calibrate: bool = False, replace: bool = False
 ) -> StudyCorpus:
     """Generate (or reuse) the corpus, calibrate it if asked and not done yet, load it: each phase timed."""
     with phases.timed("corpus"):
@@ -93,7 +93,7 @@ def prepare_corpus(
             with phases.timed("calibrate"):
                 calibration.record(corpus, calibration.calibrate(conn, corpus, progress=progress))
         with phases.timed("load"):
-            report = load_corpus(conn, corpus, progress=progress)
+            report = load_corpus(conn, corpus, replace=replace, progress=progress)
         print(report.summary())
         # Settle before any build or measurement: hint bits, visibility map and statistics as a live
         # system has them, and nothing left for autovacuum to do on the freshly loaded tables.

@@ -37,6 +37,7 @@ RLS_DESIGN = {
     "rls_filter": "this project's policies (`schema/0007`: one policy per command, `to authenticated`, `with check` on writes, `(select auth.uid())` via the membership helper) **plus** the app's explicit `filter_workspace_ids` in every search call — RLS stays the guarantee, the filter lets the planner use the `workspace_id` btree for small tenants",
     "rls": "this project's policies (`schema/0007`) alone; the app passes no workspace filter and RLS narrows the search",
     "rls_seed": "the seed's policy form (unwrapped `auth.uid()`, `FOR ALL`, no `WITH CHECK`)",
+    "rls_docs": "Supabase's RAG-with-permissions policy form (membership through a `document_id in (select …)` subquery)",
     "service": "service_role with an app-side workspace filter (RLS bypassed)",
 }
 
@@ -87,6 +88,17 @@ def table(
 
 
 def index_sql(c: Candidate) -> list[str]:
+    if c.config.design != "shared":
+        return [
+            f"-- design `{c.config.design}`: its structures and search function are"
+            f" bench/dimbench/designs/{c.config.design}.py (install() is the migration; its"
+            " match_document_chunks replaces public's)",
+            *_shared_index_sql(c),
+        ]
+    return _shared_index_sql(c)
+
+
+def _shared_index_sql(c: Candidate) -> list[str]:
     build = json.loads(c.config.build_params)
     query = json.loads(c.config.query_params)
     column, opclass = COLUMN_SQL[c.config.column_type]
@@ -524,11 +536,121 @@ def render(results: Results, decision: Decision, agreement: Agreement | None = N
         + stability_section(agreement)
         + table_section(decision)
         + decision_section(decision, agreement)
+        + designs_section(results, decision)
         + consequences_section(results, decision)
         + assumptions_section(results, decision)
         + defects_section()
     )
     return "\n".join(out)
+
+
+def designs_section(results: Results, decision: Decision) -> list[str]:
+    """The designs side by side, the paths their calls took, planner regret, the scan budget."""
+    from dimbench.report import designs as d
+
+    bests = d.best_per_design(results, decision)
+    if len(bests) < 2:
+        return []
+    out = [
+        "## The designs side by side",
+        "",
+        f"Each design's best configuration under {' / '.join(f'`{a}`' for a in decision.arms)} by the same rule "
+        f"({decision.stage} stage). Storage counts the whole layout (all partitions, all partial indexes, the "
+        "quantized index) plus the vector column, per million chunks; install = building the design's "
+        "structures on this corpus.",
+        "",
+        "| design | best configuration | meets the rule | worst-cell recall [95 % CI] | worst p95 ms [CI] "
+        "| storage / 1M | install s | T (routed) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for b in bests:
+        c = b.best
+        assert c is not None
+        ci = (
+            f"[{fmt(c.min_recall_lower)}, {fmt(c.min_recall_upper)}]"
+            if c.min_recall_lower is not None
+            else ""
+        )
+        out.append(
+            f"| {b.design} | {c.config.label} | {'yes' if b.qualifies else 'no: ' + c.why_not} "
+            f"| {fmt(c.min_recall)} {ci} | {fmt(c.worst_p95_ms, 2)}{interval(c.worst_p95_ci, 2)} "
+            f"| {mb(b.storage_bytes_per_million)} | {fmt(b.install_seconds, 1)} "
+            f"| {b.threshold if b.threshold is not None else ''} |"
+        )
+    out.append("")
+    for cal in d.routed_calibrations(results):
+        calibration = cal.get("calibration") or {}
+        samples = calibration.get("samples") or []
+        if samples:
+            out.append(
+                f"- routed on {cal['build_key']}: T = **{cal.get('threshold')}** visible rows, the threshold "
+                f"that routed {len(samples)} measured queries (both paths, {calibration.get('repeats')} "
+                f"repeats each, arm `{calibration.get('access')}`, at {calibration.get('setting')}) fastest in "
+                "total without sending any query whose index-path recall missed "
+                f"{calibration.get('recall_target')} down the index path."
+            )
+    rows = [r for r in results.rows if r.get("stage") == "screening"]
+    shares = d.path_share(rows)
+    if shares:
+        out += [
+            "",
+            "### Which path served the calls",
+            "",
+            "Two real calls per screening cell, explained from inside the search function "
+            "(auto_explain: ANALYZE, BUFFERS, nested statements), as the arm's user:",
+            "",
+            "| design | arm | paths (sampled calls) |",
+            "|---|---|---|",
+        ]
+        for (design, access), counts in sorted(shares.items()):
+            paths = ", ".join(f"{p}: {n}" for p, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            out.append(f"| {design} | {access} | {paths} |")
+    regrets = d.regret(rows)
+    out += [
+        "",
+        "### Planner regret",
+        "",
+        f"{len(regrets)} screening cell(s) took a path while another path measured in the same run (same "
+        f"column type, arm, scope and bucket) was at least as accurate and at most {d.REGRET_SPEED:.0%} of "
+        "its p50.",
+    ]
+    shared_regret = [r for r in regrets if r["design"] == "shared"]
+    if shared_regret:
+        out += [
+            f" Of those, {len(shared_regret)} are the planner's own choice (the shared design); the worst "
+            "ten by lost time:",
+            "",
+            "| cell | configuration | path | recall | p50 ms | better: configuration | path | recall | p50 ms |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        worst = sorted(shared_regret, key=lambda r: r["better_p50_ms"] - r["p50_ms"])[:10]
+        for r in worst:
+            out.append(
+                f"| {r['cell']} | {r['config']} | {r['path']} | {fmt(r['recall'])} | {fmt(r['p50_ms'], 2)} "
+                f"| {r['better_config']} | {r['better_path']} | {fmt(r['better_recall'])} "
+                f"| {fmt(r['better_p50_ms'], 2)} |"
+            )
+    budget = d.scan_budget(rows)
+    budgets = sorted({b["max_scan_tuples"] for b in budget})
+    if len(budgets) > 1:
+        out += [
+            "",
+            "### The scan budget (hnsw.max_scan_tuples)",
+            "",
+            "Worst share of queries per bucket that came back with fewer rows than the user could see, with "
+            "iterative scan on (where the budget is what stops the scan), shared design:",
+            "",
+            "| column type | arm | iterative | max_scan_tuples | " + " | ".join(BUCKETS) + " |",
+            "|---|---|---|---|" + "---|" * len(BUCKETS),
+        ]
+        for b in budget:
+            if b["design"] != "shared" or b["access"] not in ("rls", "rls_filter"):
+                continue
+            cells = " | ".join(fmt(b["short_share_by_bucket"].get(x), 2) for x in BUCKETS)
+            out.append(
+                f"| {b['column_type']} | {b['access']} | {b['iterative_scan']} | {b['max_scan_tuples']} | {cells} |"
+            )
+    return [*out, ""]
 
 
 def write(results: Results, path: Path, **rule: Any) -> Path:
