@@ -14,6 +14,7 @@ from dimbench import arms, db, index
 from dimbench.designs import base, partial
 from dimbench.grid import Build
 from dimbench.measure import StudyQuery, recall_of, run_cell
+from dimbench.vocabulary import PGVECTOR_DEFAULTS
 
 K = 10
 MIN_ROWS = 200  # tiny: tenants of 640 and 250 chunks get an index, 38 tenants of 5-160 do not
@@ -47,7 +48,7 @@ def installed(corpus_conn: psycopg.Connection) -> Iterator[base.Installed]:
 
 
 def pgvector_defaults(conn: psycopg.Connection) -> None:
-    for name, value in index.DEFAULTS.items():
+    for name, value in PGVECTOR_DEFAULTS.items():
         conn.execute("select set_config(%s, %s, false)", (name, value))
 
 

@@ -147,6 +147,7 @@ class Grid:
     confirm: Confirm | None = None  # None: screening only
     designs: list[DesignSpec] = field(default_factory=list)  # besides `shared`, which every build is
     corpora: list[str] = field(default_factory=list)  # a scale profile: the same grid on each, in order
+    side_channel: dict[str, int] | None = None  # {"queries": n, "per_query": m}: measure it (sidechannel.py)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
 
@@ -203,6 +204,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "confirm",
         "design",
         "corpora",
+        "side_channel",
     }
     no_unknown(raw, known, where)
 
@@ -240,6 +242,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         profile=get("profile", str),
         corpus=_spec_name(raw["corpora"][0] if raw.get("corpora") else get("corpus", str), where),
         corpora=[_spec_name(c, where) for c in get("corpora", list, [])],
+        side_channel=_parse_side_channel(raw["side_channel"], where) if "side_channel" in raw else None,
         k=k,
         column_types=column_types,
         access=access,
@@ -256,6 +259,20 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         ],
         source=path,
     )
+
+
+def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:
+    where = f"{where} [side_channel]"
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(raw, {"queries", "per_query"}, where)
+    out = {
+        "queries": typed(raw, "queries", int, 20, where),
+        "per_query": typed(raw, "per_query", int, 50, where),
+    }
+    if min(out.values()) < 1:
+        raise DimbenchError(f"{where}: queries and per_query must be positive")
+    return out
 
 
 def _parse_design(

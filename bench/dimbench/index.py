@@ -19,15 +19,9 @@ from psycopg import sql
 from dimbench.errors import DimbenchError
 from dimbench.grid import Build
 from dimbench.progress import index_build as watch_build
+from dimbench.vocabulary import COLUMN_TYPES, PGVECTOR_DEFAULTS, QUERY_GUC
 
 OPCLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}
-DEFAULTS = {
-    "hnsw.ef_search": "40",
-    "hnsw.iterative_scan": "off",
-    "ivfflat.probes": "1",
-    "ivfflat.iterative_scan": "off",
-}
-QUERY_GUC = {"ef_search": "hnsw.ef_search", "probes": "ivfflat.probes"}
 
 
 @dataclass
@@ -59,10 +53,14 @@ def index_name(build: Build) -> str:
 
 
 def _study_index_rows(conn: psycopg.Connection) -> list[tuple[str, bool]]:
-    """(name, valid) of every dimbench_* index on document_chunks."""
+    """(name, valid) of every study index on document_chunks: dimbench_<column type>_* (a design's
+    indexes are dimbench_<design>_* and belong to the design, which removes them)."""
+    prefixes = [f"dimbench_{column_type}_" for column_type in COLUMN_TYPES]
     return conn.execute(
         "select c.relname, i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid"
-        " where i.indrelid = 'public.document_chunks'::regclass and c.relname like 'dimbench\\_%'"
+        " where i.indrelid = 'public.document_chunks'::regclass"
+        " and exists (select from unnest(%s::text[]) p where starts_with(c.relname, p))",
+        (prefixes,),
     ).fetchall()
 
 
@@ -91,6 +89,8 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
 
     progress: a bar from pg_stat_progress_create_index on a terminal, else one line on stderr.
     """
+    if build.index == "hnsw":
+        size_maintenance_memory(conn, build)
     settings = conn.execute(
         "select current_setting('maintenance_work_mem'),"
         " current_setting('max_parallel_maintenance_workers')::int,"
@@ -135,11 +135,38 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
     )
 
 
+def graph_bytes(build: Build, rows: int) -> int:
+    """About what pgvector's hnsw build holds in memory: each element's vector and its neighbour lists
+    (2·m at layer 0, a little above), plus per-tuple overhead; 20 % margin."""
+    vector_bytes = build.dim * (2 if build.vector_type == "halfvec" else 4) + 8
+    m = int(build.params.get("m", 16))
+    return int(rows * (vector_bytes + 16 * m + 200) * 1.2)
+
+
+def size_maintenance_memory(conn: psycopg.Connection, build: Build) -> None:
+    """maintenance_work_mem large enough for the graph (pgvector builds far faster when it fits), never
+    below the server's setting, never above 40 % of this machine's memory (the server needs the rest)."""
+    import os
+
+    row = conn.execute(
+        "select pg_size_bytes(current_setting('maintenance_work_mem')), count(*) from public.document_chunks"
+    ).fetchone()
+    assert row is not None
+    current, rows = int(row[0]), int(row[1])
+    try:
+        ceiling = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.4)
+    except (ValueError, OSError):
+        ceiling = current
+    wanted = min(max(graph_bytes(build, rows), current), max(ceiling, current))
+    mb = -(-wanted // (1024 * 1024))
+    conn.execute("select set_config('maintenance_work_mem', %s, false)", (f"{mb}MB",))
+
+
 def query_settings(
     conn: psycopg.Connection, build: Build, params: dict[str, Any], iterative_scan: str
 ) -> dict[str, str]:
     """Session settings for one point of the sweep; everything else back at pgvector's defaults."""
-    applied = dict(DEFAULTS)
+    applied = dict(PGVECTOR_DEFAULTS)
     for key, value in params.items():
         applied[QUERY_GUC[key]] = str(value)
     if build.index in ("hnsw", "ivfflat"):

@@ -149,6 +149,10 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
             sweep = measure_grid(
                 conn, provisioned.dsn, grid, corpus.queries, store, session, options.progress
             )
+            if grid.side_channel and run_info.get("side_channel") is None:
+                with phases.timed("side_channel"):
+                    run_info["side_channel"] = side_channel(conn, grid, sweep)
+                session.save()
             if grid.confirm is not None and run_info["confirmation"]["status"] != "done":
                 with phases.timed("confirmation"):
                     confirm_leaders(conn, grid, sweep, store, session, options.progress)
@@ -447,6 +451,62 @@ def measure_grid(
     session.info["measured_cells"] = sum(r.get("stage") == "screening" for r in store.rows.values())
     sweep.groups = pools
     return sweep
+
+
+def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dict[str, Any]]:
+    """Each design (and shared) on its first column type's hnsw build at its first setting, without and
+    with a foreign tenant's cluster at the victims' queries (dimbench.sidechannel)."""
+    from dimbench import sidechannel
+
+    assert grid.side_channel is not None
+    queries = sidechannel.victims(sweep.groups, grid.side_channel["queries"])
+    hnsw = next(((b, s) for b, s in grid.builds() if b.index == "hnsw"), None)
+    if not queries or hnsw is None:
+        return []
+    first_build, settings = hnsw
+    relaxed = [s for s in settings if s.iterative_scan == "relaxed_order"] or settings
+
+    def entry(spec: DesignSpec | None) -> tuple[str, Build, Any, Any]:
+        column_type = spec.column_types[0] if spec else first_build.column_type
+        build = Build(column_type, "hnsw", first_build.params)
+        setting = (spec.settings(settings) if spec else relaxed)[0]
+        module = designs.module(spec.name) if spec else None
+        params = dict(spec.params) if spec else {}
+        measured = next(
+            (
+                d.get("detail", {}).get("threshold")
+                for d in sweep.session.info.get("designs", [])
+                if spec and d["design"] == spec.name and d["build_key"] == build.key
+            ),
+            None,
+        )
+        if params.get("threshold") == "measured" and measured is not None:
+            params["threshold"] = measured
+
+        def install() -> None:
+            excludes = module is not None and getattr(module, "EXCLUDES_SHARED_INDEX", False)
+            needs = module is None or getattr(module, "NEEDS_SHARED_INDEX", False)
+            if excludes:
+                index.drop_study_indexes(conn, column_type=build.column_type)
+            elif needs and index.index_name(build) not in index.study_indexes(conn):
+                index.drop_study_indexes(conn, column_type=build.column_type)
+                index.build(conn, build)
+            if module is not None:
+                module.install(conn, build, params)
+            index.query_settings(conn, build, setting.params, setting.iterative_scan)
+
+        def remove() -> None:
+            if module is not None:
+                module.remove(conn)
+
+        return (spec.name if spec else DEFAULT_DESIGN), build, install, remove
+
+    specs = sorted(
+        grid.designs,
+        key=lambda d: getattr(designs.module(d.name), "EXCLUDES_SHARED_INDEX", False),
+    )
+    entries = [entry(None), *(entry(d) for d in specs)]
+    return sidechannel.measure(conn, entries, queries, grid.k, grid.warmup, grid.side_channel["per_query"])
 
 
 def confirm_leaders(

@@ -630,6 +630,33 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
                 f"| {r['better_config']} | {r['better_path']} | {fmt(r['better_recall'])} "
                 f"| {fmt(r['better_p50_ms'], 2)} |"
             )
+    side = results.run.get("side_channel") or []
+    if side:
+        from dimbench.sidechannel import leaks
+
+        out += [
+            "",
+            "### The tenant side channel",
+            "",
+            f"One tenant's one-workspace queries of the smallest bucket ({side[0]['without']['n_queries']} "
+            f"queries, arm `{side[0]['access']}`), without and with a foreign tenant's dense cluster "
+            f"({side[0]['cluster_rows']} chunks, near-duplicates of those very queries, in a workspace "
+            "none of them may see). A design **leaks** when the cluster moves its p50 outside the bootstrap "
+            "interval or changes its share of short results: the other tenant's data is then visible in "
+            "this tenant's answers or timing.",
+            "",
+            "| design | build | p50 ms without [CI] | p50 ms with [CI] | ratio | short share without → with "
+            "| recall without → with | leaks |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in side:
+            b, a = e["without"], e["with"]
+            out.append(
+                f"| {e['design']} | {e['build_key']} | {fmt(b['p50_ms'], 2)}{interval(b.get('p50_ci95'), 2)} "
+                f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_ci95'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
+                f"| {fmt(b['short_share'], 2)} → {fmt(a['short_share'], 2)} "
+                f"| {fmt(b['recall_mean'])} → {fmt(a['recall_mean'])} | {'**yes**' if leaks(e) else 'no'} |"
+            )
     budget = d.scan_budget(rows)
     budgets = sorted({b["max_scan_tuples"] for b in budget})
     if len(budgets) > 1:
