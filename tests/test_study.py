@@ -86,10 +86,54 @@ def test_every_arm_column_type_and_bucket_is_measured(tiny_run):
 
 
 def test_every_design_of_the_grid_is_measured_under_its_arms(tiny_run):
+    from dimbench import designs
+    from dimbench.grid import load_grid
+    from dimbench.vocabulary import POLICY_VARIANTS
+
     _, out = tiny_run
-    routed = [r for r in lines(out) if r.get("design") == "routed" and r["stage"] == "screening"]
-    assert {r["access"] for r in routed} == {"service", "rls", "rls_filter"}
-    assert {r["column_type"] for r in routed} == {"vector768", "vector1536", "halfvec1536"}
+    rows = [r for r in lines(out) if r["stage"] == "screening"]
+    for spec in load_grid("tiny").designs:
+        mine = [r for r in rows if r.get("design") == spec.name]
+        own_table = getattr(designs.module(spec.name), "OWN_TABLE", False)
+        arms = {a for a in spec.access if not (own_table and a in POLICY_VARIANTS)}
+        assert {r["access"] for r in mine} == arms, spec.name
+        assert {r["column_type"] for r in mine} == set(spec.column_types), spec.name
+
+
+def test_each_design_records_its_install_cost_and_size(tiny_run):
+    _, out = tiny_run
+    installed = run_of(out)["designs"]
+    assert {d["design"] for d in installed} == {"routed", "partial", "bq_rerank", "partitioned", "inline"}
+    assert all(d["seconds"] > 0 for d in installed)
+    assert all(d["index_bytes"] > 0 for d in installed if d["design"] not in ("routed",))
+
+
+def test_the_side_channel_is_measured_for_every_design(tiny_run):
+    _, out = tiny_run
+    side = run_of(out)["side_channel"]
+    assert {e["design"] for e in side} == {
+        "shared",
+        "routed",
+        "partial",
+        "bq_rerank",
+        "partitioned",
+        "inline",
+    }
+    assert all(
+        e["without"]["p50_ms"] > 0 and e["with"]["p50_ms"] > 0 and e["cluster_rows"] == 80 for e in side
+    )
+
+
+def test_the_side_channel_cluster_is_gone_after_the_run(tiny_run):
+    from dimbench import db
+    from dimbench.sidechannel import MARK
+
+    dsn, _ = tiny_run
+    with db.connect(dsn) as conn:
+        (left,) = conn.execute(
+            "select count(*) from public.document_chunks where chunk_index >= %s", (MARK,)
+        ).fetchone()
+    assert left == 0
 
 
 def test_the_routed_threshold_is_measured_and_recorded(tiny_run):
