@@ -14,7 +14,7 @@ from dimbench.report.load import read_results
 from tests.cli_helpers import run_cli
 from tests.results_fixture import WINNER, write_results
 
-PLOTS = ("pareto", "recall_by_bucket", "rls_overhead", "storage_build", "qps", "ndcg")
+PLOTS = ("pareto", "recall_by_bucket", "rls_overhead", "storage_build", "qps", "ndcg", "deployable")
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

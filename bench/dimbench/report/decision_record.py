@@ -528,7 +528,137 @@ def defects_section() -> list[str]:
     ]
 
 
+def holds_section(decision: Decision) -> list[str]:
+    """How far the choice holds, from the published scale profile (if any)."""
+    from dimbench.report import scale
+
+    published = scale.published_scale()
+    if decision.chosen is None or published is None or not scale.sizes(published):
+        return []
+    points = scale.follow(published, decision.chosen.config)
+    held = scale.holds_up_to(points)
+    out = ["## How far the choice holds", ""]
+    if all(p.candidate is None for p in points):
+        return out + [
+            f"The published scale profile (`results/scale/`) did not measure {decision.chosen.config.label}; "
+            "see its DECISION.md for the designs it followed.",
+            "",
+        ]
+    out.append(
+        "In the published scale profile (`results/scale/`, screening, same rule): "
+        + (f"**holds up to {held:,} chunks**" if held else "**does not hold even at the smallest size**")
+        + "; "
+        + "; ".join(
+            f"{p.chunks:,}: "
+            + (
+                "not measured"
+                if p.candidate is None
+                else f"{'meets' if p.candidate.qualifies else 'fails'} (worst recall {fmt(p.candidate.min_recall)}, "
+                f"worst p95 {fmt(p.candidate.worst_p95_ms, 2)} ms)"
+            )
+            for p in points
+        )
+        + "."
+    )
+    projected = scale.projected_p95(points)
+    if projected is not None:
+        out.append(f"Projection (not a measurement): worst p95 ≈ {fmt(projected, 1)} ms at 10M chunks.")
+    return [*out, ""]
+
+
+def scale_render(results: Results) -> str:
+    """The record of a scale profile: the rule at each size, how each design's best holds, projections."""
+    from dimbench.report import scale
+    from dimbench.report.designs import deployable
+
+    runs = scale.sizes(results)
+    first = decide(results, run_id=runs[0][1])
+    out = header(results) + rule_section(first)
+    out += [
+        "## The rule at each size",
+        "",
+        "| chunks | run | the rule's choice | tie set | worst-cell recall | worst p95 ms [CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (chunks, chosen, tied), (_, run_id) in zip(scale.choices(results), runs, strict=True):
+        out.append(
+            f"| {chunks:,} | `{run_id}` | {chosen.config.label if chosen else 'nothing qualifies'} | {tied} "
+            f"| {fmt(chosen.min_recall) if chosen else ''} "
+            f"| {fmt(chosen.worst_p95_ms, 2) + interval(chosen.worst_p95_ci, 2) if chosen else ''} |"
+        )
+    out += [
+        "",
+        "## Each design's best at the smallest size, followed",
+        "",
+        "Recall is the worst bucket's mean (20 queries per cell, screening only), p95 the worst cell's. "
+        "**10M is a projection** (least squares through log p95 against log N), not a measurement.",
+        "",
+        "| line | configuration | "
+        + " | ".join(f"{n:,}: recall / p95 ms" for n, _ in runs)
+        + " | holds up to | p95 at 10M (projection) |",
+        "|---|---|" + "---|" * len(runs) + "---|---|",
+    ]
+    for label, c in deployable(first).items():
+        if label == "the decision":
+            continue
+        points = scale.follow(results, c.config)
+        held = scale.holds_up_to(points)
+        cells = " | ".join(
+            f"{fmt(p.candidate.min_recall)} / {fmt(p.candidate.worst_p95_ms, 2)}"
+            + ("" if p.candidate.qualifies else " ✗")
+            if p.candidate
+            else "not measured"
+            for p in points
+        )
+        projected = scale.projected_p95(points)
+        out.append(
+            f"| {label} | {c.config.label} | {cells} | {f'{held:,}' if held else 'none'} "
+            f"| {fmt(projected, 1) if projected is not None else ''} |"
+        )
+    out += ["", "✗: fails the rule at that size (see the run's own record for why).", ""]
+    published_small = _published_choice("small")
+    if published_small is not None:
+        points = scale.follow(results, published_small.config)
+        held = scale.holds_up_to(points)
+        last = scale.choices(results)[-1]
+        out += [
+            "## The published decision (`results/small/`)",
+            "",
+            f"{published_small.config.label}: "
+            + (
+                f"**measured to hold up to {held:,} chunks**"
+                if held
+                else "**not measured to hold at any size here**"
+            )
+            + (
+                ""
+                if all(p.candidate is not None for p in points)
+                else " (not measured at every size: the scale grid follows vector768 only)"
+            )
+            + f". At the largest size the rule chooses {last[1].config.label if last[1] else 'nothing'}.",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def _published_choice(profile: str) -> Candidate | None:
+    from dimbench.paths import published_dir
+    from dimbench.report.load import read_results
+
+    path = published_dir(profile)
+    if not (path / "run.json").exists():
+        return None
+    try:
+        return decide(read_results(path)).chosen
+    except Exception:  # an unreadable published directory: say nothing rather than guess
+        return None
+
+
 def render(results: Results, decision: Decision, agreement: Agreement | None = None) -> str:
+    from dimbench.report import scale
+
+    if scale.sizes(results):
+        return scale_render(results)
     agreement = agreement or Agreement([decision])
     out = (
         header(results)
@@ -536,6 +666,7 @@ def render(results: Results, decision: Decision, agreement: Agreement | None = N
         + stability_section(agreement)
         + table_section(decision)
         + decision_section(decision, agreement)
+        + holds_section(decision)
         + designs_section(results, decision)
         + consequences_section(results, decision)
         + assumptions_section(results, decision)

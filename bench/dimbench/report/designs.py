@@ -197,9 +197,10 @@ def deployable(decision: Decision) -> dict[str, Candidate]:
     decision, and each design's best — the figures' and the record's lines."""
     out: dict[str, Candidate] = {}
     pool = [c for c in decision.candidates if c.config.access in CHOOSABLE]
+    screened = [c for c in decision.screened if c.config.access in CHOOSABLE]
     defaults = [
         c
-        for c in pool
+        for c in pool + [s for s in screened if s.config not in {p.config for p in pool}]
         if c.config.design == DEFAULT_DESIGN
         and c.config.index == "hnsw"
         and c.config.iterative_scan == "off"

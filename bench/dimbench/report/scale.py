@@ -1,0 +1,96 @@
+"""How a choice holds as the corpus grows: the rule applied at each size of a scale profile's runs.
+
+A scale results directory holds one run per corpus size (same grid). For a configuration: at which
+sizes it meets the rule; "holds up to N" is the largest size up to which it meets it at every measured
+size. The projection to 10M chunks is a straight line through log(p95) against log(N) — labelled a
+projection wherever it is shown, never a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dimbench.report.decide import Candidate, Config, decide
+from dimbench.report.load import Results
+from dimbench.report.story import PROJECT_TO, corpus_size, project
+
+
+def sizes(results: Results) -> list[tuple[int, str]]:
+    """(chunks, run id) of each run, smallest first; [] unless at least two sizes."""
+    found = sorted((int(corpus_size(r) or 0), r["run_id"]) for r in results.runs if corpus_size(r))
+    return found if len({n for n, _ in found}) > 1 else []
+
+
+@dataclass
+class AtSize:
+    chunks: int
+    run_id: str
+    candidate: Candidate | None  # None: the configuration was not measured at this size
+
+
+def follow(results: Results, config: Config) -> list[AtSize]:
+    out = []
+    for chunks, run_id in sizes(results):
+        decision = decide(results, run_id=run_id)
+        match = next((c for c in decision.candidates if c.config == config), None)
+        out.append(AtSize(chunks, run_id, match))
+    return out
+
+
+def holds_up_to(points: list[AtSize]) -> int | None:
+    """The largest size up to which the configuration met the rule at every measured size; None if it
+    failed (or was not measured) at the smallest."""
+    held = None
+    for p in points:
+        if p.candidate is None or not p.candidate.qualifies:
+            break
+        held = p.chunks
+    return held
+
+
+def projected_p95(points: list[AtSize]) -> float | None:
+    measured = [
+        (p.chunks, p.candidate.worst_p95_ms)
+        for p in points
+        if p.candidate is not None and p.candidate.worst_p95_ms is not None
+    ]
+    return project(measured, PROJECT_TO)  # type: ignore[arg-type]
+
+
+def choices(results: Results) -> list[tuple[int, Candidate | None, int]]:
+    """(chunks, the rule's choice, size of its tie set) per size."""
+    out = []
+    for chunks, run_id in sizes(results):
+        decision = decide(results, run_id=run_id)
+        out.append((chunks, decision.chosen, len(decision.tied)))
+    return out
+
+
+def published_scale() -> Results | None:
+    """results/scale of the checkout, if published."""
+    from dimbench.paths import published_dir
+    from dimbench.report.load import read_results
+
+    path: Path = published_dir("scale")
+    if not (path / "run.json").exists():
+        return None
+    try:
+        return read_results(path)
+    except Exception:  # a broken published directory is the scale record's problem, not this one's
+        return None
+
+
+def describe(points: list[AtSize]) -> list[dict[str, Any]]:
+    return [
+        {
+            "chunks": p.chunks,
+            "measured": p.candidate is not None,
+            "qualifies": p.candidate.qualifies if p.candidate else None,
+            "min_recall": p.candidate.min_recall if p.candidate else None,
+            "worst_p95_ms": p.candidate.worst_p95_ms if p.candidate else None,
+            "why_not": p.candidate.why_not if p.candidate else "not measured",
+        }
+        for p in points
+    ]

@@ -1,0 +1,238 @@
+"""The figures that tell the study's story: what a team would deploy, per design; the side channel; the
+curve against corpus size. Same conventions as plots.py (object API, deterministic files).
+
+- deployable: recall@10 and p95 per workspace-size bucket for pgvector's defaults, the decision and each
+  design's best, from the deciding stage — where the tiny-tenant collapse and each fix show.
+- side_channel: per design, p50 and short-result share with ÷ without a foreign tenant's cluster.
+- scale: worst-bucket recall and worst p95 against corpus size per design, with the straight-line
+  (log-log) projection to 10M chunks drawn dashed and labelled as a projection.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from dimbench.report.decide import Candidate, config_of, decide, p95
+from dimbench.report.load import Results
+from dimbench.report.plots import figure, finish, legend
+from dimbench.vocabulary import BUCKETS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+PROJECT_TO = 10_000_000
+
+
+def rows_of(results: Results, c: Candidate, run_id: str | None = None) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in results.rows
+        if config_of(r) == c.config
+        and r.get("stage", "screening") == c.stage
+        and (run_id is None or r.get("run_id") == run_id)
+    ]
+
+
+def by_bucket(rows: list[dict[str, Any]], value: Any, worst: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for b in BUCKETS:
+        values = [value(r) for r in rows if r["bucket"] == b and value(r) is not None]
+        if values:
+            out[b] = worst(values)
+    return out
+
+
+def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
+    from dimbench.report.designs import deployable
+
+    decision = decide(results)
+    lines = deployable(decision)
+    fig, axes = figure(1, 2, (12, 5.2))
+    recall_ax, latency_ax = axes[0]
+    for label, c in lines.items():
+        rows = rows_of(results, c, decision.run_id)
+        recall = by_bucket(rows, lambda r: r["recall_mean"], min)
+        latency = by_bucket(rows, p95, max)
+        style = (
+            {"linewidth": 2.2}
+            if label == "the decision"
+            else {"linestyle": ":" if "defaults" in label else "-"}
+        )
+        text = f"{label}: {c.config.label}"
+        xs = [b for b in BUCKETS if b in recall]
+        recall_ax.plot(xs, [recall[b] for b in xs], marker="o", markersize=3, label=text, **style)
+        xs = [b for b in BUCKETS if b in latency]
+        latency_ax.plot(xs, [latency[b] for b in xs], marker="o", markersize=3, label=text, **style)
+    recall_ax.axhline(recall_target, color="0.6", linewidth=0.8)
+    recall_ax.set_ylim(-0.02, 1.02)
+    recall_ax.set_title("recall@10 per workspace-size bucket (worst scope)")
+    recall_ax.set_xlabel("workspace-size bucket (share of all rows a user sees)")
+    recall_ax.set_ylabel("recall@10")
+    latency_ax.set_yscale("log")
+    latency_ax.set_title("p95 latency per bucket (worst scope)")
+    latency_ax.set_xlabel("workspace-size bucket")
+    latency_ax.set_ylabel("p95 ms (log)")
+    handles, labels = recall_ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=6, bbox_to_anchor=(0.5, 0.03))
+        fig.subplots_adjust(bottom=0.34)
+    fig.suptitle(
+        f"What a team would deploy, under RLS ({decision.stage} stage): pgvector's defaults, the decision "
+        "and each design's best"
+    )
+    fig.text(0.01, 0.005, results.caption, fontsize=6, color="0.35", ha="left", va="bottom")
+    return fig
+
+
+def fig_side_channel(results: Results) -> Figure:
+    side = results.run.get("side_channel") or []
+    fig, axes = figure(1, 2, (10, 3.6))
+    ratio_ax, short_ax = axes[0]
+    names = [f"{e['design']}\n{e['build_key'].split('/')[0]}" for e in side]
+    ratios = [e.get("p50_ratio") or 0.0 for e in side]
+    ratio_ax.bar(range(len(side)), ratios, color="tab:blue")
+    ratio_ax.axhline(1.0, color="0.4", linewidth=0.8)
+    ratio_ax.set_xticks(range(len(side)), names)
+    ratio_ax.set_ylabel("p50 with ÷ without the cluster")
+    ratio_ax.set_title("latency moved by another tenant's data")
+    width = 0.38
+    short_ax.bar(
+        [i - width / 2 for i in range(len(side))],
+        [e["without"]["short_share"] or 0 for e in side],
+        width,
+        label="without",
+    )
+    short_ax.bar(
+        [i + width / 2 for i in range(len(side))],
+        [e["with"]["short_share"] or 0 for e in side],
+        width,
+        label="with the foreign cluster",
+    )
+    short_ax.set_xticks(range(len(side)), names)
+    short_ax.set_ylim(0, 1)
+    short_ax.set_ylabel("share of short results")
+    short_ax.set_title("results lost to another tenant's data")
+    legend(short_ax, loc="upper right")
+    if not side:
+        ratio_ax.text(
+            0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ratio_ax.transAxes
+        )
+    fig.suptitle("The tenant side channel: a foreign tenant's dense cluster at the smallest tenants' queries")
+    return finish(fig, results.caption)
+
+
+def corpus_size(run: dict[str, Any]) -> int | None:
+    counts = (run.get("corpus") or {}).get("counts") or {}
+    return counts.get("chunks") or (run.get("corpus") or {}).get("chunks")
+
+
+def scale_series(results: Results) -> dict[str, list[tuple[int, float | None, float | None]]]:
+    """label -> [(chunks, worst-bucket recall, worst p95)] per run, for each design's best configuration
+    at the smallest corpus (followed across the sizes) and pgvector's defaults."""
+    from dimbench.report.designs import deployable
+
+    runs = sorted((r for r in results.runs if corpus_size(r)), key=corpus_size)  # type: ignore[arg-type, return-value]
+    if len({corpus_size(r) for r in runs}) < 2:
+        return {}
+    first = decide(results, run_id=runs[0]["run_id"])
+    out: dict[str, list[tuple[int, float | None, float | None]]] = {}
+    for label, c in deployable(first).items():
+        if label == "the decision":
+            continue
+        points = []
+        for run in runs:
+            rows = [r for r in results.rows if config_of(r) == c.config and r.get("run_id") == run["run_id"]]
+            recall = min((r["recall_mean"] for r in rows if r["recall_mean"] is not None), default=None)
+            latency = max((p95(r) for r in rows if p95(r) is not None), default=None)
+            points.append((int(corpus_size(run) or 0), recall, latency))
+        out[f"{label}: {c.config.label}"] = points
+    return out
+
+
+def project(points: list[tuple[int, float]], to: int = PROJECT_TO) -> float | None:
+    """Least-squares line through (log N, log y), evaluated at `to`: a projection, not a measurement."""
+    usable = [(math.log(n), math.log(y)) for n, y in points if n > 0 and y and y > 0]
+    if len(usable) < 2:
+        return None
+    mx = sum(x for x, _ in usable) / len(usable)
+    my = sum(y for _, y in usable) / len(usable)
+    sxx = sum((x - mx) ** 2 for x, _ in usable)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in usable) / sxx
+    return math.exp(my + slope * (math.log(to) - mx))
+
+
+def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
+    series = scale_series(results)
+    fig, axes = figure(1, 2, (12, 4.2))
+    recall_ax, latency_ax = axes[0]
+    for i, (label, points) in enumerate(sorted(series.items())):
+        color = f"C{i % 10}"
+        ns = [n for n, _, _ in points]
+        recall_ax.plot(
+            ns,
+            [r if r is not None else math.nan for _, r, _ in points],
+            marker="o",
+            markersize=3,
+            color=color,
+            label=label,
+        )
+        latency_ax.plot(
+            ns,
+            [p if p is not None else math.nan for _, _, p in points],
+            marker="o",
+            markersize=3,
+            color=color,
+            label=label,
+        )
+        projected = project([(n, p) for n, _, p in points if p is not None])
+        if projected is not None:
+            latency_ax.plot(
+                [ns[-1], PROJECT_TO], [points[-1][2], projected], linestyle="--", color=color, linewidth=0.8
+            )
+    if series:
+        latency_ax.axvline(PROJECT_TO, color="0.7", linewidth=0.6)
+        latency_ax.text(
+            PROJECT_TO,
+            latency_ax.get_ylim()[1],
+            "10M: projection (dashed), not measured",
+            fontsize=5,
+            ha="right",
+            va="top",
+            color="0.3",
+        )
+    for ax in (recall_ax, latency_ax):
+        ax.set_xscale("log")
+        ax.set_xlabel("chunks in the corpus (log)")
+    recall_ax.axhline(recall_target, color="0.6", linewidth=0.8)
+    recall_ax.set_ylim(-0.02, 1.02)
+    recall_ax.set_ylabel("worst-bucket recall@10")
+    recall_ax.set_title("recall against corpus size")
+    latency_ax.set_yscale("log")
+    latency_ax.set_ylabel("worst-cell p95 ms (log)")
+    latency_ax.set_title("p95 against corpus size")
+    legend(recall_ax, loc="lower left", fontsize=5)
+    legend(latency_ax, loc="upper left", fontsize=5)
+    fig.suptitle(
+        "Each design's best configuration at the smallest corpus, followed to larger ones (screening)"
+    )
+    return finish(fig, results.caption)
+
+
+def render_all(results: Results, out: Any) -> list[Any]:
+    """deployable always; side_channel when the run measured it; scale when the runs differ in size."""
+    from dimbench.report.plots import save, style
+
+    written = []
+    figures = {"deployable": fig_deployable}
+    if results.run.get("side_channel"):
+        figures["side_channel"] = fig_side_channel
+    if scale_series(results):
+        figures["scale"] = fig_scale
+    for name, make in figures.items():
+        with style():
+            fig = make(results)
+        written += save(fig, out, name)
+    return written

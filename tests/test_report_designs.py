@@ -1,0 +1,124 @@
+"""The report's reading of designs, paths, regret, the scan budget, the side channel and scale: rows made
+by hand, no database."""
+
+from __future__ import annotations
+
+import math
+
+from dimbench.report import designs, scale
+from dimbench.report.story import project
+from dimbench.sidechannel import leaks
+
+
+def row(plan: str, recall: float, p50: float, design: str = "shared", **kw) -> dict:
+    base = {
+        "run_id": "r",
+        "stage": "screening",
+        "design": design,
+        "design_params": {},
+        "column_type": "vector768",
+        "index": "hnsw",
+        "build_params": {"m": 16},
+        "query_params": {"ef_search": 40},
+        "access": "rls",
+        "iterative_scan": "off",
+        "scope": "all",
+        "bucket": "large",
+        "plan": plan,
+        "recall_mean": recall,
+        "latency_ms": {"p50": p50, "p95": p50 * 2},
+    }
+    return {**base, **kw}
+
+
+def test_a_slower_path_beaten_by_an_as_accurate_one_is_regret():
+    rows = [row("btree + sort", 1.0, 100.0), row("vector index", 1.0, 10.0, design="routed")]
+    (found,) = designs.regret(rows)
+    assert found["path"] == "btree + sort" and found["better_path"] == "vector index"
+
+
+def test_a_faster_path_that_is_less_accurate_is_not_regret():
+    rows = [row("btree + sort", 1.0, 100.0), row("vector index", 0.9, 10.0)]
+    assert designs.regret(rows) == []
+
+
+def test_a_difference_within_noise_is_not_regret():
+    rows = [row("btree + sort", 1.0, 10.0), row("vector index", 1.0, 9.0)]
+    assert designs.regret(rows) == []
+
+
+def test_cells_of_different_buckets_are_never_compared():
+    rows = [row("btree + sort", 1.0, 100.0), row("vector index", 1.0, 10.0, bucket="tiny")]
+    assert designs.regret(rows) == []
+
+
+def test_the_scan_budget_table_keys_on_max_scan_tuples_with_the_default_filled_in():
+    rows = [
+        row("vector index", 0.5, 1, iterative_scan="relaxed_order", short_share=0.4, bucket="tiny"),
+        row(
+            "vector index",
+            0.9,
+            1,
+            iterative_scan="relaxed_order",
+            short_share=0.1,
+            bucket="tiny",
+            query_params={"ef_search": 40, "max_scan_tuples": 100000},
+        ),
+        row("vector index", 0.5, 1, iterative_scan="off", short_share=0.9, bucket="tiny"),
+    ]
+    table = {b["max_scan_tuples"]: b["short_share_by_bucket"]["tiny"] for b in designs.scan_budget(rows)}
+    assert table == {20000: 0.4, 100000: 0.1}
+
+
+def test_the_designs_are_read_from_the_results_in_vocabulary_order():
+    rows = [row("x", 1, 1, design="partial"), row("x", 1, 1), row("x", 1, 1, design="routed")]
+    assert designs.designs_in(rows) == ["shared", "routed", "partial"]
+    assert designs.designs_in([{"column_type": "vector768"}]) == ["shared"]  # results older than designs
+
+
+def side(without: float, with_: float, short: tuple[float, float] = (0.0, 0.0), ci: float = 0.05) -> dict:
+    return {
+        "without": {
+            "p50_ms": without,
+            "p50_ci95": [without * (1 - ci), without * (1 + ci)],
+            "short_share": short[0],
+        },
+        "with": {"p50_ms": with_, "p50_ci95": [with_ * (1 - ci), with_ * (1 + ci)], "short_share": short[1]},
+        "short_share_change": short[1] - short[0],
+    }
+
+
+def test_a_design_whose_latency_moves_beyond_its_interval_leaks():
+    assert leaks(side(1.0, 2.0))
+
+
+def test_a_design_whose_results_shorten_leaks_even_at_the_same_latency():
+    assert leaks(side(1.0, 1.0, short=(0.0, 0.3)))
+
+
+def test_a_design_unmoved_by_the_foreign_cluster_does_not_leak():
+    assert not leaks(side(1.0, 1.02))
+
+
+def at(chunks: int, qualifies: bool | None, p95: float = 1.0) -> scale.AtSize:
+    from dimbench.report.decide import Candidate, Config
+
+    if qualifies is None:
+        return scale.AtSize(chunks, "r", None)
+    config = Config("shared", "{}", "vector768", "hnsw", "{}", "{}", "off", "rls")
+    return scale.AtSize(chunks, "r", Candidate(config, 1.0, p95, "all/large", 1.0, 4, qualifies))
+
+
+def test_a_choice_holds_up_to_the_last_size_before_it_first_fails():
+    assert scale.holds_up_to([at(100, True), at(300, True), at(1000, False)]) == 300
+    assert scale.holds_up_to([at(100, True), at(300, False), at(1000, True)]) == 100
+
+
+def test_a_choice_failing_or_unmeasured_at_the_smallest_size_holds_nowhere():
+    assert scale.holds_up_to([at(100, False), at(300, True)]) is None
+    assert scale.holds_up_to([at(100, None), at(300, True)]) is None
+
+
+def test_the_projection_is_the_power_law_through_the_measurements():
+    assert math.isclose(project([(100, 1.0), (1000, 10.0)], 10_000), 100.0, rel_tol=1e-9)
+    assert project([(100, 1.0)], 10_000) is None
