@@ -123,7 +123,16 @@ def test_the_threshold_is_the_measured_crossover():
     assert routed.choose_threshold(samples, 0.95) == 100
 
 
-def test_a_sample_the_index_answers_badly_is_not_routed_to_it():
+def test_one_neighbour_missed_among_routed_samples_does_not_keep_them_exact():
+    samples = [
+        routed.Sample(10, exact_ms=1.0, index_ms=2.0, index_recall=1.0),
+        routed.Sample(1000, exact_ms=9.0, index_ms=3.0, index_recall=0.9),
+        *[routed.Sample(5000 + i, exact_ms=40.0, index_ms=3.5, index_recall=1.0) for i in range(9)],
+    ]
+    assert routed.choose_threshold(samples, 0.95) == 10
+
+
+def test_samples_the_index_answers_badly_are_not_routed_to_it():
     samples = [
         routed.Sample(10, exact_ms=5.0, index_ms=1.0, index_recall=0.4),
         routed.Sample(5000, exact_ms=40.0, index_ms=3.5, index_recall=1.0),

@@ -29,7 +29,7 @@ from dimbench.measure import StudyQuery, concurrent_qps, measurement, run_cell
 from dimbench.paths import datasets_dir, repo_root
 from dimbench.results import MeasurementStore, ensure_writable, save_raw
 from dimbench.settle import MaintenanceWatch
-from dimbench.vocabulary import BUCKETS, DEFAULT_DESIGN, POLICY_VARIANTS
+from dimbench.vocabulary import BUCKETS, DEFAULT_DESIGN, DESIGNS, POLICY_VARIANTS
 
 AUDITED = 2  # real calls per cell explained (the first and the last query)
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/canary-user-without-memberships")
@@ -145,7 +145,10 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     try:
         with phases.timed("study"), db.connect(provisioned.dsn) as conn:
             db.use_vectors(conn)
-            seed_policy.restore(conn)  # a run killed inside the rls_seed arm left the variant behind
+            seed_policy.restore(conn)  # a run killed inside a policy-variant arm left the variant behind
+            for name in DESIGNS:  # … or a design installed (its partial indexes would serve `shared`)
+                if name != DEFAULT_DESIGN:
+                    designs.module(name).remove(conn)
             sweep = measure_grid(
                 conn, provisioned.dsn, grid, corpus.queries, store, session, options.progress
             )
