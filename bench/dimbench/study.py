@@ -32,6 +32,7 @@ from dimbench.settle import MaintenanceWatch
 from dimbench.vocabulary import BUCKETS, DEFAULT_DESIGN, DESIGNS, POLICY_VARIANTS
 
 AUDITED = 2  # real calls per cell explained (the first and the last query)
+CALIBRATION_QUERIES = 20  # per bucket, for routed's threshold (both paths, 3 repeats each)
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/canary-user-without-memberships")
 
 
@@ -306,7 +307,12 @@ class Sweep:
             detail = dict(installed.detail)
             if hasattr(module, "calibrate") and design.params.get("threshold") == "measured" and mine:
                 index.query_settings(self.conn, build, mine[0].params, mine[0].iterative_scan)
-                sample = [q for (scope, _), qs in sorted(self.groups.items()) if scope == "all" for q in qs]
+                sample = [
+                    q
+                    for (scope, _), qs in sorted(self.groups.items())
+                    if scope == "all"
+                    for q in qs[:CALIBRATION_QUERIES]
+                ]
                 detail["calibration"] = {
                     **module.calibrate(self.conn, build, sample, self.grid.k),
                     "setting": mine[0].key,
