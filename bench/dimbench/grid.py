@@ -111,12 +111,12 @@ class DesignSpec:
     params: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def settings(self, all_settings: list[QuerySetting]) -> list[QuerySetting]:
-        def wanted(s: QuerySetting) -> bool:
-            if self.iterative_scan and s.iterative_scan not in self.iterative_scan:
-                return False
-            return all(s.params.get(k, v[0]) in v for k, v in self.query.items())
-
-        return [s for s in all_settings if wanted(s)]
+        """Its own `query` × `iterative_scan` when given (the index's modes otherwise), else the index's."""
+        if not self.query:
+            modes = self.iterative_scan or tuple(dict.fromkeys(s.iterative_scan for s in all_settings))
+            return [s for s in all_settings if s.iterative_scan in modes]
+        modes = self.iterative_scan or tuple(dict.fromkeys(s.iterative_scan for s in all_settings))
+        return IndexSpec(self.index, {}, self.query, list(modes)).settings()
 
 
 @dataclass(frozen=True)
