@@ -102,6 +102,8 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
         provisioned = provision.provision(options.dsn, options.pgdata)
     server = server_info(provisioned.dsn, provisioned.info)
     spec_path = datasets_dir() / f"{grid.corpus}.toml"
+    with db.connect(provisioned.dsn) as conn:
+        clean_up(conn)  # before the load: leftover indexes would slow it (and be fed every row)
     corpus = prepare_corpus(
         spec_path,
         provisioned.dsn,
@@ -146,10 +148,6 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     try:
         with phases.timed("study"), db.connect(provisioned.dsn) as conn:
             db.use_vectors(conn)
-            seed_policy.restore(conn)  # a run killed inside a policy-variant arm left the variant behind
-            for name in DESIGNS:  # … or a design installed (its partial indexes would serve `shared`)
-                if name != DEFAULT_DESIGN:
-                    designs.module(name).remove(conn)
             sweep = measure_grid(
                 conn, provisioned.dsn, grid, corpus.queries, store, session, options.progress
             )
@@ -167,6 +165,16 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     if options.report:
         render_report(out)
     return out
+
+
+def clean_up(conn: psycopg.Connection) -> None:
+    """What a killed run leaves behind: a policy variant, an installed design (its partial indexes would
+    serve `shared`), study indexes."""
+    seed_policy.restore(conn)
+    for name in DESIGNS:
+        if name != DEFAULT_DESIGN:
+            designs.module(name).remove(conn)
+    index.drop_study_indexes(conn)
 
 
 class Session:
