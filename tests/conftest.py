@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dimbench import db, schema
+from dimbench.database import db, schema
 
 _counter = itertools.count()
 
@@ -124,10 +124,10 @@ def tiny_corpus_db(new_database: Callable[[str], str]):
     queries (each with its exact answer per dimension): what the design tests search. Tests must leave it
     as they found it (remove what they install)."""
     from dimbench.corpus.cache import ensure_corpus
-    from dimbench.load import load_corpus
+    from dimbench.corpus.load import load_corpus
+    from dimbench.database.settle import vacuum_analyze
     from dimbench.paths import datasets_dir
-    from dimbench.settle import vacuum_analyze
-    from dimbench.study_inputs import study_queries
+    from dimbench.study.inputs import study_queries
 
     dsn = new_database("designs")
     corpus = ensure_corpus(datasets_dir() / "tiny.toml", progress=False, log=lambda *_: None)

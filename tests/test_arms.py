@@ -11,10 +11,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dimbench import arms, db, seed_policy
-from dimbench.cells import cell_fields
-from dimbench.grid import Build, QuerySetting
-from dimbench.measure import StudyQuery, measurement, run_cell
+from dimbench.database import db, seed_policy
+from dimbench.study import arms
+from dimbench.study.cells import cell_fields
+from dimbench.study.grid import Build, QuerySetting
+from dimbench.study.measure import StudyQuery, measurement, run_cell
 from tests.world import World, chunk_table, seed_world
 
 K = 4
@@ -22,7 +23,7 @@ K = 4
 
 @pytest.fixture
 def world_dsn(new_database: Callable[[str], str]) -> str:
-    from dimbench import schema
+    from dimbench.database import schema
 
     dsn = new_database("arms")
     with db.connect(dsn) as conn:
@@ -98,7 +99,7 @@ def test_a_measurement_line_has_every_field_of_the_contract(conn):
 
 
 def test_a_request_cancelled_by_the_roles_statement_timeout_is_a_failed_query_with_recall_zero(world_dsn):
-    from dimbench import db
+    from dimbench.database import db
 
     world = World()
     queries = [make_query(world, "viewer", "all", s) for s in range(2)]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dimbench import db
 from dimbench.corpus import embeddings
 from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.cache import ensure_corpus
 from dimbench.corpus.calibrate import TABLE, _load_scratch, calibrate, exact_unfiltered
 from dimbench.corpus.reader import Corpus
+from dimbench.database import db
 from dimbench.paths import datasets_dir
 
 

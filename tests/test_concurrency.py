@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from dimbench import db, rls, schema
+from dimbench.database import db, rls, schema
 
 WRITERS, READERS, SECONDS = 3, 3, 4.0
 

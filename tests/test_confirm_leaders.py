@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from dimbench.confirm import Entrant, leading, rounds
-from dimbench.grid import Build, Confirm, QuerySetting
 from dimbench.report.decide import Candidate, Config
+from dimbench.study.confirm import Entrant, leading, rounds
+from dimbench.study.grid import Build, Confirm, QuerySetting
 
 CONFIRM = Confirm(max_candidates=4, reach=0.5, recall_target=0.95)
 

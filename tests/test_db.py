@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from dimbench import db
+from dimbench.database import db
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 

@@ -11,10 +11,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dimbench import arms, db, index
-from dimbench.designs import base, bq_rerank
-from dimbench.grid import Build
-from dimbench.measure import StudyQuery, recall_of, run_cell
+from dimbench.database import db
+from dimbench.study import arms, index
+from dimbench.study.designs import base, bq_rerank
+from dimbench.study.grid import Build
+from dimbench.study.measure import StudyQuery, recall_of, run_cell
 
 NAME = bq_rerank.NAME
 K = 10

@@ -10,10 +10,11 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from dimbench import arms, db
-from dimbench.designs import base, inline
-from dimbench.grid import Build
-from dimbench.measure import StudyQuery, run_cell
+from dimbench.database import db
+from dimbench.study import arms
+from dimbench.study.designs import base, inline
+from dimbench.study.grid import Build
+from dimbench.study.measure import StudyQuery, run_cell
 from dimbench.vocabulary import COLUMN_BYTES
 
 K = 10

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dimbench import arms, db, index
-from dimbench.designs import base, partial
-from dimbench.grid import Build
-from dimbench.measure import StudyQuery, recall_of, run_cell
+from dimbench.database import db
+from dimbench.study import arms, index
+from dimbench.study.designs import base, partial
+from dimbench.study.grid import Build
+from dimbench.study.measure import StudyQuery, recall_of, run_cell
 from dimbench.vocabulary import PGVECTOR_DEFAULTS
 
 K = 10

@@ -13,10 +13,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from dimbench import arms, db
-from dimbench.designs import base, partitioned
-from dimbench.grid import Build
-from dimbench.measure import StudyQuery, run_cell
+from dimbench.database import db
+from dimbench.study import arms
+from dimbench.study.designs import base, partitioned
+from dimbench.study.grid import Build
+from dimbench.study.measure import StudyQuery, run_cell
 
 K = 10
 ARMS = ("service", "rls", "rls_filter")

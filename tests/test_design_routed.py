@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dimbench import arms, db, index, measure, plans
-from dimbench.designs import base, routed
-from dimbench.grid import Build
+from dimbench.database import db
+from dimbench.study import arms, index, measure, plans
+from dimbench.study.designs import base, routed
+from dimbench.study.grid import Build
 
 K = 10
 HNSW = Build("vector768", "hnsw", {"m": 16, "ef_construction": 64})

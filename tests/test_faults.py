@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from dimbench import db
-from dimbench.cells import cell_fields, cell_key
 from dimbench.corpus.cache import ensure_corpus
-from dimbench.grid import load_grid
+from dimbench.database import db
 from dimbench.paths import datasets_dir
-from dimbench.study import BUCKETS
-from dimbench.study_inputs import study_queries
+from dimbench.study.cells import cell_fields, cell_key
+from dimbench.study.grid import load_grid
+from dimbench.study.inputs import study_queries
+from dimbench.study.pipeline import BUCKETS
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dimbench.errors import DimbenchError
-from dimbench.grid import available_profiles, load_grid, parse_grid, product
+from dimbench.study.grid import available_profiles, load_grid, parse_grid, product
 
 MINIMAL = {
     "profile": "p",

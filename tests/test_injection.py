@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from dimbench import db, schema
 from dimbench.corpus.generate import verify
+from dimbench.corpus.load import load_corpus
 from dimbench.corpus.reader import Corpus
-from dimbench.load import load_corpus
+from dimbench.database import db, schema
 from dimbench.realdata.importer import import_file
 from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.test_realdata import unit

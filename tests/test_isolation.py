@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dimbench import verify_matrix
-from dimbench.verify_matrix import TABLES, Case
+from dimbench.verify import matrix as verify_matrix
+from dimbench.verify.matrix import TABLES, Case
 
 
 @pytest.mark.parametrize("case", list(verify_matrix.cases()), ids=str)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from dimbench import db, rls, schema
+from dimbench.database import db, rls, schema
 
 ROLES = ("owner", "admin", "member", "viewer")
 WRITERS = {"owner", "admin", "member"}

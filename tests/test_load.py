@@ -11,13 +11,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dimbench import db, rls, schema
 from dimbench.corpus.cache import ensure_corpus
+from dimbench.corpus.load import load_corpus
 from dimbench.corpus.reader import Corpus
+from dimbench.database import db, rls, schema
 from dimbench.errors import DimbenchError
-from dimbench.load import load_corpus
 from dimbench.paths import datasets_dir
-from dimbench.study_inputs import study_queries
+from dimbench.study.inputs import study_queries
 from tests.test_corpus import quiet, spec_file
 
 TINY = datasets_dir() / "tiny.toml"
@@ -221,7 +221,7 @@ def test_a_resumed_load_keeps_its_block_boundaries_whatever_block_size_is_asked(
 def test_loader_processes_that_cannot_reach_the_server_are_one_error_not_a_traceback(
     tiny, fresh_schema_dsn, monkeypatch, capfd
 ):
-    import dimbench.load
+    import dimbench.corpus.load
 
     # The workers (forked) get a DSN of a server that is not there, as when it goes away mid-load.
     monkeypatch.setattr(dimbench.load, "full_conninfo", lambda conn: "host=/nonexistent dbname=x")

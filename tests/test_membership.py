@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dimbench import db, schema
-from dimbench.verify_matrix import (
+from dimbench.database import db, schema
+from dimbench.verify.matrix import (
     CONTENT,
     DENIED,
     insert_statement,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dimbench import metrics
+from dimbench.study import metrics
 
 
 def test_recall_is_one_when_all_true_neighbours_come_back() -> None:

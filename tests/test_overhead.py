@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dimbench.overhead import TOLERANCE, Overhead
+from dimbench.study.overhead import TOLERANCE, Overhead
 from tests.cli_helpers import run_cli
 
 SUMMARY = r"harness p50 [\d.]+ ms, pgbench p50 [\d.]+ ms, ratio [\d.]+ \(limit {limit}\): {verdict}"

@@ -9,7 +9,7 @@ import pytest
 from dimbench import paths
 from dimbench.corpus.spec import load_spec
 from dimbench.errors import DimbenchError
-from dimbench.grid import load_grid
+from dimbench.study.grid import load_grid
 
 CHECKOUT = Path(__file__).parents[1]
 

@@ -8,8 +8,8 @@ import uuid
 import psycopg
 import pytest
 
-from dimbench import rls
-from dimbench.verify_privileges import (
+from dimbench.database import rls
+from dimbench.verify.privileges import (
     EXPECTED_FUNCTIONS,
     EXPECTED_SCHEMAS,
     EXPECTED_TABLES,

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from dimbench import db, progress
+from dimbench import progress
+from dimbench.database import db
 
 BUILD = (
     "create index scratch_hnsw on scratch using hnsw (v vector_l2_ops) with (m = 16, ef_construction = 64)"

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dimbench import db, schema
 from dimbench.corpus.generate import verify
+from dimbench.corpus.load import load_corpus
 from dimbench.corpus.reader import Corpus, read_texts
+from dimbench.database import db, schema
 from dimbench.errors import DimbenchError
-from dimbench.load import load_corpus
 from dimbench.realdata import embed
 from dimbench.realdata.cache import EmbeddingCache
 from dimbench.realdata.importer import import_file

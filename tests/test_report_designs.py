@@ -7,7 +7,7 @@ import math
 
 from dimbench.report import designs, scale
 from dimbench.report.story import project
-from dimbench.sidechannel import leaks
+from dimbench.study.sidechannel import leaks
 
 
 def row(plan: str, recall: float, p50: float, design: str = "shared", **kw) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from dimbench import db, rls
+from dimbench.database import db, rls
 from tests.world import World
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dimbench import db, schema
+from dimbench.database import db, schema
 from dimbench.errors import DimbenchError
 from tests.cli_helpers import run_cli
 

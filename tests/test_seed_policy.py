@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dimbench import db, seed_policy
+from dimbench.database import db, seed_policy
 from dimbench.errors import DimbenchError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dimbench import db
+from dimbench.database import db
 from dimbench.vocabulary import ACCESS_ARMS
 from tests.cli_helpers import assert_one_line_error, run_cli
 
@@ -86,8 +86,8 @@ def test_every_arm_column_type_and_bucket_is_measured(tiny_run):
 
 
 def test_every_design_of_the_grid_is_measured_under_its_arms(tiny_run):
-    from dimbench import designs
-    from dimbench.grid import load_grid
+    from dimbench.study import designs
+    from dimbench.study.grid import load_grid
     from dimbench.vocabulary import POLICY_VARIANTS
 
     _, out = tiny_run
@@ -125,8 +125,8 @@ def test_the_side_channel_is_measured_for_every_design(tiny_run):
 
 
 def test_the_side_channel_cluster_is_gone_after_the_run(tiny_run):
-    from dimbench import db
-    from dimbench.sidechannel import MARK
+    from dimbench.database import db
+    from dimbench.study.sidechannel import MARK
 
     dsn, _ = tiny_run
     with db.connect(dsn) as conn:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from dimbench import db, schema
+from dimbench.database import db, schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

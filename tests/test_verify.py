@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 from psycopg import sql
 
-from dimbench import db, verify, verify_matrix
+from dimbench.database import db
+from dimbench.verify import matrix as verify_matrix
+from dimbench.verify import runner as verify
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 

@@ -35,7 +35,7 @@ def add_target_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_db_up(args: argparse.Namespace) -> int:
-    from dimbench.db import EmbeddedServer, resolve_target
+    from dimbench.database.db import EmbeddedServer, resolve_target
 
     target = resolve_target(None, args.pgdata)
     assert target.pgdata is not None
@@ -48,7 +48,7 @@ def cmd_db_up(args: argparse.Namespace) -> int:
 
 
 def cmd_db_down(args: argparse.Namespace) -> int:
-    from dimbench.db import EmbeddedServer, resolve_target
+    from dimbench.database.db import EmbeddedServer, resolve_target
 
     target = resolve_target(None, args.pgdata)
     assert target.pgdata is not None
@@ -58,7 +58,7 @@ def cmd_db_down(args: argparse.Namespace) -> int:
 
 
 def cmd_schema_apply(args: argparse.Namespace) -> int:
-    from dimbench import provision
+    from dimbench.database import provision
 
     result = provision.provision(args.dsn, args.pgdata)
     print(result.report.summary())
@@ -66,7 +66,7 @@ def cmd_schema_apply(args: argparse.Namespace) -> int:
 
 
 def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported lazily)
-    from dimbench import study
+    from dimbench.study import pipeline as study
 
     return study.StudyOptions(
         profile=args.profile,
@@ -79,9 +79,9 @@ def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dimbench import study
-    from dimbench.publish import compare_with_published
-    from dimbench.runs import read_runs
+    from dimbench.report.publish import compare_with_published
+    from dimbench.study import pipeline as study
+    from dimbench.study.runs import read_runs
 
     outs = study.run_scale(study_options(args))
     for out in outs:
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dimbench.publish import publish
+    from dimbench.report.publish import publish
 
     dest = publish([Path(d) for d in args.run_dirs], Path(args.to) if args.to else None)
     print(f"published {len(args.run_dirs)} run director{'y' if len(args.run_dirs) == 1 else 'ies'} to {dest}")
@@ -109,7 +109,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
-    from dimbench.stability import describe, stability
+    from dimbench.study.stability import describe, stability
 
     if args.runs < 2:
         raise DimbenchError(f"--runs must be at least 2, got {args.runs}")
@@ -121,9 +121,9 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus_calibrate(args: argparse.Namespace) -> int:
-    from dimbench import db, provision
     from dimbench.corpus import calibrate
     from dimbench.corpus.cache import ensure_corpus
+    from dimbench.database import db, provision
 
     provisioned = provision.provision(args.dsn, args.pgdata)
     corpus = ensure_corpus(args.spec, progress=not args.no_progress)
@@ -139,9 +139,9 @@ def cmd_corpus_load_benchmark(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from dimbench import db, provision, schema
     from dimbench.corpus.cache import ensure_corpus
-    from dimbench.load import benchmark_load
+    from dimbench.corpus.load import benchmark_load
+    from dimbench.database import db, provision, schema
 
     if args.dsn:
         raise DimbenchError("load-benchmark needs the embedded server (the server reads a local file)")
@@ -165,7 +165,8 @@ def cmd_corpus_load_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
-    from dimbench import overhead, provision
+    from dimbench.database import provision
+    from dimbench.study import overhead
 
     limit = overhead.TOLERANCE if args.limit is None else args.limit
     if limit <= 0:
@@ -185,9 +186,9 @@ def cmd_corpus_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus_load(args: argparse.Namespace) -> int:
-    from dimbench import db, provision
     from dimbench.corpus.cache import ensure_corpus
-    from dimbench.load import load_corpus
+    from dimbench.corpus.load import load_corpus
+    from dimbench.database import db, provision
 
     if bool(args.spec) == bool(args.corpus):
         raise DimbenchError("corpus load needs exactly one of --spec FILE or --corpus DIR")
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live beside the code they drive (imported lazily, not at import time)."""
     from dimbench.report.commands import register as register_report
-    from dimbench.verify import register as register_verify
+    from dimbench.verify.runner import register as register_verify
 
     return [register_report, register_verify]
 

@@ -29,7 +29,7 @@ def pgdata():
 
 
 def server_dsn() -> str:
-    from dimbench import db
+    from dimbench.database import db
 
     directory = pgdata()
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -56,10 +56,10 @@ def smoke_corpus():
 
 def prepare(index: str) -> dict[str, Any]:
     """Database asv_<index>_<schema digest>, created or reused: schema, smoke corpus, both indexes."""
-    from dimbench import db, schema
-    from dimbench import index as indexes
-    from dimbench.grid import Build
-    from dimbench.load import load_corpus
+    from dimbench.corpus.load import load_corpus
+    from dimbench.database import db, schema
+    from dimbench.study import index as indexes
+    from dimbench.study.grid import Build
 
     admin = server_dsn()
     name = f"asv_{index}_{schema_digest()}"
@@ -79,7 +79,7 @@ def prepare(index: str) -> dict[str, Any]:
 
 
 def queries(limit: int = 40) -> list:
-    from dimbench.study_inputs import study_queries
+    from dimbench.study.inputs import study_queries
 
     everything = [q for q in study_queries(smoke_corpus()) if q.scope == "all"]
     step = max(1, len(everything) // limit)
@@ -87,9 +87,9 @@ def queries(limit: int = 40) -> list:
 
 
 def session(dsn: str, index: str, column: str):
-    from dimbench import db
-    from dimbench import index as indexes
-    from dimbench.grid import Build
+    from dimbench.database import db
+    from dimbench.study import index as indexes
+    from dimbench.study.grid import Build
 
     conn = db.use_vectors(db.connect(dsn))
     build = Build(column, index, BUILD_PARAMS[index])
@@ -98,13 +98,13 @@ def session(dsn: str, index: str, column: str):
 
 
 def recall(conn, build, access: str, qs: list) -> float:
-    from dimbench.measure import run_cell
+    from dimbench.study.measure import run_cell
 
     return float(np.mean(run_cell(conn, build, access, qs, 10, warmup=2).recalls))
 
 
 def one_request(conn, build, access: str, q) -> None:
-    from dimbench import arms
+    from dimbench.study import arms
 
     arms.ask(conn, access, build, arms.query_vector(q.vector_1536, build), 10, q.user, q.filter_ids)
 

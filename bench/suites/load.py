@@ -11,7 +11,7 @@ class Load:
     repeat = 1
 
     def setup(self) -> None:
-        from dimbench import db, schema
+        from dimbench.database import db, schema
 
         admin = common.server_dsn()
         with db.connect(admin) as conn:
@@ -23,8 +23,8 @@ class Load:
         self.corpus = common.smoke_corpus()
 
     def track_load_chunks_per_second(self) -> float:
-        from dimbench import db
-        from dimbench.load import load_corpus
+        from dimbench.corpus.load import load_corpus
+        from dimbench.database import db
 
         with db.connect(self.dsn) as conn:
             db.use_vectors(conn)

@@ -19,11 +19,11 @@ from dimbench.corpus import embeddings
 from dimbench.corpus.arrays import RowReader
 from dimbench.corpus.generate import write_manifest
 from dimbench.corpus.groundtruth import TopK
+from dimbench.corpus.load import copy_statement, fixed_width_copy_data, int4_fields, vector_fields
 from dimbench.corpus.reader import Corpus
-from dimbench.load import copy_statement, fixed_width_copy_data, int4_fields, vector_fields
-from dimbench.metrics import recall_at_k
 from dimbench.progress import bar
 from dimbench.progress import index_build as watch_build
+from dimbench.study.metrics import recall_at_k
 
 TABLE = sql.Identifier("dimbench", "calibration_vectors")
 HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}

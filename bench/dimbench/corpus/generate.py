@@ -190,7 +190,7 @@ def sha256(path: Path) -> str:
 def write_manifest(directory: Path, manifest: dict[str, Any], *, checksum: bool = True) -> None:
     """The one manifest writer (generated, imported and calibrated corpora): atomically, after
     recording the sha256 of every other file unless only the manifest itself changed."""
-    from dimbench.results import write_atomic
+    from dimbench.study.results import write_atomic
 
     if checksum:
         others = sorted(p for p in directory.iterdir() if p.name != "manifest.json")

@@ -22,7 +22,7 @@ from dimbench.report.decide import (
     under_service,
 )
 from dimbench.report.load import Results
-from dimbench.results import write_atomic
+from dimbench.study.results import write_atomic
 
 TOKENS_PER_CHUNK = 400  # assumption for the re-embedding estimate
 PRICE_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-ada-002": 0.10}  # USD, list price
@@ -763,7 +763,7 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
             )
     side = results.run.get("side_channel") or []
     if side:
-        from dimbench.sidechannel import leaks
+        from dimbench.study.sidechannel import leaks
 
         out += [
             "",

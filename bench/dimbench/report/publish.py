@@ -1,0 +1,114 @@
+"""Publishing: a user's finished runs become results/<profile>/ — the only way anything is written there.
+
+Publishing refuses a run that did not finish or lacks planned cells, and runs that do not share one grid
+and one corpus (their decisions would not be comparable). The published directory holds every run's
+rows (each names its run) and a run.json listing those runs; the report is rendered from them. Raw
+per-query files stay in the run directories.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from dimbench.errors import DimbenchError
+from dimbench.paths import published_dir
+from dimbench.study import runs
+from dimbench.study.cells import cell_key
+from dimbench.study.results import ensure_writable, write_atomic
+
+SHARED = ("grid", "corpus")  # identity parts every published run must share
+
+
+def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
+    from dimbench.report import render
+    from dimbench.report.load import read_results
+
+    if not run_dirs:
+        raise DimbenchError("publish needs at least one run directory")
+    gathered, rows = [], []
+    for directory in run_dirs:
+        results = read_results(directory)
+        for run in results.runs:
+            why = runs.complete(run, results.rows)
+            if why:
+                raise DimbenchError(f"cannot publish {directory}: {why}")
+        gathered += results.runs
+        rows += results.rows
+    ids = [r["run_id"] for r in gathered]
+    if len(set(ids)) != len(ids):
+        raise DimbenchError(f"cannot publish: run {next(i for i in ids if ids.count(i) > 1)} given twice")
+    first = gathered[0]
+    # A scale profile's runs share the grid and differ in corpus by design.
+    shared = ("grid",) if (first["identity"].get("grid") or {}).get("corpora") else SHARED
+    for run in gathered[1:]:
+        for part in shared:
+            ours, theirs = first["identity"][part], run["identity"][part]
+            if ours != theirs:
+                diff = "; ".join(runs.differences({part: ours}, {part: theirs}))
+                raise DimbenchError(
+                    f"cannot publish runs {first['run_id']} and {run['run_id']} together: {diff}"
+                )
+    profile = first["profile"]
+    dest = dest or published_dir(profile)
+    ensure_writable(dest.parent)
+    # Build the new directory beside the old one, then swap: a failure leaves the published one intact.
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.publish-"))
+    try:
+        lines = sorted(
+            (json.dumps(r, sort_keys=True) for r in rows), key=lambda line: cell_key(json.loads(line))
+        )
+        write_atomic(staging / "measurements.jsonl", "".join(line + "\n" for line in lines))
+        runs.write_runs(staging, profile, gathered)
+        render(staging)
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+            staging.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def compare_with_published(run_dir: Path, profile: str) -> str:
+    """One or two lines: does this run's decision agree with the published one, and if not, by how much?"""
+    from dimbench.report.decide import decide, decide_runs
+    from dimbench.report.decision_record import interval
+    from dimbench.report.load import read_results
+
+    published = published_dir(profile)
+    if not (published / "run.json").exists():
+        return f"no published results for profile {profile} to compare with"
+    try:
+        theirs = decide_runs(read_results(published))
+    except DimbenchError as exc:
+        return f"the published results cannot be read ({exc})"
+    mine = decide(read_results(run_dir))
+    yours = mine.chosen.config.label if mine.chosen else None
+    if theirs.agreed is None and len(theirs.decisions) > 1:
+        label = f"the tie set {{{', '.join(theirs.tie_set)}}}"
+        same = yours in theirs.tie_set
+    else:
+        label = theirs.chosen[0] or "no configuration"
+        same = yours == theirs.chosen[0]
+    if same:
+        return f"your decision agrees with the published one ({published}): {yours or 'nothing qualifies'}"
+    lines = [f"your decision differs from the published one ({published}): published {label}, yours {yours}"]
+    if theirs.agreed:
+        twin = next((c for c in mine.candidates if c.config.label == theirs.agreed), None)
+        if twin is None:
+            lines.append("  the published configuration was not among your run's confirmed candidates")
+        else:
+            tied = " (within your tie set)" if twin in mine.tied else ""
+            lines.append(
+                f"  on your run the published configuration measured worst p95 {twin.worst_p95_ms:.2f}"
+                f"{interval(twin.worst_p95_ci, 2)} ms, weakest recall lower bound "
+                f"{(twin.min_recall_lower or 0):.3f}: {'meets' if twin.qualifies else 'fails'} the rule{tied}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The study: grids, designs, access arms, measurement, confirmation, run directories."""

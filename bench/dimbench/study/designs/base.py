@@ -1,0 +1,201 @@
+"""What every design shares: its own schema, its search function, its sizes, and a catalog snapshot.
+
+A design lives in schema `dimbench_<name>` (not exposed by PostgREST), so removing it is one
+`drop schema … cascade` plus the indexes it put on public tables (named `dimbench_<name>_*`). Its
+search function has public.match_document_chunks's signature, security invoker, `search_path = ''`
+and a custom plan per call, so RLS applies to it exactly as to the original.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dimbench.study.grid import Build
+
+SIGNATURE = sql.SQL(
+    "query_embedding extensions.vector, match_count integer, filter_workspace_ids uuid[] default null,"
+    " embedding_dim integer default 768, half_precision boolean default false"
+)
+ARGUMENT_TYPES = sql.SQL("extensions.vector, integer, uuid[], integer, boolean")
+RETURNS = sql.SQL(
+    "table (id uuid, workspace_id uuid, document_id uuid, content text, similarity double precision)"
+)
+# The checks public.match_document_chunks makes, plus: a design is installed for one column type.
+PROLOGUE = """
+  if match_count is null or match_count < 1 then
+    raise exception 'match_count must be a positive integer' using errcode = '22023';
+  end if;
+  if embedding_dim is distinct from {dim} or half_precision is distinct from {half}
+     or extensions.vector_dims(query_embedding) <> {dim} then
+    raise exception 'this design is installed for % only', {column_type} using errcode = '22023';
+  end if;
+"""
+
+
+@dataclass
+class Installed:
+    """What installing a design for one build cost, and what it now occupies."""
+
+    design: str
+    column_type: str
+    params: dict[str, Any]
+    seconds: float
+    index_bytes: int  # every index the design's searches use (all partitions, all partial indexes)
+    table_bytes: int  # every table the design added (0 when it searches public.document_chunks)
+    detail: dict[str, Any] = field(default_factory=dict)  # e.g. the measured threshold, the partitions
+
+
+def schema_of(name: str) -> str:
+    return f"dimbench_{name}"
+
+
+def search_function(design: str) -> sql.Identifier:
+    """The function the arms call for a design."""
+    if design == "shared":
+        return sql.Identifier("public", "match_document_chunks")
+    return sql.Identifier(schema_of(design), "match_document_chunks")
+
+
+def index_prefix(name: str) -> str:
+    """Indexes a design puts on public tables are named so: remove() finds them by it."""
+    return f"dimbench_{name}_"
+
+
+def create_schema(conn: psycopg.Connection, name: str) -> None:
+    schema = sql.Identifier(schema_of(name))
+    conn.execute(sql.SQL("create schema if not exists {}").format(schema))
+    conn.execute(sql.SQL("revoke all on schema {} from public").format(schema))
+    conn.execute(sql.SQL("grant usage on schema {} to authenticated, service_role").format(schema))
+
+
+def drop_design(conn: psycopg.Connection, name: str) -> None:
+    """The design's schema (cascade) and its indexes on public tables; nothing else is touched."""
+    conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema_of(name))))
+    rows = conn.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = 'public' and c.relkind = 'i' and starts_with(c.relname, %s)",
+        (index_prefix(name),),
+    ).fetchall()
+    for (index_name,) in rows:
+        conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", index_name)))
+
+
+def prologue(build: Build) -> sql.Composed:
+    return sql.SQL(PROLOGUE).format(
+        dim=sql.Literal(build.dim),
+        half=sql.Literal(build.vector_type == "halfvec"),
+        column_type=sql.Literal(build.column_type),
+    )
+
+
+def define_search(conn: psycopg.Connection, name: str, body: sql.Composable) -> None:
+    """Create the design's search function from a plpgsql body (`declare … begin … end`)."""
+    function = search_function(name)
+    text = body.as_string(conn)
+    conn.execute(
+        sql.SQL(
+            "create or replace function {}({}) returns {} language plpgsql stable security invoker"
+            " set search_path = '' set plan_cache_mode = force_custom_plan as {}"
+        ).format(function, SIGNATURE, RETURNS, sql.Literal(text))
+    )
+    conn.execute(
+        sql.SQL("revoke execute on function {}({}) from public, anon").format(function, ARGUMENT_TYPES)
+    )
+    conn.execute(
+        sql.SQL("grant execute on function {}({}) to authenticated, service_role").format(
+            function, ARGUMENT_TYPES
+        )
+    )
+
+
+def vector_expression(build: Build, alias: str = "c") -> sql.Composable:
+    """The stored vector as the search compares it (halfvec1536: the cast its expression index uses)."""
+    if build.column_type == "vector768":
+        return sql.Identifier(alias, "embedding_768")
+    if build.column_type == "vector1536":
+        return sql.Identifier(alias, "embedding_1536")
+    return sql.SQL("({}::extensions.halfvec(1536))").format(sql.Identifier(alias, "embedding_1536"))
+
+
+def query_expression(build: Build) -> sql.Composable:
+    if build.vector_type == "halfvec":
+        return sql.SQL("(query_embedding::extensions.halfvec(1536))")
+    return sql.SQL("query_embedding")
+
+
+def distance(build: Build, alias: str = "c") -> sql.Composed:
+    return sql.SQL("{} operator(extensions.<=>) {}").format(
+        vector_expression(build, alias), query_expression(build)
+    )
+
+
+def relation_bytes(conn: psycopg.Connection, schema: str, prefix: str = "", kind: str = "i") -> int:
+    """Total size of the relations of one kind ('i' index, 'r'/'p' table) in a schema whose name starts
+    with `prefix` (a partitioned table's bytes are its partitions')."""
+    row = conn.execute(
+        "select coalesce(sum(pg_total_relation_size(c.oid)) filter (where c.relkind in ('r', 'm')),"
+        "                0)::bigint, coalesce(sum(pg_relation_size(c.oid)) filter (where c.relkind = 'i'),"
+        "                0)::bigint"
+        " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and starts_with(c.relname, %s)",
+        (schema, prefix),
+    ).fetchone()
+    assert row is not None
+    return int(row[1] if kind == "i" else row[0])
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    """with timed() as t: …  → t[0] is the seconds it took."""
+    out = [0.0]
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out[0] = round(time.perf_counter() - start, 3)
+
+
+CATALOG = {
+    "relations": """
+        select n.nspname, c.relname, c.relkind::text, coalesce(c.relacl::text, ''),
+               c.relrowsecurity, c.relforcerowsecurity
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+        order by 1, 2""",
+    "functions": """
+        select n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc),
+               coalesce(p.proconfig::text, ''), coalesce(p.proacl::text, ''), p.prosecdef
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname not in ('pg_catalog', 'information_schema')
+        order by 1, 2, 3""",
+    "policies": """
+        select schemaname, tablename, policyname, cmd, roles::text, coalesce(qual, ''),
+               coalesce(with_check, '')
+        from pg_policies order by 1, 2, 3""",
+    "triggers": """
+        select c.relname, t.tgname, pg_get_triggerdef(t.oid)
+        from pg_trigger t join pg_class c on c.oid = t.tgrelid where not t.tgisinternal order by 1, 2""",
+    "schemas": """
+        select nspname, coalesce(nspacl::text, '') from pg_namespace
+        where nspname not like 'pg\\_temp%' and nspname not like 'pg\\_toast\\_temp%' order by 1""",
+    "indexes": """
+        select schemaname, tablename, indexname, indexdef from pg_indexes
+        where schemaname not in ('pg_catalog') order by 1, 2, 3""",
+    "columns": """
+        select table_schema, table_name, column_name, data_type, coalesce(column_default, ''),
+               is_nullable
+        from information_schema.columns
+        where table_schema not in ('pg_catalog', 'information_schema') order by 1, 2, ordinal_position""",
+}
+
+
+def catalog(conn: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """What a design must leave as it found it: relations, functions, policies, triggers, grants."""
+    return {name: conn.execute(query).fetchall() for name, query in CATALOG.items()}

@@ -1,0 +1,296 @@
+"""`routed`: the search function picks the path per call from the number of rows the caller may see.
+
+Under RLS the planner cannot see the tenant (its ids come from an InitPlan), so one plan serves a
+10-row workspace and a 170,000-row one alike. This design decides in the function instead:
+
+    visible := the chunks in the caller's workspaces (∩ the filter), from a per-workspace count
+    visible <= T  →  exact: the rows of those workspaces (workspace_id btree), sorted by distance
+    visible >  T  →  the vector index (the session's ef_search / iterative scan), sort disabled for
+                     that one statement so the planner cannot fall back to btree + sort
+
+The count lives in `dimbench_routed.workspace_chunks`, kept by statement-level triggers on
+public.document_chunks (one row per workspace, so the lookup is a few index probes), with the same
+RLS as the chunks: a caller reads only their own workspaces' counts, so the count leaks nothing the
+caller could not count themselves. Triggers do not fire under `session_replication_role = replica`
+(logical-replication apply, data-only restores): a stale count there routes a call down the slower
+path but never changes which rows it may see (RLS still filters every row read).
+
+T lives in `dimbench_routed.settings`, so it is data: the study measures both paths on its own queries
+and sets T at the crossover (`calibrate`), or the grid fixes it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dimbench.study.designs import base
+from dimbench.study.grid import Build
+
+NAME = "routed"
+INDEX_KINDS = ("hnsw", "ivfflat")
+PARAMS: dict[str, Any] = {"threshold": "measured"}  # or a row count
+NEEDS_SHARED_INDEX = True  # its vector path is the study's own index
+ALWAYS_EXACT = 2**62  # thresholds that force one path (calibration measures each)
+ALWAYS_INDEX = -1
+
+BODY = """
+declare
+  ids uuid[] := filter_workspace_ids;
+  visible bigint;
+  threshold bigint;
+  sort_setting text;
+begin
+{prologue}
+  -- The counts carry the chunks' select policy: the rows here are the workspaces this caller may read.
+  select coalesce(sum(w.chunks), 0),
+         case when ids is null and (select auth.uid()) is not null
+              then coalesce(array_agg(w.workspace_id), '{{}}') else ids end
+    into visible, ids
+  from {counts} w
+  where ids is null or w.workspace_id = any (ids);
+  select s.threshold into threshold from {settings} s;
+
+  if visible <= threshold then
+    return query
+      with candidates as materialized (
+        select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
+        from public.document_chunks c
+        where ids is null or c.workspace_id = any (ids)
+      )
+      select v.id, v.workspace_id, v.document_id, v.content, 1 - v.distance
+      from candidates v
+      order by v.distance
+      limit match_count;
+  else
+    sort_setting := current_setting('enable_sort');
+    perform set_config('enable_sort', 'off', true);
+    return query
+      select s.id, s.workspace_id, s.document_id, s.content, 1 - s.distance
+      from (
+        select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
+        from public.document_chunks c
+        where ids is null or c.workspace_id = any (ids)
+        order by {distance}
+        limit match_count
+      ) s
+      order by s.distance;
+    perform set_config('enable_sort', sort_setting, true);
+  end if;
+end
+"""
+
+COUNT_TRIGGER = """
+begin
+  if tg_op in ('INSERT', 'UPDATE') then
+    insert into {counts} as w (workspace_id, chunks)
+    select n.workspace_id, count(*) from new_rows n group by n.workspace_id
+    on conflict (workspace_id) do update set chunks = w.chunks + excluded.chunks;
+  end if;
+  if tg_op in ('DELETE', 'UPDATE') then
+    update {counts} w set chunks = w.chunks - o.n
+    from (select o.workspace_id, count(*) as n from old_rows o group by o.workspace_id) o
+    where w.workspace_id = o.workspace_id;
+  end if;
+  return null;
+end
+"""
+
+
+def _name(relation: str) -> sql.Identifier:
+    return sql.Identifier(base.schema_of(NAME), relation)
+
+
+def _select_policy(conn: psycopg.Connection) -> str:
+    """The chunks' select policy, fully qualified: the counts table gets the same one."""
+    with conn.transaction():
+        conn.execute("set local search_path = ''")
+        row = conn.execute(
+            "select qual from pg_policies where schemaname = 'public' and tablename = 'document_chunks'"
+            " and policyname = 'document_chunks_select'"
+        ).fetchone()
+    if row is None:
+        raise RuntimeError("public.document_chunks has no document_chunks_select policy")
+    return str(row[0])
+
+
+def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+    remove(conn)
+    with base.timed() as took, conn.transaction():
+        base.create_schema(conn, NAME)
+        counts, settings = _name("workspace_chunks"), _name("settings")
+        conn.execute(
+            sql.SQL("create table {} (workspace_id uuid primary key, chunks bigint not null)").format(counts)
+        )
+        conn.execute(sql.SQL("alter table {} enable row level security").format(counts))
+        conn.execute(
+            sql.SQL(
+                "create policy workspace_chunks_select on {} for select to authenticated using ({})"
+            ).format(counts, sql.SQL(_select_policy(conn)))
+        )
+        conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
+        conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))
+        conn.execute(sql.SQL("alter table {} enable row level security").format(settings))
+        conn.execute(
+            sql.SQL("create policy settings_select on {} for select to authenticated using (true)").format(
+                settings
+            )
+        )
+        for table in (counts, settings):
+            conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(table))
+        conn.execute(
+            sql.SQL(
+                "insert into {} select workspace_id, count(*) from public.document_chunks"
+                " group by workspace_id"
+            ).format(counts)
+        )
+        trigger_function = _name("count_chunks")
+        conn.execute(
+            sql.SQL(
+                "create function {}() returns trigger language plpgsql security definer set search_path = ''"
+                " as {}"
+            ).format(
+                trigger_function, sql.Literal(sql.SQL(COUNT_TRIGGER).format(counts=counts).as_string(conn))
+            )
+        )
+        conn.execute(sql.SQL("revoke execute on function {}() from public").format(trigger_function))
+        for event, tables in (
+            ("insert", "new table as new_rows"),
+            ("delete", "old table as old_rows"),
+            ("update", "old table as old_rows new table as new_rows"),
+        ):
+            conn.execute(
+                sql.SQL(
+                    "create trigger {} after {} on public.document_chunks referencing {}"
+                    " for each statement execute function {}()"
+                ).format(
+                    sql.Identifier(f"dimbench_routed_count_{event}"),
+                    sql.SQL(event),
+                    sql.SQL(tables),
+                    trigger_function,
+                )
+            )
+        body = sql.SQL(BODY).format(
+            prologue=base.prologue(build),
+            counts=counts,
+            settings=settings,
+            distance=base.distance(build),
+        )
+        base.define_search(conn, NAME, body)
+        conn.execute(sql.SQL("analyze {}").format(counts))
+    threshold = params.get("threshold", "measured")
+    if isinstance(threshold, int):
+        set_threshold(conn, threshold)
+    return base.Installed(
+        NAME,
+        build.column_type,
+        dict(params),
+        took[0],
+        index_bytes=0,  # it searches the shared index; its own table is one row per workspace
+        table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
+        detail={"threshold": threshold if isinstance(threshold, int) else None},
+    )
+
+
+def remove(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        base.drop_design(conn, NAME)  # the triggers go with their function
+
+
+def set_threshold(conn: psycopg.Connection, threshold: int) -> None:
+    conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (threshold,))
+
+
+def visible_rows(conn: psycopg.Connection, workspaces: Any) -> int:
+    row = conn.execute(
+        sql.SQL("select coalesce(sum(chunks), 0) from {} where workspace_id = any (%s)").format(
+            _name("workspace_chunks")
+        ),
+        (list(workspaces),),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@dataclass
+class Sample:
+    """One query measured down both paths."""
+
+    visible: int
+    exact_ms: float
+    index_ms: float
+    index_recall: float
+
+
+def choose_threshold(samples: list[Sample], recall_target: float) -> int:
+    """The T that routes the measured samples fastest in total, among those whose samples sent down the
+    vector path keep a mean recall at the target.
+
+    T ranges over 0 … every sample's visible count; `visible <= T` goes exact. At T = the largest count
+    everything is exact (always allowed), so an answer always exists. The mean, not every sample: one
+    query's recall@10 is a tenth at a time (0.9 is one neighbour missed), and the study judges recall per
+    cell, over queries, too.
+    """
+    candidates = sorted({0, *(s.visible for s in samples)})
+    best: tuple[float, int] | None = None
+    for t in candidates:
+        routed = [s for s in samples if s.visible > t]
+        if routed and sum(s.index_recall for s in routed) / len(routed) < recall_target:
+            continue
+        cost = sum(s.index_ms if s.visible > t else s.exact_ms for s in samples)
+        if best is None or cost < best[0]:
+            best = (cost, t)
+    assert best is not None
+    return best[1]
+
+
+def calibrate(
+    conn: psycopg.Connection,
+    build: Build,
+    queries: list[Any],
+    k: int,
+    access: str = "rls",
+    repeats: int = 3,
+    recall_target: float = 0.95,
+) -> dict[str, Any]:
+    """Measure both paths on `queries` (as `access`'s user, the session's index settings), set T at the
+    crossover and return what was measured (the decision record quotes it)."""
+    from dimbench.study import measure
+
+    def timed(query: Any) -> tuple[float, float]:
+        answers = [measure.ask(conn, build, access, query, k, design=NAME) for _ in range(repeats)]
+        return statistics.median(a.latency_ns / 1e6 for a in answers), measure.recall_of(
+            answers[0], query, build, k
+        )
+
+    samples = []
+    for query in queries:
+        workspaces = query.filter_ids if measure.arms.FILTERED[access] else query.visible
+        set_threshold(conn, ALWAYS_EXACT)
+        measure.ask(conn, build, access, query, k, design=NAME)  # warm
+        exact_ms, _ = timed(query)
+        set_threshold(conn, ALWAYS_INDEX)
+        measure.ask(conn, build, access, query, k, design=NAME)
+        index_ms, index_recall = timed(query)
+        samples.append(Sample(visible_rows(conn, workspaces), exact_ms, index_ms, index_recall))
+    threshold = choose_threshold(samples, recall_target)
+    set_threshold(conn, threshold)
+    return {
+        "threshold": threshold,
+        "access": access,
+        "repeats": repeats,
+        "recall_target": recall_target,
+        "samples": [
+            {
+                "visible": s.visible,
+                "exact_ms": round(s.exact_ms, 3),
+                "index_ms": round(s.index_ms, 3),
+                "index_recall": round(s.index_recall, 3),
+            }
+            for s in sorted(samples, key=lambda s: s.visible)
+        ],
+    }

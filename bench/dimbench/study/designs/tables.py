@@ -1,0 +1,145 @@
+"""A design's own copy of the chunks: `dimbench_<name>.document_chunks`, under the harmonized schema's RLS.
+
+The copy keeps public.document_chunks's key (workspace_id, id) and its select policy, read back from
+pg_policies fully qualified, so an authenticated caller sees exactly the rows it sees in public. It is
+read-only: select for authenticated and service_role, nothing else for anyone. The rows come from
+public.document_chunks by insert … select; the copy is analyzed once its index is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dimbench.errors import DimbenchError
+from dimbench.study.designs import base
+from dimbench.study.grid import Build
+
+TABLE = "document_chunks"
+SELECT_POLICY = "document_chunks_select"
+API_ROLES = sql.SQL("public, anon, authenticated, service_role")
+
+# The columns every copy has besides its vectors, as in public.document_chunks (same sizes per row).
+KEY_COLUMNS = (
+    sql.SQL("id uuid not null"),
+    sql.SQL("workspace_id uuid not null"),
+    sql.SQL("document_id uuid not null"),
+    sql.SQL("chunk_index integer not null"),
+    sql.SQL("content text not null"),
+)
+KEY_SOURCES = ("id", "workspace_id", "document_id", "chunk_index", "content")
+
+SEARCH = """
+begin
+{prologue}
+  return query
+    select s.id, s.workspace_id, s.document_id, s.content, 1 - s.distance
+    from (
+      select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
+      from {table} c
+      where filter_workspace_ids is null or c.workspace_id = any (filter_workspace_ids)
+      order by {distance}
+      limit match_count
+    ) s
+    order by s.distance;
+end
+"""
+
+
+def table_of(name: str) -> sql.Identifier:
+    return sql.Identifier(base.schema_of(name), TABLE)
+
+
+def select_policy_qual(conn: psycopg.Connection) -> str:
+    """public.document_chunks's select policy as the server renders it with an empty search_path, so
+    every function and type in it is schema-qualified (it is re-created in another schema)."""
+    saved = conn.execute("select current_setting('search_path')").fetchone()
+    assert saved is not None
+    with conn.transaction():
+        conn.execute("select set_config('search_path', '', true)")
+        row = conn.execute(
+            "select qual from pg_catalog.pg_policies where schemaname = 'public' and tablename = %s"
+            " and policyname = %s",
+            (TABLE, SELECT_POLICY),
+        ).fetchone()
+        conn.execute("select pg_catalog.set_config('search_path', %s, true)", (saved[0],))
+    if row is None:
+        raise DimbenchError(f"public.{TABLE} has no {SELECT_POLICY} policy to copy: is the schema applied?")
+    return str(row[0])
+
+
+def create_table(
+    conn: psycopg.Connection, name: str, columns: Sequence[sql.Composable], tail: sql.Composable
+) -> sql.Identifier:
+    """create table dimbench_<name>.document_chunks (key columns, `columns`, primary key) `tail`."""
+    table = table_of(name)
+    conn.execute(
+        sql.SQL("create table {} ({}, constraint {} primary key (workspace_id, id)) {}").format(
+            table,
+            sql.SQL(", ").join([*KEY_COLUMNS, *columns]),
+            sql.Identifier(f"{TABLE}_pk"),
+            tail,
+        )
+    )
+    return table
+
+
+def secure(
+    conn: psycopg.Connection, table: sql.Identifier, qual: str, parts: Sequence[sql.Identifier] = ()
+) -> None:
+    """RLS with public's select policy, select for authenticated and service_role only.
+
+    Partitions (`parts`) get RLS and no privileges: reached through the parent only its policy applies,
+    and nobody may read a partition directly.
+    """
+    conn.execute(sql.SQL("alter table {} enable row level security").format(table))
+    # The text comes from pg_policies (the server's rendering of our own migration), not from a user.
+    conn.execute(
+        sql.SQL("create policy {} on {} for select to authenticated using ({})").format(
+            sql.Identifier(SELECT_POLICY), table, sql.SQL(qual)
+        )
+    )
+    for relation in (table, *parts):
+        conn.execute(sql.SQL("revoke all on table {} from {}").format(relation, API_ROLES))
+    conn.execute(sql.SQL("grant select on table {} to authenticated, service_role").format(table))
+    for part in parts:
+        conn.execute(sql.SQL("alter table {} enable row level security").format(part))
+
+
+def copy_rows(
+    conn: psycopg.Connection, table: sql.Identifier, columns: Sequence[str], sources: Sequence[sql.Composable]
+) -> int:
+    """insert … select every chunk of public.document_chunks (key columns, plus `columns` from `sources`
+    over alias c). Returns the rows copied."""
+    targets = [sql.Identifier(c) for c in (*KEY_SOURCES, *columns)]
+    values = [sql.Identifier("c", c) for c in KEY_SOURCES] + list(sources)
+    cursor = conn.execute(
+        sql.SQL("insert into {} ({}) select {} from public.document_chunks c").format(
+            table, sql.SQL(", ").join(targets), sql.SQL(", ").join(values)
+        )
+    )
+    return cursor.rowcount
+
+
+def finish(conn: psycopg.Connection, name: str, build: Build, distance: sql.Composable) -> None:
+    """ANALYZE the copy (after its index: an expression index has statistics too) and create the
+    design's match_document_chunks over it: public's query, same filter, same shape."""
+    conn.execute(sql.SQL("analyze {}").format(table_of(name)))
+    body = sql.SQL(SEARCH).format(prologue=base.prologue(build), distance=distance, table=table_of(name))
+    base.define_search(conn, name, body)
+
+
+def with_options(params: dict[str, Any]) -> sql.Composable:
+    """`with (k = v, …)` of an index build's integer arguments (nothing for none)."""
+    if not params:
+        return sql.SQL("")
+    options = [sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v))) for k, v in sorted(params.items())]
+    return sql.SQL("with ({})").format(sql.SQL(", ").join(options))
+
+
+def sizes(conn: psycopg.Connection, name: str, index_bytes: int) -> int:
+    """The copy's total bytes (heap, toast, primary key) less the vector indexes counted in index_bytes."""
+    return base.relation_bytes(conn, base.schema_of(name), kind="r") - index_bytes

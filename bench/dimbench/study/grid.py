@@ -1,0 +1,396 @@
+"""Parameter grids as data (bench/grids/<profile>.toml), expanded into builds and query settings.
+
+As in ann-benchmarks, build arguments are kept apart from query arguments: each index build is done
+once and then serves its whole sweep of query arguments × iterative-scan modes × access arms.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dimbench.errors import DimbenchError
+from dimbench.paths import grids_dir
+from dimbench.tomlcheck import no_unknown, read_toml, typed
+from dimbench.vocabulary import (  # noqa: F401  (re-exported: the grid's words are the vocabulary's)
+    ACCESS_ARMS,
+    BUILD_KEYS,
+    COLUMN_TYPES,
+    DESIGNS,
+    INDEX_KINDS,
+    ITERATIVE,
+    ITERATIVE_ONLY,
+    OPTIONAL_QUERY_KEYS,
+    QUERY_KEYS,
+    SCOPES,
+    SCOPES_BY_ACCESS,
+)
+
+
+def product(params: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """{"m": [16, 24], "ef": [64]} -> [{"m": 16, "ef": 64}, {"m": 24, "ef": 64}] (sorted keys)."""
+    keys = sorted(params)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(params[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class Build:
+    """One index build: which column, which index kind, which build arguments."""
+
+    column_type: str  # vector768 | vector1536 | halfvec1536
+    index: str  # exact | ivfflat | hnsw
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def dim(self) -> int:
+        return COLUMN_TYPES[self.column_type][1]
+
+    @property
+    def vector_type(self) -> str:
+        return COLUMN_TYPES[self.column_type][0]
+
+    @property
+    def key(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.column_type}/{self.index}({args})"
+
+
+@dataclass(frozen=True)
+class QuerySetting:
+    params: dict[str, Any] = field(hash=False)
+    iterative_scan: str
+
+    @property
+    def key(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"({args})/{self.iterative_scan}"
+
+
+@dataclass
+class IndexSpec:
+    kind: str
+    build: dict[str, list[Any]]
+    query: dict[str, list[Any]]
+    iterative_scan: list[str]
+
+    def settings(self) -> list[QuerySetting]:
+        """Every query argument × iterative-scan mode; an argument that only matters with iterative scan
+        on (max_scan_tuples) is swept only where it is on."""
+        out = []
+        for params in product(self.query):
+            for mode in self.iterative_scan:
+                if mode == "off" and any(
+                    params[key] != self.query[key][0] for key in ITERATIVE_ONLY if key in params
+                ):
+                    continue
+                if mode == "off":
+                    params_here = {k: v for k, v in params.items() if k not in ITERATIVE_ONLY}
+                else:
+                    params_here = params
+                out.append(QuerySetting(params_here, mode))
+        return out
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """One [[design]] of a grid: a layout or route measured on the builds of one index kind.
+
+    It rides on every build of `index` (same build arguments) for its `column_types`, and sweeps the
+    query settings of that index restricted to `query` and `iterative_scan`, under its `access` arms.
+    """
+
+    name: str
+    index: str
+    column_types: tuple[str, ...]
+    access: tuple[str, ...]
+    query: dict[str, list[Any]] = field(default_factory=dict, hash=False)
+    iterative_scan: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def settings(self, all_settings: list[QuerySetting]) -> list[QuerySetting]:
+        """Its own `query` × `iterative_scan` when given (the index's modes otherwise), else the index's."""
+        if not self.query:
+            modes = self.iterative_scan or tuple(dict.fromkeys(s.iterative_scan for s in all_settings))
+            return [s for s in all_settings if s.iterative_scan in modes]
+        modes = self.iterative_scan or tuple(dict.fromkeys(s.iterative_scan for s in all_settings))
+        return IndexSpec(self.index, {}, self.query, list(modes)).settings()
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """The confirmation stage: the leading candidates of screening, measured again, interleaved."""
+
+    max_queries: int = 300  # per (scope, bucket) cell; the corpus must hold that many distinct queries
+    batch: int = 50  # queries per round before checking which cells are decided
+    max_candidates: int = 12
+    reach: float = 0.5  # a candidate's worst p95 may be up to this much above the best's
+    half_width: float = 0.01  # a recall interval this narrow decides a cell even when it straddles the target
+    recall_target: float = 0.95
+
+
+@dataclass
+class Grid:
+    profile: str
+    corpus: str
+    k: int
+    column_types: list[str]
+    access: list[str]
+    indexes: list[IndexSpec]
+    queries_per_cell: int
+    warmup: int
+    concurrency: list[int]
+    concurrency_queries: int
+    calibrate: bool = False  # measure the corpus's unfiltered hnsw recall first (if not yet in its manifest)
+    confirm: Confirm | None = None  # None: screening only
+    designs: list[DesignSpec] = field(default_factory=list)  # besides `shared`, which every build is
+    corpora: list[str] = field(default_factory=list)  # a scale profile: the same grid on each, in order
+    side_channel: dict[str, int] | None = None  # {"queries": n, "per_query": m}: measure it (sidechannel.py)
+    source: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
+
+    def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
+        for column_type in self.column_types:
+            for spec in self.indexes:
+                settings = spec.settings()
+                for params in product(spec.build):
+                    yield Build(column_type, spec.kind, params), settings
+
+    def designs_for(self, build: Build) -> list[DesignSpec]:
+        """The grid's designs that ride on this build, in the grid's order."""
+        return [d for d in self.designs if d.index == build.index and build.column_type in d.column_types]
+
+    def scopes_for(self, access: str) -> tuple[str, ...]:
+        return SCOPES_BY_ACCESS[access]
+
+
+def profile_path(profile: str) -> Path:
+    return grids_dir() / f"{profile}.toml"
+
+
+def available_profiles() -> list[str]:
+    return sorted(path.stem for path in grids_dir().glob("*.toml"))
+
+
+def load_grid(profile_or_path: str | Path) -> Grid:
+    path = Path(profile_or_path)
+    if path.suffix != ".toml":
+        path = profile_path(str(profile_or_path))
+        if not path.exists():
+            known = ", ".join(available_profiles())
+            raise DimbenchError(f"unknown profile {profile_or_path!r}: choose one of {known}")
+    raw = read_toml(path, "grid")
+    grid = parse_grid(raw, path)
+    grid.raw = raw
+    return grid
+
+
+def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
+    where = str(path) if path else "grid"
+    known = {
+        "profile",
+        "corpus",
+        "k",
+        "column_types",
+        "access",
+        "index",
+        "queries_per_cell",
+        "warmup",
+        "concurrency",
+        "concurrency_queries",
+        "calibrate",
+        "confirm",
+        "design",
+        "corpora",
+        "side_channel",
+    }
+    no_unknown(raw, known, where)
+
+    def get(key: str, kind: type, default: Any = None) -> Any:
+        return typed(raw, key, kind, default, where)
+
+    k = get("k", int)
+    if k <= 0:
+        raise DimbenchError(f"{where}: k must be a positive integer, got {k}")
+    column_types = get("column_types", list)
+    for ct in column_types:
+        if ct not in COLUMN_TYPES:
+            raise DimbenchError(f"{where}: column_types has {ct!r}; known: {', '.join(COLUMN_TYPES)}")
+    access = get("access", list, list(ACCESS_ARMS))
+    for arm in access:
+        if arm not in ACCESS_ARMS:
+            raise DimbenchError(f"{where}: access has {arm!r}; known: {', '.join(ACCESS_ARMS)}")
+    concurrency = get("concurrency", list, [1])
+    if not concurrency or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in concurrency):
+        raise DimbenchError(f"{where}: concurrency must be a list of positive integers, got {concurrency!r}")
+    indexes = [_parse_index(item, f"{where} [[index]] #{i + 1}") for i, item in enumerate(get("index", list))]
+    if not indexes:
+        raise DimbenchError(f"{where}: no [[index]] entries")
+    queries_per_cell = get("queries_per_cell", int, 20)
+    warmup = get("warmup", int, 3)
+    concurrency_queries = get("concurrency_queries", int, 40)
+    for key, value in (
+        ("queries_per_cell", queries_per_cell),
+        ("warmup", warmup),
+        ("concurrency_queries", concurrency_queries),
+    ):
+        if value < 0 or (key == "queries_per_cell" and value == 0):
+            raise DimbenchError(f"{where}: {key} must be positive, got {value}")
+    return Grid(
+        profile=get("profile", str),
+        corpus=_spec_name(raw["corpora"][0] if raw.get("corpora") else get("corpus", str), where),
+        corpora=[_spec_name(c, where) for c in get("corpora", list, [])],
+        side_channel=_parse_side_channel(raw["side_channel"], where) if "side_channel" in raw else None,
+        k=k,
+        column_types=column_types,
+        access=access,
+        indexes=indexes,
+        queries_per_cell=queries_per_cell,
+        warmup=warmup,
+        concurrency=sorted(set(concurrency)),
+        concurrency_queries=concurrency_queries,
+        calibrate=get("calibrate", bool, False),
+        confirm=_parse_confirm(raw["confirm"], f"{where} [confirm]") if "confirm" in raw else None,
+        designs=[
+            _parse_design(item, f"{where} [[design]] #{i + 1}", column_types, access, indexes)
+            for i, item in enumerate(get("design", list, []))
+        ],
+        source=path,
+    )
+
+
+def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:
+    where = f"{where} [side_channel]"
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(raw, {"queries", "per_query"}, where)
+    out = {
+        "queries": typed(raw, "queries", int, 20, where),
+        "per_query": typed(raw, "per_query", int, 50, where),
+    }
+    if min(out.values()) < 1:
+        raise DimbenchError(f"{where}: queries and per_query must be positive")
+    return out
+
+
+def _parse_design(
+    item: Any, where: str, column_types: list[str], access: list[str], indexes: list[IndexSpec]
+) -> DesignSpec:
+    from dimbench.study import designs
+
+    if not isinstance(item, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(item, {"name", "index", "column_types", "access", "query", "iterative_scan", "params"}, where)
+    name = item.get("name")
+    if name not in DESIGNS or name == "shared":
+        known = ", ".join(d for d in DESIGNS if d != "shared")
+        raise DimbenchError(f"{where}: name must be one of {known} (every build is `shared`), got {name!r}")
+    kind = item.get("index", "hnsw")
+    specs = [s for s in indexes if s.kind == kind]
+    if not specs:
+        raise DimbenchError(f"{where}: index {kind!r} has no [[index]] entry in this grid to ride on")
+    module = designs.module(name)
+    if kind not in module.INDEX_KINDS:
+        raise DimbenchError(f"{where}: {name} works with index {', '.join(module.INDEX_KINDS)}, got {kind!r}")
+    cts = item.get("column_types", column_types)
+    arms = item.get("access", access)
+    for label, values, universe in (("column_types", cts, column_types), ("access", arms, access)):
+        if not isinstance(values, list) or not values or any(v not in universe for v in values):
+            raise DimbenchError(
+                f"{where}: {label} must be a non-empty subset of the grid's {label} {universe}"
+            )
+    query = _parse_params(item.get("query", {}), (), f"{where} query", optional=QUERY_KEYS[kind])
+    modes = item.get("iterative_scan", [])
+    if not isinstance(modes, list) or any(m not in ITERATIVE[kind] for m in modes):
+        raise DimbenchError(
+            f"{where}: iterative_scan must list modes of {kind}: {', '.join(ITERATIVE[kind])}"
+        )
+    params = item.get("params", {})
+    if not isinstance(params, dict):
+        raise DimbenchError(f"{where}: params must be a table")
+    no_unknown(params, set(module.PARAMS), f"{where} params")
+    return DesignSpec(
+        name,
+        kind,
+        tuple(cts),
+        tuple(arms),
+        query,
+        tuple(modes),
+        {**module.PARAMS, **params},
+    )
+
+
+def _parse_confirm(raw: Any, where: str) -> Confirm:
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    defaults = Confirm()
+    no_unknown(raw, set(defaults.__dataclass_fields__), where)
+    values: dict[str, Any] = {}
+    for key in defaults.__dataclass_fields__:
+        kind = type(getattr(defaults, key))
+        value = typed(raw, key, kind, getattr(defaults, key), where)
+        if value <= 0:
+            raise DimbenchError(f"{where}: {key} must be positive, got {value!r}")
+        if kind is float and key in ("half_width", "recall_target") and value >= 1:
+            raise DimbenchError(f"{where}: {key} must be below 1, got {value!r}")
+        values[key] = kind(value)
+    if values["batch"] > values["max_queries"]:
+        raise DimbenchError(
+            f"{where}: batch ({values['batch']}) exceeds max_queries ({values['max_queries']})"
+        )
+    return Confirm(**values)
+
+
+def _parse_index(item: Any, where: str) -> IndexSpec:
+    if not isinstance(item, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
+    kind = item.get("kind")
+    if kind not in INDEX_KINDS:
+        raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    build = _parse_params(item.get("build", {}), BUILD_KEYS[kind], f"{where} build")
+    optional = tuple(k for k in QUERY_KEYS[kind] if k in OPTIONAL_QUERY_KEYS)
+    required = tuple(k for k in QUERY_KEYS[kind] if k not in OPTIONAL_QUERY_KEYS)
+    query = _parse_params(item.get("query", {}), required, f"{where} query", optional=optional)
+    modes = item.get("iterative_scan", ["off"])
+    if not isinstance(modes, list) or not modes:
+        raise DimbenchError(f"{where}: iterative_scan must be a non-empty list")
+    for mode in modes:
+        if mode not in ITERATIVE[kind]:
+            raise DimbenchError(
+                f"{where}: iterative_scan {mode!r} is not supported by {kind} "
+                f"(supported: {', '.join(ITERATIVE[kind])})"
+            )
+    return IndexSpec(kind, build, query, list(modes))
+
+
+def _parse_params(
+    raw: Any, keys: tuple[str, ...], where: str, optional: tuple[str, ...] = ()
+) -> dict[str, list[Any]]:
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(raw, (*keys, *optional), where)
+    missing = [key for key in keys if key not in raw]
+    if missing:
+        raise DimbenchError(f"{where}: missing {', '.join(missing)}")
+    params: dict[str, list[Any]] = {}
+    for key in (*keys, *(k for k in optional if k in raw)):
+        values = raw[key] if isinstance(raw[key], list) else [raw[key]]
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
+            raise DimbenchError(f"{where}: {key} must be positive integers, got {raw[key]!r}")
+        params[key] = values
+    return params
+
+
+def _spec_name(name: str, where: str) -> str:
+    """A grid names a spec in datasets/ by its stem: no paths, so a grid cannot point elsewhere."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise DimbenchError(
+            f"{where}: corpus must be the name of a spec in datasets/ (letters, digits, _ and -), "
+            f"got {name!r}"
+        )
+    return name

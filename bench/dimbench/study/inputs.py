@@ -1,0 +1,106 @@
+"""From a corpus spec to what the study measures: the corpus loaded, and its queries as StudyQuery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dimbench.corpus.cache import ensure_corpus
+from dimbench.corpus.load import LoadReport, load_corpus
+from dimbench.corpus.reader import Corpus, bucket_name
+from dimbench.database import db, settle
+from dimbench.study import runs
+from dimbench.study.measure import StudyQuery
+
+SCOPES = ("workspace", "all")
+
+
+@dataclass
+class StudyCorpus:
+    corpus: Corpus
+    load: LoadReport
+    queries: list[StudyQuery] = field(repr=False)
+    settled: dict[str, Any] = field(default_factory=dict)  # the VACUUM (ANALYZE) after the load
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.corpus.describe(),
+            "load": {
+                "seconds": round(self.load.seconds, 2),
+                "rows": self.load.rows,
+                "chunks_per_s": self.load.chunk_rate,
+            },
+        }
+
+
+def study_queries(corpus: Corpus) -> list[StudyQuery]:
+    data = corpus.queries()
+    by_user: dict[int, list[int]] = {}
+    for ws, user, _ in corpus.memberships.tolist():
+        by_user.setdefault(user, []).append(ws)
+    doc_topic = corpus.doc_topic
+    doc_ws = corpus.doc_workspace
+    queries = []
+    for i in range(len(data["user"])):
+        user = int(data["user"][i])
+        scope = SCOPES[int(data["scope"][i])]
+        own = sorted(by_user[user])
+        filter_ws = [int(data["workspace"][i])] if scope == "workspace" else own
+        truth_ids, truth_dist = {}, {}
+        for dim in (768, 1536):
+            ids = data[f"truth_{dim}_ids"][i]
+            keep = ids >= 0
+            truth_ids[dim] = [corpus.uuid("chunk", int(x)) for x in ids[keep]]
+            truth_dist[dim] = [float(x) for x in data[f"truth_{dim}_dist"][i][keep]]
+        source = int(data["source_document"][i])
+        relevance = {corpus.uuid("chunk", c): 2 for c in corpus.chunks_of(source)}
+        # Same-topic documents the query may see are partly relevant (grade 1).
+        visible_docs = np.flatnonzero(np.isin(doc_ws, filter_ws) & (doc_topic == doc_topic[source]))
+        for d in visible_docs[:200].tolist():
+            if d != source:
+                for c in corpus.chunks_of(d):
+                    relevance[corpus.uuid("chunk", c)] = 1
+        queries.append(
+            StudyQuery(
+                qid=i,
+                user=corpus.uuid("user", user),
+                scope=scope,
+                bucket=bucket_name(int(data["bucket"][i])),
+                filter_ids=tuple(corpus.uuid("workspace", w) for w in filter_ws),
+                visible=frozenset(corpus.uuid("workspace", w) for w in own),
+                vector_1536=data["vector"][i],
+                truth_ids=truth_ids,
+                truth_distances=truth_dist,
+                relevance=relevance,
+            )
+        )
+    return queries
+
+
+def prepare_corpus(
+    spec_path: Path, dsn: str, phases, progress: bool = True, calibrate: bool = False, replace: bool = False
+) -> StudyCorpus:
+    """Generate (or reuse) the corpus, calibrate it if asked and not done yet, load it: each phase timed."""
+    with phases.timed("corpus"):
+        corpus = ensure_corpus(spec_path, progress=progress)
+    with db.connect(dsn) as conn:
+        db.use_vectors(conn)
+        if calibrate and not corpus.manifest.get("calibration"):
+            from dimbench.corpus import calibrate as calibration
+
+            with phases.timed("calibrate"):
+                calibration.record(corpus, calibration.calibrate(conn, corpus, progress=progress))
+        with phases.timed("load"):
+            report = load_corpus(conn, corpus, replace=replace, progress=progress)
+        print(report.summary())
+        # Settle before any build or measurement: hint bits, visibility map and statistics as a live
+        # system has them, and nothing left for autovacuum to do on the freshly loaded tables.
+        if progress:
+            print("vacuum (analyze) of the loaded tables …", flush=True)
+        with phases.timed("vacuum"):
+            settled = settle.vacuum_analyze(conn)
+        settled["at"] = runs.now()
+    return StudyCorpus(corpus, report, study_queries(corpus), settled)

@@ -1,0 +1,181 @@
+"""Measure one cell: a set of queries, one access arm, one query setting, on one built index.
+
+Turns raw answers into the metrics of a measurements.jsonl line. The raw answers are kept (ids and
+latencies) for re-analysis; every number in the line is derived from them here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from dimbench.study import arms, metrics
+from dimbench.study.grid import Build
+from dimbench.vocabulary import DEFAULT_DESIGN
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """One user question, with what the user may see and the exact answer for each dimension."""
+
+    qid: int
+    user: uuid.UUID
+    scope: str  # workspace | all
+    bucket: str  # tiny | small | medium | large
+    filter_ids: tuple[uuid.UUID, ...]  # the explicit filter: the one workspace, or all the user's
+    visible: frozenset[uuid.UUID]  # every workspace the user may see
+    vector_1536: np.ndarray = field(repr=False)
+    truth_ids: dict[int, list[uuid.UUID]] = field(repr=False)  # dim -> exact top-k ids
+    truth_distances: dict[int, list[float]] = field(repr=False)
+    relevance: dict[uuid.UUID, int] = field(repr=False)  # graded labels for nDCG@10
+
+
+@dataclass
+class CellResult:
+    answers: list[arms.Answer]
+    recalls: list[float]
+
+
+def allowed_for(query: StudyQuery, access: str) -> set[uuid.UUID]:
+    return set(query.filter_ids) if arms.FILTERED[access] else set(query.visible)
+
+
+def ask(
+    conn: psycopg.Connection,
+    build: Build,
+    access: str,
+    query: StudyQuery,
+    k: int,
+    role: str | None = None,
+    design: str = DEFAULT_DESIGN,
+) -> arms.Answer:
+    """One request for one study query through the design's search, checked for foreign rows."""
+    vector = arms.query_vector(query.vector_1536, build)
+    answer = arms.ask(conn, access, build, vector, k, query.user, query.filter_ids, role=role, design=design)
+    arms.check_visible(answer, allowed_for(query, access), access, query.user)
+    return answer
+
+
+def recall_of(answer: arms.Answer, query: StudyQuery, build: Build, k: int) -> float:
+    """Recall@k against the exact top-k of the build's dimension; a failed request scores 0."""
+    # halfvec distances are rounded: judge those answers by id alone (no tie credit).
+    distances = answer.distances if build.vector_type == "vector" else [float("inf")] * len(answer.ids)
+    return metrics.recall_at_k(
+        answer.ids, distances, query.truth_ids[build.dim], query.truth_distances[build.dim], k
+    )
+
+
+def run_cell(
+    conn: psycopg.Connection,
+    build: Build,
+    access: str,
+    queries: Sequence[StudyQuery],
+    k: int,
+    warmup: int,
+    role: str | None = None,
+    design: str = DEFAULT_DESIGN,
+) -> CellResult:
+    """Warm up (discarded), then each query once; every answer is checked for foreign rows."""
+    for query in list(queries)[:warmup]:
+        ask(conn, build, access, query, k, role, design)
+    answers = [ask(conn, build, access, query, k, role, design) for query in queries]
+    return CellResult(answers, [recall_of(a, q, build, k) for a, q in zip(answers, queries, strict=True)])
+
+
+def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int = 10) -> float | None:
+    scores = []
+    for answer, query in zip(answers, queries, strict=True):
+        returned = [query.relevance.get(i, 0) for i in answer.ids]
+        ideal = sorted(query.relevance.values(), reverse=True)
+        score = metrics.ndcg_at_k(returned, ideal, k)
+        if score is not None:
+            scores.append(score)
+    return float(np.mean(scores)) if scores else None
+
+
+def concurrent_qps(
+    connect: Callable[[], psycopg.Connection],
+    build: Build,
+    access: str,
+    queries: Sequence[StudyQuery],
+    k: int,
+    clients: int,
+    total: int,
+    setup: Callable[[psycopg.Connection], None],
+    design: str = DEFAULT_DESIGN,
+) -> float:
+    """Queries per second with `clients` connections each running its share of `total` requests."""
+    connections = [connect() for _ in range(clients)]
+    try:
+        for c in connections:
+            setup(c)
+        barrier = threading.Barrier(clients + 1)
+        errors: list[BaseException] = []
+
+        def worker(c: psycopg.Connection, share: int, offset: int) -> None:
+            try:
+                barrier.wait()
+                for i in range(share):
+                    q = queries[(offset + i) % len(queries)]
+                    ask(c, build, access, q, k, design=design)
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+
+        share = max(1, total // clients)
+        threads = [
+            threading.Thread(target=worker, args=(c, share, i * share)) for i, c in enumerate(connections)
+        ]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter_ns()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter_ns() - start
+        if errors:
+            raise errors[0]
+        return share * clients / (elapsed / 1e9)
+    finally:
+        for c in connections:
+            c.close()
+
+
+def measurement(
+    cell: dict[str, Any],
+    build: Build,
+    k: int,
+    queries: Sequence[StudyQuery],
+    result: CellResult,
+    plan: str | None,
+    qps: dict[str, float | None],
+    maintenance: bool | None = None,
+) -> dict[str, Any]:
+    """One measurements.jsonl line: the cell's identity (cells.cell_fields) and what was measured in it."""
+    latencies_ms = [a.latency_ns / 1e6 for a in result.answers]
+    visible_counts = [len(q.truth_ids[build.dim]) for q in queries]
+    return {
+        **cell,
+        "dim": build.dim,
+        "k": k,
+        "n_queries": len(queries),
+        "failed_queries": sum(a.failed for a in result.answers),
+        "recall_mean": float(np.mean(result.recalls)) if result.recalls else None,
+        "recall_ci95": metrics.recall_interval(result.recalls),
+        "short_share": metrics.short_share(
+            [len(a.ids) for a in result.answers], [min(k, n) for n in visible_counts]
+        ),
+        "latency_ms": metrics.percentiles(latencies_ms),
+        "latency_p95_ci95": metrics.percentile_ci(latencies_ms, 95),
+        "qps": qps,
+        "ndcg10": ndcg(result.answers, queries),
+        "plan": plan,
+        "maintenance": maintenance,  # autovacuum/analyze seen on the study's tables during the cell
+        "build_key": build.key,
+    }

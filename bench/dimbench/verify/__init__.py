@@ -1,0 +1,1 @@
+"""`dimbench verify`: the isolation and privilege checks against any database."""
