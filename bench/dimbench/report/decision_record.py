@@ -563,6 +563,14 @@ def holds_section(decision: Decision) -> list[str]:
     projected = scale.projected_p95(points)
     if projected is not None:
         out.append(f"Projection (not a measurement): worst p95 ≈ {fmt(projected, 1)} ms at 10M chunks.")
+    largest, chosen, tied = scale.choices(published)[-1]
+    if chosen is not None and chosen.config != decision.chosen.config:
+        out.append(
+            f"At {largest:,} chunks the rule chooses {chosen.config.label} (worst recall {fmt(chosen.min_recall)}, "
+            f"worst p95 {fmt(chosen.worst_p95_ms, 2)} ms; tie set of {tied})."
+        )
+    elif chosen is None:
+        out.append(f"At {largest:,} chunks nothing the scale grid measured meets the rule.")
     return [*out, ""]
 
 
