@@ -477,9 +477,8 @@ def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dic
     from dimbench.study import sidechannel
 
     assert grid.side_channel is not None
-    queries = sidechannel.victims(sweep.groups, grid.side_channel["queries"])
     hnsw = next(((b, s) for b, s in grid.builds() if b.index == "hnsw"), None)
-    if not queries or hnsw is None:
+    if hnsw is None:
         return []
     first_build, settings = hnsw
     relaxed = [s for s in settings if s.iterative_scan == "relaxed_order"] or settings
@@ -524,7 +523,15 @@ def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dic
         key=lambda d: getattr(designs.module(d.name), "EXCLUDES_SHARED_INDEX", False),
     )
     entries = [entry(None), *(entry(d) for d in specs)]
-    return sidechannel.measure(conn, entries, queries, grid.k, grid.warmup, grid.side_channel["per_query"])
+    return sidechannel.measure(
+        conn,
+        entries,
+        sweep.groups,
+        grid.side_channel["queries"],
+        grid.k,
+        grid.warmup,
+        grid.side_channel["per_query"],
+    )
 
 
 def confirm_leaders(

@@ -3,10 +3,12 @@
 A post-filtered approximate search walks the shared index and drops the rows the caller may not see, so
 what it returns — and how long it takes — depends on *other tenants'* vectors (pgEdge
 pgedge-rag-server#50: a density side channel). For each design: one fixed tenant and query set
-(the corpus's one-workspace queries of the smallest bucket), measured as that tenant's users
-(`rls_filter`) without and then with a foreign tenant's dense cluster of chunks placed right at those
-queries (`cluster` chunks per query, near-duplicates of the query vector, in a workspace none of the
-victims may see). A design whose p50 or short-result share moves leaks the other tenant's density.
+per arm — `rls` (no filter: RLS alone, the users who see the fewest rows; the shared index is then
+post-filtered) and `rls_filter` (one workspace of the smallest bucket, with the app's filter) — measured
+twice without (an A/A pass: the noise floor) and then with a foreign tenant's dense cluster of chunks
+placed right at those queries (`per_query` chunks per query, near-duplicates of the query vector, in a
+workspace none of the victims may see). A design leaks when the cluster moves its short-result share,
+or its p50 by more than twice the A/A difference and beyond both bootstrap intervals.
 
 The cluster is inserted by the superuser, the table settled (vacuum analyze), each design installed
 afresh on it (so its copies and partial indexes include the cluster, as they would in production), and
@@ -28,14 +30,16 @@ from dimbench.study import metrics
 from dimbench.study.measure import StudyQuery, run_cell
 
 MARK = 900_000_000  # chunk_index of the cluster's rows: no corpus document has that many chunks
-ACCESS = "rls_filter"
+ARMS = {"rls": "all", "rls_filter": "workspace"}  # arm -> the scope its victims' queries have
 NOISE = 0.02  # per-dimension noise around the query: cosine similarity ≈ 0.8 to the query
 
 
-def victims(groups: dict[tuple[str, str], list[StudyQuery]], n: int) -> list[StudyQuery]:
-    """The fixed query set: one-workspace queries of the smallest bucket that has any."""
+def victims(
+    groups: dict[tuple[str, str], list[StudyQuery]], n: int, scope: str = "workspace"
+) -> list[StudyQuery]:
+    """The fixed query set of one scope: the queries of the smallest bucket that has any."""
     for bucket in ("tiny", "small", "medium"):
-        queries = groups.get(("workspace", bucket))
+        queries = groups.get((scope, bucket))
         if queries:
             return queries[:n]
     return []
@@ -105,63 +109,81 @@ def summary(result: Any, queries: list[StudyQuery], k: int, dim: int) -> dict[st
 def measure(
     conn: psycopg.Connection,
     arms_to_measure: list[tuple[str, Any, Callable[[], Any], Callable[[], None]]],
-    queries: list[StudyQuery],
+    groups: dict[tuple[str, str], list[StudyQuery]],
+    n: int,
     k: int,
     warmup: int,
     per_query: int,
 ) -> list[dict[str, Any]]:
     """arms_to_measure: (design name, build, install, remove) per design, `install` also applying the
-    design's query settings. Each is measured without the cluster, then all with it."""
-    workspace, document = foreign_workspace(conn, queries)
-    before: dict[str, dict[str, Any]] = {}
+    design's query settings. Each is measured twice without the cluster, then all with it."""
+    sets = {arm: victims(groups, n, scope) for arm, scope in ARMS.items()}
+    sets = {arm: qs for arm, qs in sets.items() if qs}
+    everyone = [q for qs in sets.values() for q in qs]
+    workspace, document = foreign_workspace(conn, everyone)
+
+    def both(name: str, build: Any) -> dict[str, dict[str, Any]]:
+        return {
+            arm: summary(run_cell(conn, build, arm, qs, k, warmup, design=name), qs, k, build.dim)
+            for arm, qs in sets.items()
+        }
+
+    before: dict[str, list[dict[str, dict[str, Any]]]] = {}
     for name, build, install, remove in arms_to_measure:
         install()
         try:
-            result = run_cell(conn, build, ACCESS, queries, k, warmup, design=name)
-            before[name] = summary(result, queries, k, build.dim)
+            before[name] = [both(name, build), both(name, build)]  # A, A again: the noise floor
         finally:
             remove()
-    rows = cluster_rows(queries, per_query)
+    rows = cluster_rows(everyone, per_query)
     insert_cluster(conn, workspace, document, rows)
     out = []
     try:
         for name, build, install, remove in arms_to_measure:
             install()
             try:
-                result = run_cell(conn, build, ACCESS, queries, k, warmup, design=name)
-                after = summary(result, queries, k, build.dim)
+                after = both(name, build)
             finally:
                 remove()
-            b = before[name]
-            out.append(
-                {
-                    "design": name,
-                    "build_key": build.key,
-                    "access": ACCESS,
-                    "cluster_rows": len(rows),
-                    "without": b,
-                    "with": after,
-                    "p50_ratio": after["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None,
-                    "short_share_change": (
-                        after["short_share"] - b["short_share"]
-                        if after["short_share"] is not None and b["short_share"] is not None
-                        else None
-                    ),
-                }
-            )
+            for arm in sets:
+                b, again, a = before[name][0][arm], before[name][1][arm], after[arm]
+                out.append(
+                    {
+                        "design": name,
+                        "build_key": build.key,
+                        "access": arm,
+                        "cluster_rows": len(rows),
+                        "without": b,
+                        "without_again": again,
+                        "with": a,
+                        "p50_ratio": a["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None,
+                        "short_share_change": (
+                            a["short_share"] - b["short_share"]
+                            if a["short_share"] is not None and b["short_share"] is not None
+                            else None
+                        ),
+                    }
+                )
     finally:
         delete_cluster(conn)
     return out
 
 
-def leaks(entry: dict[str, Any]) -> bool:
+def leaks(entry: dict[str, Any]) -> bool | None:
     """Did the other tenant's data move this design's numbers beyond the measurement's own noise?
 
-    p50 moved if the with-cluster p50 lies outside the without-cluster p50's bootstrap interval and
-    vice versa; short results moved if their share changed at all (a count, not a latency)."""
+    Short results moved: their share changed (a count). p50 moved: the change exceeds twice the A/A
+    difference of the two passes without the cluster and the two bootstrap intervals do not overlap.
+    None when the run measured no A/A pass (older runs): drift between passes is then not excluded, so
+    a p50 change alone is not called a leak."""
     b, a = entry["without"], entry["with"]
-    moved_short = bool(entry.get("short_share_change"))
+    if entry.get("short_share_change"):
+        return True
+    again = entry.get("without_again")
     lo_b, hi_b = b.get("p50_ci95") or [b["p50_ms"]] * 2
     lo_a, hi_a = a.get("p50_ci95") or [a["p50_ms"]] * 2
-    moved_p50 = hi_a < lo_b or lo_a > hi_b
-    return moved_short or moved_p50
+    apart = hi_a < lo_b or lo_a > hi_b
+    if again is None:
+        return None if apart else False
+    noise = abs(again["p50_ms"] - b["p50_ms"])
+    return apart and abs(a["p50_ms"] - b["p50_ms"]) > 2 * noise
