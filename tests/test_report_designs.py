@@ -76,28 +76,40 @@ def test_the_designs_are_read_from_the_results_in_vocabulary_order():
     assert designs.designs_in([{"column_type": "vector768"}]) == ["shared"]  # results older than designs
 
 
-def side(without: float, with_: float, short: tuple[float, float] = (0.0, 0.0), ci: float = 0.05) -> dict:
-    return {
-        "without": {
-            "p50_ms": without,
-            "p50_ci95": [without * (1 - ci), without * (1 + ci)],
-            "short_share": short[0],
-        },
-        "with": {"p50_ms": with_, "p50_ci95": [with_ * (1 - ci), with_ * (1 + ci)], "short_share": short[1]},
+def side(
+    without: float, with_: float, short=(0.0, 0.0), ci: float = 0.05, again: float | None = None
+) -> dict:
+    def summary(p50: float, short_share: float) -> dict:
+        return {"p50_ms": p50, "p50_ci95": [p50 * (1 - ci), p50 * (1 + ci)], "short_share": short_share}
+
+    entry = {
+        "without": summary(without, short[0]),
+        "with": summary(with_, short[1]),
         "short_share_change": short[1] - short[0],
     }
+    if again is not None:
+        entry["without_again"] = summary(again, short[0])
+    return entry
 
 
-def test_a_design_whose_latency_moves_beyond_its_interval_leaks():
-    assert leaks(side(1.0, 2.0))
+def test_a_design_whose_latency_moves_beyond_its_noise_floor_leaks():
+    assert leaks(side(1.0, 2.0, again=1.02))
+
+
+def test_a_latency_move_within_twice_the_a_a_difference_is_not_a_leak():
+    assert leaks(side(1.0, 1.3, again=1.2)) is False
+
+
+def test_without_an_a_a_pass_a_latency_move_is_not_judged():
+    assert leaks(side(1.0, 2.0)) is None
 
 
 def test_a_design_whose_results_shorten_leaks_even_at_the_same_latency():
-    assert leaks(side(1.0, 1.0, short=(0.0, 0.3)))
+    assert leaks(side(1.0, 1.0, short=(0.0, 0.3), again=1.0))
 
 
 def test_a_design_unmoved_by_the_foreign_cluster_does_not_leak():
-    assert not leaks(side(1.0, 1.02))
+    assert leaks(side(1.0, 1.02, again=1.01)) is False
 
 
 def at(chunks: int, qualifies: bool | None, p95: float = 1.0) -> scale.AtSize:
