@@ -134,3 +134,64 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path):
     bad.write_text("k = [")
     with pytest.raises(DimbenchError, match="bad.toml: not valid TOML"):
         load_grid(bad)
+
+
+def with_designs(*designs: dict) -> dict:
+    return {
+        "profile": "t",
+        "corpus": "tiny",
+        "k": 10,
+        "column_types": ["vector768", "halfvec1536"],
+        "index": [
+            {
+                "kind": "hnsw",
+                "build": {"m": 16, "ef_construction": 64},
+                "query": {"ef_search": [40], "max_scan_tuples": [20000, 100000]},
+                "iterative_scan": ["off", "relaxed_order"],
+            }
+        ],
+        "design": list(designs),
+    }
+
+
+def test_max_scan_tuples_is_swept_only_where_iterative_scan_is_on():
+    grid = parse_grid(with_designs())
+    ((_, settings), _) = list(grid.builds())
+    assert [s.key for s in settings] == [
+        "(ef_search=40)/off",
+        "(ef_search=40,max_scan_tuples=20000)/relaxed_order",
+        "(ef_search=40,max_scan_tuples=100000)/relaxed_order",
+    ]
+
+
+def test_a_design_sweeps_its_own_settings_on_its_column_types():
+    grid = parse_grid(
+        with_designs(
+            {
+                "name": "routed",
+                "column_types": ["vector768"],
+                "query": {"ef_search": [100]},
+                "iterative_scan": ["relaxed_order"],
+            }
+        )
+    )
+    (vector768, settings), (halfvec, _) = list(grid.builds())
+    (routed,) = grid.designs_for(vector768)
+    assert [s.key for s in routed.settings(settings)] == ["(ef_search=100)/relaxed_order"]
+    assert grid.designs_for(halfvec) == []
+    assert routed.params == {"threshold": "measured"}
+
+
+@pytest.mark.parametrize(
+    "design, message",
+    [
+        ({"name": "shared"}, "every build is `shared`"),
+        ({"name": "sharded"}, "name must be one of"),
+        ({"name": "partial", "index": "ivfflat"}, "index 'ivfflat' has no [[index]]"),
+        ({"name": "partial", "params": {"min_row": 5}}, "min_row"),
+        ({"name": "routed", "access": ["superuser"]}, "access must be a non-empty subset"),
+    ],
+)
+def test_a_malformed_design_is_one_clear_error(design, message):
+    with pytest.raises(DimbenchError, match=re.escape(message)):
+        parse_grid(with_designs(design))
