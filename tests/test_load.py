@@ -224,7 +224,7 @@ def test_loader_processes_that_cannot_reach_the_server_are_one_error_not_a_trace
     import dimbench.corpus.load
 
     # The workers (forked) get a DSN of a server that is not there, as when it goes away mid-load.
-    monkeypatch.setattr(dimbench.load, "full_conninfo", lambda conn: "host=/nonexistent dbname=x")
+    monkeypatch.setattr(dimbench.corpus.load, "full_conninfo", lambda conn: "host=/nonexistent dbname=x")
     with db.connect(fresh_schema_dsn) as conn, pytest.raises(DimbenchError, match="cannot connect"):
         load_corpus(conn, tiny, block_rows=300, progress=False)
     assert "Traceback" not in capfd.readouterr().err

@@ -599,7 +599,8 @@ def scale_render(results: Results) -> str:
         "",
         "## Each design's best at the smallest size, followed",
         "",
-        "Recall is the worst bucket's mean (20 queries per cell, screening only), p95 the worst cell's. "
+        f"Recall is the worst bucket's mean (screening only, {min(r['n_queries'] for r in results.rows)} "
+        "queries or more per cell), p95 the worst cell's. "
         "**10M is a projection** (least squares through log p95 against log N), not a measurement.",
         "",
         "| line | configuration | "

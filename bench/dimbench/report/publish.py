@@ -42,7 +42,7 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
         raise DimbenchError(f"cannot publish: run {next(i for i in ids if ids.count(i) > 1)} given twice")
     first = gathered[0]
     # A scale profile's runs share the grid and differ in corpus by design.
-    shared = ("grid",) if (first["identity"].get("grid") or {}).get("corpora") else SHARED
+    shared = ("grid",) if is_scale_grid(first) else SHARED
     for run in gathered[1:]:
         for part in shared:
             ours, theirs = first["identity"][part], run["identity"][part]
@@ -74,6 +74,17 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def is_scale_grid(run: dict) -> bool:
+    """Did the run measure a grid with `corpora` (a scale profile)? Its shipped grid, same digest."""
+    from dimbench.study.grid import load_grid
+
+    try:
+        grid = load_grid(run["profile"])
+    except DimbenchError:
+        return False
+    return bool(grid.corpora) and runs.digest(grid.raw) == (run["identity"].get("grid") or {}).get("digest")
 
 
 def compare_with_published(run_dir: Path, profile: str) -> str:
