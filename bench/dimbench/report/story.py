@@ -48,7 +48,7 @@ def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
 
     decision = decide(results)
     lines = deployable(decision)
-    fig, axes = figure(1, 2, (12, 5.2))
+    fig, axes = figure(1, 2, (12, 6.4))
     recall_ax, latency_ax = axes[0]
     for label, c in lines.items():
         rows = rows_of(results, c, decision.run_id)
@@ -75,8 +75,8 @@ def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
     latency_ax.set_ylabel("p95 ms (log)")
     handles, labels = recall_ax.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=6, bbox_to_anchor=(0.5, 0.03))
-        fig.subplots_adjust(bottom=0.34)
+        fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=6, bbox_to_anchor=(0.5, 0.03))
+        fig.subplots_adjust(bottom=0.42, top=0.9)
     fig.suptitle(
         f"What a team would deploy, under RLS ({decision.stage} stage): pgvector's defaults, the decision "
         "and each design's best"
@@ -166,7 +166,7 @@ def project(points: list[tuple[int, float]], to: int = PROJECT_TO) -> float | No
 
 def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     series = scale_series(results)
-    fig, axes = figure(1, 2, (12, 4.2))
+    fig, axes = figure(1, 2, (12, 6))
     recall_ax, latency_ax = axes[0]
     for i, (label, points) in enumerate(sorted(series.items())):
         color = f"C{i % 10}"
@@ -213,12 +213,15 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     latency_ax.set_yscale("log")
     latency_ax.set_ylabel("worst-cell p95 ms (log)")
     latency_ax.set_title("p95 against corpus size")
-    legend(recall_ax, loc="lower left", fontsize=5)
-    legend(latency_ax, loc="upper left", fontsize=5)
+    handles, labels = recall_ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=6, bbox_to_anchor=(0.5, 0.03))
+    fig.subplots_adjust(bottom=0.36, top=0.88, wspace=0.25)
     fig.suptitle(
         "Each design's best configuration at the smallest corpus, followed to larger ones (screening)"
     )
-    return finish(fig, results.caption)
+    fig.text(0.01, 0.005, results.caption, fontsize=6, color="0.35", ha="left", va="bottom")
+    return fig
 
 
 def render_all(results: Results, out: Any) -> list[Any]:
