@@ -775,9 +775,12 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
     if side:
         from dimbench.study.sidechannel import leaks
 
+        arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
         out += [
             "",
             "### The tenant side channel",
+            "",
+            f"Arms this run measured: {arms_measured}.",
             "",
             f"Per arm, the users who see the fewest rows ({side[0]['without']['n_queries']} queries: under `rls` "
             "the users of the smallest bucket over all their workspaces, under `rls_filter` one workspace of "
