@@ -529,11 +529,10 @@ def defects_section() -> list[str]:
     ]
 
 
-def holds_section(decision: Decision) -> list[str]:
-    """How far the choice holds, from the published scale profile (if any)."""
+def holds_section(decision: Decision, published: Results | None) -> list[str]:
+    """How far the choice holds, from a scale profile's results (the published one, when written)."""
     from dimbench.report import scale
 
-    published = scale.published_scale()
     if decision.chosen is None or published is None or not scale.sizes(published):
         return []
     points = scale.follow(published, decision.chosen.config)
@@ -664,7 +663,13 @@ def _published_choice(profile: str) -> Candidate | None:
         return None
 
 
-def render(results: Results, decision: Decision, agreement: Agreement | None = None) -> str:
+def render(
+    results: Results,
+    decision: Decision,
+    agreement: Agreement | None = None,
+    scale_results: Results | None = None,
+) -> str:
+    """The record; `scale_results`: a scale profile's results to say how far the choice holds."""
     from dimbench.report import scale
 
     if scale.sizes(results):
@@ -676,7 +681,7 @@ def render(results: Results, decision: Decision, agreement: Agreement | None = N
         + stability_section(agreement)
         + table_section(decision)
         + decision_section(decision, agreement)
-        + holds_section(decision)
+        + holds_section(decision, scale_results)
         + designs_section(results, decision)
         + consequences_section(results, decision)
         + assumptions_section(results, decision)
@@ -831,6 +836,11 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
 
 
 def write(results: Results, path: Path, **rule: Any) -> Path:
+    """DECISION.md; a record other than a scale profile's also says how far its choice holds in the
+    checkout's published results/scale."""
+    from dimbench.report import scale
+
     agreement = decide_runs(results, **rule)
-    write_atomic(path, render(results, agreement.decisions[0], agreement))
+    published = None if scale.sizes(results) else scale.published_scale()
+    write_atomic(path, render(results, agreement.decisions[0], agreement, published))
     return path
