@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dimbench.errors import DimbenchError
 from dimbench.study.grid import Build
 
 SIGNATURE = sql.SQL(
@@ -85,6 +86,26 @@ def drop_design(conn: psycopg.Connection, name: str) -> None:
     ).fetchall()
     for (index_name,) in rows:
         conn.execute(sql.SQL("drop index if exists {}").format(sql.Identifier("public", index_name)))
+
+
+def select_policy_qual(conn: psycopg.Connection) -> str:
+    """public.document_chunks's select policy as the server renders it with an empty search_path, so
+    every function and type in it is schema-qualified (it is re-created in another schema)."""
+    saved = conn.execute("select current_setting('search_path')").fetchone()
+    assert saved is not None
+    with conn.transaction():
+        conn.execute("select set_config('search_path', '', true)")
+        row = conn.execute(
+            "select qual from pg_catalog.pg_policies where schemaname = 'public' and tablename = %s"
+            " and policyname = %s",
+            ("document_chunks", "document_chunks_select"),
+        ).fetchone()
+        conn.execute("select pg_catalog.set_config('search_path', %s, true)", (saved[0],))
+    if row is None:
+        raise DimbenchError(
+            "public.document_chunks has no document_chunks_select policy to copy: is the schema applied?"
+        )
+    return str(row[0])
 
 
 def prologue(build: Build) -> sql.Composed:

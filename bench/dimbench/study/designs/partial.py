@@ -109,19 +109,6 @@ def _name(relation: str) -> sql.Identifier:
     return sql.Identifier(base.schema_of(NAME), relation)
 
 
-def _select_policy(conn: psycopg.Connection) -> str:
-    """The chunks' select policy, fully qualified: the tenant list gets the same one."""
-    with conn.transaction():
-        conn.execute("set local search_path = ''")
-        row = conn.execute(
-            "select qual from pg_policies where schemaname = 'public' and tablename = 'document_chunks'"
-            " and policyname = 'document_chunks_select'"
-        ).fetchone()
-    if row is None:
-        raise RuntimeError("public.document_chunks has no document_chunks_select policy")
-    return str(row[0])
-
-
 def big_tenants(conn: psycopg.Connection, min_rows: int) -> list[tuple[Any, int]]:
     """(workspace_id, chunks) of every tenant above min_rows, largest first (a stable order, so
     installing twice names the same index after the same tenant)."""
@@ -168,7 +155,7 @@ def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> b
         conn.execute(sql.SQL("alter table {} enable row level security").format(tenants))
         conn.execute(
             sql.SQL("create policy tenants_select on {} for select to authenticated using ({})").format(
-                tenants, sql.SQL(_select_policy(conn))
+                tenants, sql.SQL(base.select_policy_qual(conn))
             )
         )
         conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(tenants))

@@ -59,7 +59,7 @@ def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> b
     with base.timed() as took, conn.transaction():
         base.drop_design(conn, NAME)
         base.create_schema(conn, NAME)
-        qual = tables.select_policy_qual(conn)
+        qual = base.select_policy_qual(conn)
         table = tables.create_table(conn, NAME, COLUMNS, sql.SQL("partition by hash (workspace_id)"))
         parts = partition_names(n)
         for remainder, part in enumerate(parts):

@@ -105,19 +105,6 @@ def _name(relation: str) -> sql.Identifier:
     return sql.Identifier(base.schema_of(NAME), relation)
 
 
-def _select_policy(conn: psycopg.Connection) -> str:
-    """The chunks' select policy, fully qualified: the counts table gets the same one."""
-    with conn.transaction():
-        conn.execute("set local search_path = ''")
-        row = conn.execute(
-            "select qual from pg_policies where schemaname = 'public' and tablename = 'document_chunks'"
-            " and policyname = 'document_chunks_select'"
-        ).fetchone()
-    if row is None:
-        raise RuntimeError("public.document_chunks has no document_chunks_select policy")
-    return str(row[0])
-
-
 def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
     remove(conn)
     with base.timed() as took, conn.transaction():
@@ -130,7 +117,7 @@ def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> b
         conn.execute(
             sql.SQL(
                 "create policy workspace_chunks_select on {} for select to authenticated using ({})"
-            ).format(counts, sql.SQL(_select_policy(conn)))
+            ).format(counts, sql.SQL(base.select_policy_qual(conn)))
         )
         conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
         conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))

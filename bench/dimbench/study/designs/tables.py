@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dimbench.errors import DimbenchError
 from dimbench.study.designs import base
 from dimbench.study.grid import Build
 
@@ -51,24 +50,6 @@ end
 
 def table_of(name: str) -> sql.Identifier:
     return sql.Identifier(base.schema_of(name), TABLE)
-
-
-def select_policy_qual(conn: psycopg.Connection) -> str:
-    """public.document_chunks's select policy as the server renders it with an empty search_path, so
-    every function and type in it is schema-qualified (it is re-created in another schema)."""
-    saved = conn.execute("select current_setting('search_path')").fetchone()
-    assert saved is not None
-    with conn.transaction():
-        conn.execute("select set_config('search_path', '', true)")
-        row = conn.execute(
-            "select qual from pg_catalog.pg_policies where schemaname = 'public' and tablename = %s"
-            " and policyname = %s",
-            (TABLE, SELECT_POLICY),
-        ).fetchone()
-        conn.execute("select pg_catalog.set_config('search_path', %s, true)", (saved[0],))
-    if row is None:
-        raise DimbenchError(f"public.{TABLE} has no {SELECT_POLICY} policy to copy: is the schema applied?")
-    return str(row[0])
 
 
 def create_table(
