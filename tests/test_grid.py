@@ -195,3 +195,56 @@ def test_a_design_sweeps_its_own_settings_on_its_column_types():
 def test_a_malformed_design_is_one_clear_error(design, message):
     with pytest.raises(DimbenchError, match=re.escape(message)):
         parse_grid(with_designs(design))
+
+
+def split_by_column_type(**halfvec_entry: object) -> dict:
+    """One hnsw build per column type, each with its own sweep (a scale grid's trim)."""
+    raw = with_designs()
+    raw["index"] = [
+        {**raw["index"][0], "column_types": ["vector768"]},
+        {
+            "kind": "hnsw",
+            "build": {"m": 16, "ef_construction": 64},
+            "query": {"ef_search": [40]},
+            "iterative_scan": ["relaxed_order"],
+            "column_types": ["halfvec1536"],
+            **halfvec_entry,
+        },
+    ]
+    return raw
+
+
+def test_an_index_entry_builds_and_sweeps_only_its_column_types():
+    grid = parse_grid(split_by_column_type())
+    builds = [(build.key, [s.key for s in settings]) for build, settings in grid.builds()]
+    assert builds == [
+        (
+            "vector768/hnsw(ef_construction=64,m=16)",
+            [
+                "(ef_search=40)/off",
+                "(ef_search=40,max_scan_tuples=20000)/relaxed_order",
+                "(ef_search=40,max_scan_tuples=100000)/relaxed_order",
+            ],
+        ),
+        ("halfvec1536/hnsw(ef_construction=64,m=16)", ["(ef_search=40)/relaxed_order"]),
+    ]
+
+
+def test_two_index_entries_may_not_build_the_same_index():
+    with pytest.raises(
+        DimbenchError, match=re.escape("vector768/hnsw(ef_construction=64,m=16) is built by two")
+    ):
+        parse_grid(split_by_column_type(column_types=["vector768", "halfvec1536"]))
+
+
+def test_an_index_entry_names_only_the_grids_column_types():
+    with pytest.raises(DimbenchError, match="column_types must be a non-empty subset"):
+        parse_grid(split_by_column_type(column_types=["vector1536"]))
+
+
+def test_a_design_needs_a_build_of_its_index_on_each_of_its_column_types():
+    raw = split_by_column_type()
+    raw["index"] = raw["index"][:1]  # hnsw on vector768 only
+    raw["design"] = [{"name": "routed", "column_types": ["halfvec1536"]}]
+    with pytest.raises(DimbenchError, match="no \\[\\[index\\]\\] entry builds hnsw on halfvec1536"):
+        parse_grid(raw)

@@ -15,6 +15,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 SPEC_HELP = "a spec file, or the name of a shipped spec (tiny, smoke, small, medium, large)"
+PROFILE_HELP = "a grid of bench/grids: smoke, tiny, small (default), scale, medium, large"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -228,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     run = sub.add_parser("run", help="run the study (default profile: small)")
-    run.add_argument("--profile", default="small", help="smoke | small (default) | medium | large | tiny")
+    run.add_argument("--profile", default="small", help=PROFILE_HELP)
     run.add_argument("--out", help="run directory (default: runs/<profile>/<run id>, or DIMBENCH_RUNS)")
     run.add_argument("--fresh", action="store_true", help="start a new run instead of resuming one")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     stab = sub.add_parser("stability", help="repeat the study on fresh index builds; does the decision hold?")
-    stab.add_argument("--profile", default="small", help="smoke | small (default) | medium | large | tiny")
+    stab.add_argument("--profile", default="small", help=PROFILE_HELP)
     stab.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
     stab.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(stab)

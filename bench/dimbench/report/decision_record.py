@@ -580,7 +580,7 @@ def scale_render(results: Results) -> str:
     from dimbench.report.designs import deployable
 
     runs = scale.sizes(results)
-    first = decide(results, run_id=runs[0][1])
+    first = scale.decision_at(results, runs[0][1])
     out = header(results) + rule_section(first)
     out += [
         "## The rule at each size",
@@ -642,7 +642,7 @@ def scale_render(results: Results) -> str:
             + (
                 ""
                 if all(p.candidate is not None for p in points)
-                else " (not measured at every size: the scale grid follows vector768 only)"
+                else " (not measured at every size: see the scale grid's trims)"
             )
             + f". At the largest size the rule chooses {last[1].config.label if last[1] else 'nothing'}.",
             "",

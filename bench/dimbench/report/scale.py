@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dimbench.report.decide import Candidate, Config, decide
+from dimbench.report.decide import Candidate, Config, Decision, decide
 from dimbench.report.load import Results
 from dimbench.report.story import PROJECT_TO, corpus_size, project
 
@@ -21,6 +21,21 @@ def sizes(results: Results) -> list[tuple[int, str]]:
     """(chunks, run id) of each run, smallest first; [] unless at least two sizes."""
     found = sorted((int(corpus_size(r) or 0), r["run_id"]) for r in results.runs if corpus_size(r))
     return found if len({n for n, _ in found}) > 1 else []
+
+
+# The rule at one size, once per Results: a scale record follows a dozen configurations across the
+# sizes, and each follow would otherwise decide every size again. Keyed by id(), holding the Results
+# so that the id cannot be reused while the entry lives.
+_decided: dict[int, tuple[Results, dict[str, Decision]]] = {}
+
+
+def decision_at(results: Results, run_id: str) -> Decision:
+    held = _decided.get(id(results))
+    if held is None or held[0] is not results:
+        held = _decided[id(results)] = (results, {})
+    if run_id not in held[1]:
+        held[1][run_id] = decide(results, run_id=run_id)
+    return held[1][run_id]
 
 
 @dataclass
@@ -33,7 +48,7 @@ class AtSize:
 def follow(results: Results, config: Config) -> list[AtSize]:
     out = []
     for chunks, run_id in sizes(results):
-        decision = decide(results, run_id=run_id)
+        decision = decision_at(results, run_id)
         match = next((c for c in decision.candidates if c.config == config), None)
         out.append(AtSize(chunks, run_id, match))
     return out
@@ -63,7 +78,7 @@ def choices(results: Results) -> list[tuple[int, Candidate | None, int]]:
     """(chunks, the rule's choice, size of its tie set) per size."""
     out = []
     for chunks, run_id in sizes(results):
-        decision = decide(results, run_id=run_id)
+        decision = decision_at(results, run_id)
         out.append((chunks, decision.chosen, len(decision.tied)))
     return out
 

@@ -75,6 +75,7 @@ class IndexSpec:
     build: dict[str, list[Any]]
     query: dict[str, list[Any]]
     iterative_scan: list[str]
+    column_types: tuple[str, ...] = ()  # built on these only (default: every column type of the grid)
 
     def settings(self) -> list[QuerySetting]:
         """Every query argument × iterative-scan mode; an argument that only matters with iterative scan
@@ -154,6 +155,8 @@ class Grid:
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
         for column_type in self.column_types:
             for spec in self.indexes:
+                if spec.column_types and column_type not in spec.column_types:
+                    continue
                 settings = spec.settings()
                 for params in product(spec.build):
                     yield Build(column_type, spec.kind, params), settings
@@ -225,9 +228,13 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     concurrency = get("concurrency", list, [1])
     if not concurrency or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in concurrency):
         raise DimbenchError(f"{where}: concurrency must be a list of positive integers, got {concurrency!r}")
-    indexes = [_parse_index(item, f"{where} [[index]] #{i + 1}") for i, item in enumerate(get("index", list))]
+    indexes = [
+        _parse_index(item, f"{where} [[index]] #{i + 1}", column_types)
+        for i, item in enumerate(get("index", list))
+    ]
     if not indexes:
         raise DimbenchError(f"{where}: no [[index]] entries")
+    _no_build_twice(indexes, column_types, where)
     queries_per_cell = get("queries_per_cell", int, 20)
     warmup = get("warmup", int, 3)
     concurrency_queries = get("concurrency_queries", int, 40)
@@ -301,6 +308,9 @@ def _parse_design(
             raise DimbenchError(
                 f"{where}: {label} must be a non-empty subset of the grid's {label} {universe}"
             )
+    unbuilt = [ct for ct in cts if not any(not s.column_types or ct in s.column_types for s in specs)]
+    if unbuilt:
+        raise DimbenchError(f"{where}: no [[index]] entry builds {kind} on {', '.join(unbuilt)} to ride on")
     query = _parse_params(item.get("query", {}), (), f"{where} query", optional=QUERY_KEYS[kind])
     modes = item.get("iterative_scan", [])
     if not isinstance(modes, list) or any(m not in ITERATIVE[kind] for m in modes):
@@ -343,10 +353,28 @@ def _parse_confirm(raw: Any, where: str) -> Confirm:
     return Confirm(**values)
 
 
-def _parse_index(item: Any, where: str) -> IndexSpec:
+def _no_build_twice(indexes: list[IndexSpec], column_types: list[str], where: str) -> None:
+    """Two [[index]] entries may split a kind between column types (a sweep each), never build the same
+    index twice: one build serves one sweep."""
+    seen: set[str] = set()
+    for spec in indexes:
+        for column_type in spec.column_types or column_types:
+            for params in product(spec.build):
+                key = Build(column_type, spec.kind, params).key
+                if key in seen:
+                    raise DimbenchError(f"{where}: {key} is built by two [[index]] entries")
+                seen.add(key)
+
+
+def _parse_index(item: Any, where: str, grid_column_types: list[str]) -> IndexSpec:
     if not isinstance(item, dict):
         raise DimbenchError(f"{where}: must be a table")
-    no_unknown(item, {"kind", "build", "query", "iterative_scan"}, where)
+    no_unknown(item, {"kind", "build", "query", "iterative_scan", "column_types"}, where)
+    cts = item.get("column_types", list(grid_column_types))
+    if not isinstance(cts, list) or not cts or any(ct not in grid_column_types for ct in cts):
+        raise DimbenchError(
+            f"{where}: column_types must be a non-empty subset of the grid's column_types {grid_column_types}"
+        )
     kind = item.get("kind")
     if kind not in INDEX_KINDS:
         raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
@@ -363,7 +391,7 @@ def _parse_index(item: Any, where: str) -> IndexSpec:
                 f"{where}: iterative_scan {mode!r} is not supported by {kind} "
                 f"(supported: {', '.join(ITERATIVE[kind])})"
             )
-    return IndexSpec(kind, build, query, list(modes))
+    return IndexSpec(kind, build, query, list(modes), tuple(cts) if "column_types" in item else ())
 
 
 def _parse_params(
