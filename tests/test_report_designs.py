@@ -121,6 +121,37 @@ def at(chunks: int, qualifies: bool | None, p95: float = 1.0) -> scale.AtSize:
     return scale.AtSize(chunks, "r", Candidate(config, 1.0, p95, "all/large", 1.0, 4, qualifies))
 
 
+def recall_at(chunks: int, lower: float, upper: float, failed: int = 0) -> scale.AtSize:
+    """A size where the rule did not pass the configuration for its recall interval [lower, upper]."""
+    from dataclasses import replace
+
+    point = at(chunks, False)
+    assert point.candidate is not None
+    why = f"recall 0.980 [{lower:.3f}, {upper:.3f}] in all/large"
+    candidate = replace(
+        point.candidate, why_not=why, min_recall_lower=lower, min_recall_upper=upper, failed_queries=failed
+    )
+    return scale.AtSize(chunks, "r", candidate)
+
+
+def test_a_recall_interval_straddling_the_target_is_undecided_not_a_failure():
+    assert scale.verdict(recall_at(100, 0.94, 0.99).candidate, 0.95) == "undecided"
+
+
+def test_a_recall_interval_below_the_target_is_a_failure():
+    assert scale.verdict(recall_at(100, 0.80, 0.90).candidate, 0.95) == "fails"
+
+
+def test_failed_requests_make_a_straddling_interval_a_failure():
+    assert scale.verdict(recall_at(100, 0.94, 0.99, failed=1).candidate, 0.95) == "fails"
+
+
+def test_an_undecided_size_neither_holds_nor_stops_the_not_failed_reach():
+    points = [at(100, True), recall_at(300, 0.94, 0.99), recall_at(1000, 0.8, 0.9)]
+    assert scale.holds_up_to(points) == 100
+    assert scale.not_failed_up_to(points, 0.95) == 300
+
+
 def test_a_choice_holds_up_to_the_last_size_before_it_first_fails():
     assert scale.holds_up_to([at(100, True), at(300, True), at(1000, False)]) == 300
     assert scale.holds_up_to([at(100, True), at(300, False), at(1000, True)]) == 100
@@ -134,3 +165,18 @@ def test_a_choice_failing_or_unmeasured_at_the_smallest_size_holds_nowhere():
 def test_the_projection_is_the_power_law_through_the_measurements():
     assert math.isclose(project([(100, 1.0), (1000, 10.0)], 10_000), 100.0, rel_tol=1e-9)
     assert project([(100, 1.0)], 10_000) is None
+
+
+def side_entry(again: float | None) -> dict:
+    entry = side(1.0, 1.02, again=again)
+    for part in ("without", "with", "without_again"):
+        if part in entry:
+            entry[part].update(n_queries=20, recall_mean=1.0)
+    return {**entry, "design": "shared", "build_key": "vector768/hnsw()", "access": "rls", "cluster_rows": 50}
+
+
+def test_the_side_channel_says_not_judged_only_when_an_a_a_pass_is_missing():
+    from dimbench.report.decision_record import side_channel_lines
+
+    assert "Not judged" not in "\n".join(side_channel_lines([side_entry(1.01)]))
+    assert "Not judged" in "\n".join(side_channel_lines([side_entry(1.01), side_entry(None)]))

@@ -529,6 +529,42 @@ def defects_section() -> list[str]:
     ]
 
 
+MARKS = {"meets": "", "fails": " ✗", "undecided": " ?", "not measured": ""}
+
+
+def at_size(point: Any, recall_target: float) -> str:
+    """One size of a followed configuration: the verdict and the numbers it rests on."""
+    from dimbench.report import scale
+
+    c = point.candidate
+    word = scale.verdict(c, recall_target)
+    if c is None:
+        return word
+    lower, upper = c.min_recall_lower, c.min_recall_upper
+    bounds = f" [{fmt(lower)}, {fmt(upper)}]" if lower is not None and upper is not None else ""
+    return (
+        f"{word} (worst recall {fmt(c.min_recall)}{bounds} over {c.n_queries} queries a cell, "
+        f"worst p95 {fmt(c.worst_p95_ms, 2)} ms)"
+    )
+
+
+def held_phrase(points: list[Any], recall_target: float) -> str:
+    """How far a followed configuration holds, never more sure than its intervals: a size where a recall
+    interval straddles the target is neither a pass nor a failure."""
+    from dimbench.report import scale
+
+    held = scale.holds_up_to(points)
+    unrefuted = scale.not_failed_up_to(points, recall_target)
+    straddle = "its recall interval straddles the target there (more queries per cell would settle it)"
+    if held and unrefuted and unrefuted > held:
+        return f"**holds up to {held:,} chunks**, not shown to fail up to {unrefuted:,} ({straddle})"
+    if held:
+        return f"**holds up to {held:,} chunks**"
+    if unrefuted:
+        return f"**neither shown to hold nor to fail up to {unrefuted:,} chunks** ({straddle})"
+    return "**fails at the smallest size**"
+
+
 def holds_section(decision: Decision, published: Results | None) -> list[str]:
     """How far the choice holds, from a scale profile's results (the published one, when written)."""
     from dimbench.report import scale
@@ -536,7 +572,6 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
     if decision.chosen is None or published is None or not scale.sizes(published):
         return []
     points = scale.follow(published, decision.chosen.config)
-    held = scale.holds_up_to(points)
     out = ["## How far the choice holds", ""]
     if all(p.candidate is None for p in points):
         return out + [
@@ -544,20 +579,12 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
             "see its DECISION.md for the designs it followed.",
             "",
         ]
+    target = decision.recall_target
     out.append(
         "In the published scale profile (`results/scale/`, screening, same rule): "
-        + (f"**holds up to {held:,} chunks**" if held else "**does not hold even at the smallest size**")
+        + held_phrase(points, target)
         + "; "
-        + "; ".join(
-            f"{p.chunks:,}: "
-            + (
-                "not measured"
-                if p.candidate is None
-                else f"{'meets' if p.candidate.qualifies else 'fails'} (worst recall {fmt(p.candidate.min_recall)}, "
-                f"worst p95 {fmt(p.candidate.worst_p95_ms, 2)} ms)"
-            )
-            for p in points
-        )
+        + "; ".join(f"{p.chunks:,}: {at_size(p, target)}" for p in points)
         + "."
     )
     projected = scale.projected_p95(points)
@@ -612,33 +639,40 @@ def scale_render(results: Results) -> str:
             continue
         points = scale.follow(results, c.config)
         held = scale.holds_up_to(points)
+        unrefuted = scale.not_failed_up_to(points, first.recall_target)
         cells = " | ".join(
             f"{fmt(p.candidate.min_recall)} / {fmt(p.candidate.worst_p95_ms, 2)}"
-            + ("" if p.candidate.qualifies else " ✗")
+            + MARKS[scale.verdict(p.candidate, first.recall_target)]
             if p.candidate
             else "not measured"
             for p in points
         )
         projected = scale.projected_p95(points)
+        holds = f"{held:,}" if held else "none"
+        if unrefuted and unrefuted != held:
+            holds += f" (? to {unrefuted:,})"
         out.append(
-            f"| {label} | {c.config.label} | {cells} | {f'{held:,}' if held else 'none'} "
+            f"| {label} | {c.config.label} | {cells} | {holds} "
             f"| {fmt(projected, 1) if projected is not None else ''} |"
         )
-    out += ["", "✗: fails the rule at that size (see the run's own record for why).", ""]
+    out += [
+        "",
+        "✗: fails the rule at that size (a recall interval entirely below the target, or failed requests); "
+        "?: undecided — its weakest recall interval straddles the target, so neither a pass nor a failure "
+        "(more queries per cell would settle it); see the run's own record for the cells.",
+        "",
+    ]
     published_small = _published_choice("small")
     if published_small is not None:
         points = scale.follow(results, published_small.config)
-        held = scale.holds_up_to(points)
         last = scale.choices(results)[-1]
         out += [
             "## The published decision (`results/small/`)",
             "",
             f"{published_small.config.label}: "
-            + (
-                f"**measured to hold up to {held:,} chunks**"
-                if held
-                else "**not measured to hold at any size here**"
-            )
+            + held_phrase(points, first.recall_target)
+            + "; "
+            + "; ".join(f"{p.chunks:,}: {at_size(p, first.recall_target)}" for p in points)
             + (
                 ""
                 if all(p.candidate is not None for p in points)
@@ -688,6 +722,53 @@ def render(
         + defects_section()
     )
     return "\n".join(out)
+
+
+def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
+    """The tenant side channel's table: each design's p50 and short share without and with a foreign
+    tenant's cluster, judged against the A/A noise floor where the run measured one."""
+    from dimbench.study.sidechannel import leaks
+
+    if not side:
+        return []
+    arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
+    out = [
+        "",
+        "### The tenant side channel",
+        "",
+        f"Arms this run measured: {arms_measured}.",
+        "",
+        f"Per arm, the users who see the fewest rows ({side[0]['without']['n_queries']} queries: under `rls` "
+        "the users of the smallest bucket over all their workspaces, under `rls_filter` one workspace of "
+        f"the smallest bucket), without and with a foreign tenant's dense cluster ({side[0]['cluster_rows']} "
+        "chunks, near-duplicates of those very queries, in a workspace none of them may see). A design "
+        "**leaks** when the cluster changes its share of short results, or moves its p50 by more than "
+        "twice the difference between two passes without it (the A/A noise floor) and beyond both "
+        "bootstrap intervals."
+        + (
+            " *Not judged*: a design the run measured without an A/A pass (the intervals alone do not "
+            "exclude the machine's drift between passes)."
+            if any(e.get("without_again") is None for e in side)
+            else ""
+        ),
+        "",
+        "| design | build | arm | p50 ms without [CI] | again (A/A) | p50 ms with [CI] | ratio "
+        "| short share without → with | recall without → with | leaks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in side:
+        b, a, again = e["without"], e["with"], e.get("without_again")
+        verdict = leaks(e)
+        out.append(
+            f"| {e['design']} | {e['build_key']} | {e['access']} "
+            f"| {fmt(b['p50_ms'], 2)}{interval(b.get('p50_ci95'), 2)} "
+            f"| {fmt(again['p50_ms'], 2) if again else 'not measured'} "
+            f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_ci95'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
+            f"| {fmt(b['short_share'], 2)} → {fmt(a['short_share'], 2)} "
+            f"| {fmt(b['recall_mean'])} → {fmt(a['recall_mean'])} "
+            f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged (no A/A)'} |"
+        )
+    return out
 
 
 def designs_section(results: Results, decision: Decision) -> list[str]:
@@ -776,42 +857,7 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
                 f"| {r['better_config']} | {r['better_path']} | {fmt(r['better_recall'])} "
                 f"| {fmt(r['better_p50_ms'], 2)} |"
             )
-    side = results.run.get("side_channel") or []
-    if side:
-        from dimbench.study.sidechannel import leaks
-
-        arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
-        out += [
-            "",
-            "### The tenant side channel",
-            "",
-            f"Arms this run measured: {arms_measured}.",
-            "",
-            f"Per arm, the users who see the fewest rows ({side[0]['without']['n_queries']} queries: under `rls` "
-            "the users of the smallest bucket over all their workspaces, under `rls_filter` one workspace of "
-            f"the smallest bucket), without and with a foreign tenant's dense cluster ({side[0]['cluster_rows']} "
-            "chunks, near-duplicates of those very queries, in a workspace none of them may see). A design "
-            "**leaks** when the cluster changes its share of short results, or moves its p50 by more than "
-            "twice the difference between two passes without it (the A/A noise floor) and beyond both "
-            "bootstrap intervals. *Not judged*: the run measured no A/A pass, and the intervals alone do not "
-            "exclude the machine's drift between passes.",
-            "",
-            "| design | build | arm | p50 ms without [CI] | again (A/A) | p50 ms with [CI] | ratio "
-            "| short share without → with | recall without → with | leaks |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for e in side:
-            b, a, again = e["without"], e["with"], e.get("without_again")
-            verdict = leaks(e)
-            out.append(
-                f"| {e['design']} | {e['build_key']} | {e['access']} "
-                f"| {fmt(b['p50_ms'], 2)}{interval(b.get('p50_ci95'), 2)} "
-                f"| {fmt(again['p50_ms'], 2) if again else 'not measured'} "
-                f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_ci95'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
-                f"| {fmt(b['short_share'], 2)} → {fmt(a['short_share'], 2)} "
-                f"| {fmt(b['recall_mean'])} → {fmt(a['recall_mean'])} "
-                f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged (no A/A)'} |"
-            )
+    out += side_channel_lines(results.run.get("side_channel") or [])
     budget = d.scan_budget(rows)
     budgets = sorted({b["max_scan_tuples"] for b in budget})
     if len(budgets) > 1:

@@ -54,6 +54,33 @@ def follow(results: Results, config: Config) -> list[AtSize]:
     return out
 
 
+def verdict(candidate: Candidate | None, recall_target: float) -> str:
+    """meets | fails | undecided | not measured at one size.
+
+    "undecided": the rule does not pass it only because a recall interval straddles the target — more
+    queries could settle it either way (100 a cell put the lower bound of a 0.988 mean at 0.942), so the
+    record must not call it a failure either."""
+    if candidate is None:
+        return "not measured"
+    if candidate.qualifies:
+        return "meets"
+    straddles = candidate.min_recall_upper is not None and candidate.min_recall_upper >= recall_target
+    if candidate.why_not.startswith("recall") and straddles and not candidate.failed_queries:
+        return "undecided"
+    return "fails"
+
+
+def not_failed_up_to(points: list[AtSize], recall_target: float) -> int | None:
+    """The largest size up to which no measured size showed the configuration failing (it met the rule
+    or its recall interval straddled the target); None if it failed (or was not measured) at the smallest."""
+    held = None
+    for p in points:
+        if verdict(p.candidate, recall_target) not in ("meets", "undecided"):
+            break
+        held = p.chunks
+    return held
+
+
 def holds_up_to(points: list[AtSize]) -> int | None:
     """The largest size up to which the configuration met the rule at every measured size; None if it
     failed (or was not measured) at the smallest."""
