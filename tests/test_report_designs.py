@@ -180,3 +180,25 @@ def test_the_side_channel_says_not_judged_only_when_an_a_a_pass_is_missing():
 
     assert "Not judged" not in "\n".join(side_channel_lines([side_entry(1.01)]))
     assert "Not judged" in "\n".join(side_channel_lines([side_entry(1.01), side_entry(None)]))
+
+
+def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp_path):
+    from dimbench.report.decision_record import scale_cost_lines
+    from dimbench.report.load import Results
+
+    key = "vector768/hnsw(ef_construction=64,m=16)"
+
+    def run(run_id: str, seconds: float, partial: bool) -> dict:
+        build = {"build_key": key, "seconds": seconds, "index_bytes": 2**20, "maintenance_work_mem": "2GB"}
+        routed = {"design": "routed", "build_key": key, "seconds": 0.1, "index_bytes": 0, "table_bytes": 0}
+        designs = [{**routed, "detail": {"threshold": 300}}]
+        if partial:
+            designs.append({"design": "partial", "build_key": key, "seconds": 9.0, "index_bytes": 3 * 2**20})
+        return {"run_id": run_id, "builds": [build], "designs": designs}
+
+    runs = [run("a", 20.0, partial=True), run("b", 290.0, partial=False)]
+    lines = scale_cost_lines(Results(tmp_path, runs[0], [], runs), [(100_000, "a"), (1_000_000, "b")])
+    table = "\n".join(lines)
+    assert f"| shared | {key} | 20.0 s / 1 MB (mwm 2GB) | 290.0 s / 1 MB (mwm 2GB) |" in table
+    assert f"| routed | {key} | 0.1 s / 0 MB (T = 300) | 0.1 s / 0 MB (T = 300) |" in table
+    assert f"| partial | {key} | 9.0 s / 3 MB | not measured |" in table

@@ -662,6 +662,7 @@ def scale_render(results: Results) -> str:
         "(more queries per cell would settle it); see the run's own record for the cells.",
         "",
     ]
+    out += scale_cost_lines(results, runs)
     published_small = _published_choice("small")
     if published_small is not None:
         points = scale.follow(results, published_small.config)
@@ -682,6 +683,50 @@ def scale_render(results: Results) -> str:
             "",
         ]
     return "\n".join(out)
+
+
+def scale_cost_lines(results: Results, runs: list[tuple[int, str]]) -> list[str]:
+    """What each build and each design's install cost at each size: seconds, and the bytes it added."""
+    keys: list[tuple[str, str]] = []  # (design, build key) in the order the runs did them
+    for _, run_id in runs:
+        for key in [("shared", k) for k in results.builds(run_id)] + list(results.designs(run_id)):
+            if key not in keys:
+                keys.append(key)
+
+    def cell(design: str, build_key: str, run_id: str) -> str:
+        entry = (
+            results.builds(run_id).get(build_key)
+            if design == "shared"
+            else results.designs(run_id).get((design, build_key))
+        )
+        if not entry:
+            return "not measured"
+        added = (entry.get("index_bytes") or 0) + (0 if design == "shared" else entry.get("table_bytes") or 0)
+        extra = []
+        if entry.get("maintenance_work_mem"):
+            extra.append(f"mwm {entry['maintenance_work_mem']}")
+        threshold = (entry.get("detail") or {}).get("threshold")
+        if threshold is not None:
+            extra.append(f"T = {threshold}")
+        return f"{fmt(entry.get('seconds'), 1)} s / {added / 2**20:,.0f} MB" + (
+            f" ({', '.join(extra)})" if extra else ""
+        )
+
+    out = [
+        "## Build cost and storage at each size",
+        "",
+        "Seconds to build the index (`shared`) or install the design on top of it, and the bytes that added "
+        "(index; plus tables for designs that copy rows: partitions, the inline column), measured by each run "
+        "on this machine. `routed` reuses the shared index: its cost is a count table and the measured T.",
+        "",
+        "| design | build | " + " | ".join(f"{n:,}: s / MB" for n, _ in runs) + " |",
+        "|---|---|" + "---|" * len(runs),
+    ]
+    for design, build_key in keys:
+        out.append(
+            f"| {design} | {build_key} | " + " | ".join(cell(design, build_key, r) for _, r in runs) + " |"
+        )
+    return [*out, ""]
 
 
 def _published_choice(profile: str) -> Candidate | None:
