@@ -555,7 +555,7 @@ def held_phrase(points: list[Any], recall_target: float) -> str:
 
     held = scale.holds_up_to(points)
     unrefuted = scale.not_failed_up_to(points, recall_target)
-    straddle = "its recall interval straddles the target there (more queries per cell would settle it)"
+    straddle = "its recall interval straddles the target there; more queries per cell would settle it"
     if held and unrefuted and unrefuted > held:
         return f"**holds up to {held:,} chunks**, not shown to fail up to {unrefuted:,} ({straddle})"
     if held:
