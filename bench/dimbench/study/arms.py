@@ -103,7 +103,11 @@ def ask(
             conn.execute(PREAMBLE, (role, claims, timeout), prepare=True)
             statement = sql.SQL(SEARCH).format(search_function(design))
             rows = conn.execute(statement, params, prepare=True, binary=True).fetchall()
-    except psycopg.errors.QueryCanceled:
+    except psycopg.errors.QueryCanceled as exc:
+        if "statement timeout" not in (exc.diag.message_primary or ""):
+            # psycopg cancels the running query on Ctrl-C: that is the user stopping the run, not a
+            # request production would have failed
+            raise KeyboardInterrupt from exc
         return Answer([], [], [], time.perf_counter_ns() - start, failed=True)
     elapsed = time.perf_counter_ns() - start
     return Answer([r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows], elapsed)
