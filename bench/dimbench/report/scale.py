@@ -8,6 +8,7 @@ projection wherever it is shown, never a measurement.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,23 +74,23 @@ def verdict(candidate: Candidate | None, recall_target: float) -> str:
 def not_failed_up_to(points: list[AtSize], recall_target: float) -> int | None:
     """The largest size up to which no measured size showed the configuration failing (it met the rule
     or its recall interval straddled the target); None if it failed (or was not measured) at the smallest."""
-    held = None
+    return _reach(points, lambda c: verdict(c, recall_target) in ("meets", "undecided"))
+
+
+def _reach(points: list[AtSize], holds: Callable[[Candidate | None], bool]) -> int | None:
+    """The largest size before the first one where `holds` is false; None if false at the smallest."""
+    reached = None
     for p in points:
-        if verdict(p.candidate, recall_target) not in ("meets", "undecided"):
+        if not holds(p.candidate):
             break
-        held = p.chunks
-    return held
+        reached = p.chunks
+    return reached
 
 
 def holds_up_to(points: list[AtSize]) -> int | None:
     """The largest size up to which the configuration met the rule at every measured size; None if it
     failed (or was not measured) at the smallest."""
-    held = None
-    for p in points:
-        if p.candidate is None or not p.candidate.qualifies:
-            break
-        held = p.chunks
-    return held
+    return _reach(points, lambda c: c is not None and c.qualifies)
 
 
 def projected_p95(points: list[AtSize]) -> float | None:

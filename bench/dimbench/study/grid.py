@@ -77,6 +77,9 @@ class IndexSpec:
     iterative_scan: list[str]
     column_types: tuple[str, ...] = ()  # built on these only (default: every column type of the grid)
 
+    def builds_on(self, column_type: str) -> bool:
+        return not self.column_types or column_type in self.column_types
+
     def settings(self) -> list[QuerySetting]:
         """Every query argument × iterative-scan mode; an argument that only matters with iterative scan
         on (max_scan_tuples) is swept only where it is on."""
@@ -155,7 +158,7 @@ class Grid:
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
         for column_type in self.column_types:
             for spec in self.indexes:
-                if spec.column_types and column_type not in spec.column_types:
+                if not spec.builds_on(column_type):
                     continue
                 settings = spec.settings()
                 for params in product(spec.build):
@@ -308,7 +311,7 @@ def _parse_design(
             raise DimbenchError(
                 f"{where}: {label} must be a non-empty subset of the grid's {label} {universe}"
             )
-    unbuilt = [ct for ct in cts if not any(not s.column_types or ct in s.column_types for s in specs)]
+    unbuilt = [ct for ct in cts if not any(s.builds_on(ct) for s in specs)]
     if unbuilt:
         raise DimbenchError(f"{where}: no [[index]] entry builds {kind} on {', '.join(unbuilt)} to ride on")
     query = _parse_params(item.get("query", {}), (), f"{where} query", optional=QUERY_KEYS[kind])
