@@ -126,6 +126,38 @@ def test_a_request_cancelled_by_the_roles_statement_timeout_is_a_failed_query_wi
     assert result_after.recalls == [1.0] and not result_after.answers[0].failed
 
 
+def test_a_request_cancelled_by_someone_else_stops_the_cell_instead_of_counting_as_a_failed_query(world_dsn):
+    import threading
+    import time
+
+    world = World()
+    build = Build("vector768", "exact", {})
+    with db.connect(world_dsn) as locker, db.connect(world_dsn) as conn, db.connect(world_dsn) as admin:
+        db.use_vectors(conn)
+        pid = conn.info.backend_pid
+
+        def cancel_once_waiting() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                waiting = admin.execute(
+                    "select wait_event_type = 'Lock' from pg_stat_activity where pid = %s", (pid,)
+                ).fetchone()
+                if waiting and waiting[0]:
+                    admin.execute("select pg_cancel_backend(%s)", (pid,))
+                    return
+                time.sleep(0.02)
+
+        with locker.transaction():  # the search waits on this lock until the cancel arrives
+            locker.execute("lock table public.document_chunks in access exclusive mode")
+            canceller = threading.Thread(target=cancel_once_waiting)
+            canceller.start()
+            try:
+                with pytest.raises(psycopg.errors.QueryCanceled, match="user request"):
+                    run_cell(conn, build, "rls", [make_query(world, "viewer", "all", 0)], K, warmup=0)
+            finally:
+                canceller.join()
+
+
 def test_the_canary_check_fires_when_rls_is_disabled(conn):
     world = World()
     build = Build("vector768", "exact", {})

@@ -162,7 +162,7 @@ def test_ctrl_c_during_confirmation_keeps_what_was_measured_and_the_rerun_contin
         wait_for(confirming, timeout=300)
         runner.send_signal(signal.SIGINT)
         _, stderr = runner.communicate(timeout=120)
-        assert runner.returncode == 130 and stderr.strip() == "dimbench: interrupted", stderr
+        assert (runner.returncode, stderr.strip()) == (130, "dimbench: interrupted")
         interrupted = run_info(out)
         assert interrupted["finished_at"] is None and interrupted["confirmation"]["status"] == "running"
         kept = set(measured_cells(out, "confirmation"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -319,6 +320,9 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # psycopg logs a warning when a connection torn down by Ctrl-C or a failed request cannot roll back;
+    # the user is told what happened in one line below, not in the library's words as well.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

@@ -105,9 +105,9 @@ def ask(
             rows = conn.execute(statement, params, prepare=True, binary=True).fetchall()
     except psycopg.errors.QueryCanceled as exc:
         if "statement timeout" not in (exc.diag.message_primary or ""):
-            # psycopg cancels the running query on Ctrl-C: that is the user stopping the run, not a
-            # request production would have failed
-            raise KeyboardInterrupt from exc
+            # cancelled by someone else (pg_cancel_backend, a server shutdown): not a request the
+            # timeout failed, so not a measurement (on Ctrl-C psycopg raises KeyboardInterrupt itself)
+            raise
         return Answer([], [], [], time.perf_counter_ns() - start, failed=True)
     elapsed = time.perf_counter_ns() - start
     return Answer([r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows], elapsed)
