@@ -182,6 +182,32 @@ def test_a_design_sweeps_its_own_settings_on_its_column_types():
     assert routed.params == {"threshold": "measured"}
 
 
+def test_one_design_may_take_other_settings_on_another_column_type():
+    grid = parse_grid(
+        with_designs(
+            {"name": "routed", "column_types": ["vector768"], "query": {"ef_search": [40, 100]}},
+            {"name": "routed", "column_types": ["halfvec1536"], "query": {"ef_search": [100]}},
+        )
+    )
+    (vector768, settings), (halfvec, _) = list(grid.builds())
+    ((mine_768,), (mine_halfvec,)) = grid.designs_for(vector768), grid.designs_for(halfvec)
+    assert [s.key for s in mine_768.settings(settings)] == [
+        "(ef_search=40)/off",
+        "(ef_search=40)/relaxed_order",
+        "(ef_search=100)/off",
+        "(ef_search=100)/relaxed_order",
+    ]
+    assert [s.key for s in mine_halfvec.settings(settings)] == [
+        "(ef_search=100)/off",
+        "(ef_search=100)/relaxed_order",
+    ]
+
+
+def test_one_design_twice_on_the_same_build_is_one_clear_error():
+    with pytest.raises(DimbenchError, match="'routed' appears twice on vector768 hnsw"):
+        parse_grid(with_designs({"name": "routed"}, {"name": "routed", "column_types": ["vector768"]}))
+
+
 @pytest.mark.parametrize(
     "design, message",
     [

@@ -202,3 +202,29 @@ def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp
     assert f"| shared | {key} | 20.0 s / 1 MB (mwm 2GB) | 290.0 s / 1 MB (mwm 2GB) |" in table
     assert f"| routed | {key} | 0.1 s / 0 MB (T = 300) | 0.1 s / 0 MB (T = 300) |" in table
     assert f"| partial | {key} | 9.0 s / 3 MB | not measured |" in table
+
+
+def test_routed_is_credited_with_the_threshold_of_the_candidates_own_setting(tmp_path):
+    from dimbench.report.decide import Candidate, Config
+    from dimbench.report.designs import threshold_of
+    from dimbench.report.load import Results
+
+    key = "vector768/hnsw(ef_construction=64,m=16)"
+    thresholds = {"(ef_search=40)/relaxed_order": 131_680, "(ef_search=100)/relaxed_order": 960}
+    run = {
+        "run_id": "a",
+        "builds": [],
+        "designs": [{"design": "routed", "build_key": key, "detail": {"thresholds": thresholds}}],
+    }
+    config = Config(
+        "routed",
+        '{"threshold": "measured"}',
+        "vector768",
+        "hnsw",
+        '{"ef_construction": 64, "m": 16}',
+        '{"ef_search": 100}',
+        "relaxed_order",
+        "rls",
+    )
+    candidate = Candidate(config, 1.0, 4.0, "all/large", None, 4, True)
+    assert threshold_of(Results(tmp_path, run, [], [run]), candidate) == 960

@@ -139,16 +139,40 @@ def test_the_side_channel_cluster_is_gone_after_the_run(tiny_run):
     assert left == 0
 
 
-def test_the_routed_threshold_is_measured_and_recorded(tiny_run):
+def test_the_routed_threshold_is_measured_at_each_query_setting(tiny_run):
     _, out = tiny_run
     installed = [d for d in run_of(out)["designs"] if d["design"] == "routed"]
     assert len(installed) == 3
     for d in installed:
-        calibration = d["detail"]["calibration"]
-        assert d["detail"]["threshold"] == calibration["threshold"] >= 0
-        assert calibration["samples"] and all(
-            s["exact_ms"] > 0 and s["index_ms"] > 0 for s in calibration["samples"]
+        thresholds, calibrations = d["detail"]["thresholds"], d["detail"]["calibrations"]
+        assert (
+            sorted(thresholds)
+            == sorted(calibrations)
+            == [
+                "(ef_search=100)/relaxed_order",
+                "(ef_search=40)/relaxed_order",
+            ]
         )
+        for setting, calibration in calibrations.items():
+            assert thresholds[setting] == calibration["threshold"] >= 0
+            assert calibration["setting"] == setting
+            assert calibration["samples"] and all(
+                s["exact_ms"] > 0 and s["index_ms"] > 0 for s in calibration["samples"]
+            )
+
+
+def test_each_routed_cell_records_the_threshold_of_its_own_setting(tiny_run):
+    from dimbench.study.grid import QuerySetting
+
+    _, out = tiny_run
+    thresholds = {
+        d["build_key"]: d["detail"]["thresholds"] for d in run_of(out)["designs"] if d["design"] == "routed"
+    }
+    cells = [r for r in lines(out) if r["design"] == "routed"]
+    assert {r["stage"] for r in cells} >= {"screening"}
+    for r in cells:
+        setting = QuerySetting(r["query_params"], r["iterative_scan"]).key
+        assert r["settings"]["routed.threshold"] == thresholds[r["build_key"]][setting], r["stage"]
 
 
 def test_each_cell_records_the_path_its_sampled_calls_took(tiny_run):

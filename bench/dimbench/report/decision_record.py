@@ -705,9 +705,11 @@ def scale_cost_lines(results: Results, runs: list[tuple[int, str]]) -> list[str]
         extra = []
         if entry.get("maintenance_work_mem"):
             extra.append(f"mwm {entry['maintenance_work_mem']}")
-        threshold = (entry.get("detail") or {}).get("threshold")
-        if threshold is not None:
-            extra.append(f"T = {threshold}")
+        detail = entry.get("detail") or {}
+        if detail.get("thresholds"):
+            extra += [f"T = {t} at {setting}" for setting, t in detail["thresholds"].items()]
+        elif detail.get("threshold") is not None:
+            extra.append(f"T = {detail['threshold']}")
         return f"{fmt(entry.get('seconds'), 1)} s / {added / 2**20:,.0f} MB" + (
             f" ({', '.join(extra)})" if extra else ""
         )

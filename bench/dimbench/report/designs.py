@@ -15,6 +15,8 @@ from typing import Any
 
 from dimbench.report.decide import Candidate, Decision
 from dimbench.report.load import Results
+from dimbench.study.designs import routed
+from dimbench.study.grid import QuerySetting
 from dimbench.vocabulary import BUCKETS, CHOOSABLE, DEFAULT_DESIGN, DESIGNS, cell_value
 
 REGRET_SPEED = 0.8  # the other path's p50 at most 80 % of this cell's
@@ -87,19 +89,35 @@ def install_seconds(results: Results, c: Candidate) -> float | None:
 
 
 def threshold_of(results: Results, c: Candidate) -> int | None:
-    if c.config.design != "routed":
+    """Routed's T at the candidate's own query setting."""
+    if c.config.design != routed.NAME:
         return None
     installed = results.designs().get((c.config.design, _build_key(c))) or {}
-    return (installed.get("detail") or {}).get("threshold")
+    setting = QuerySetting(json.loads(c.config.query_params), c.config.iterative_scan)
+    return routed.threshold_for(installed.get("detail") or {}, setting.key)
 
 
 def routed_calibrations(results: Results) -> list[dict[str, Any]]:
-    """Every routed install of the run: its build, T and the samples T came from."""
-    return [
-        {"build_key": key, **(d.get("detail") or {})}
-        for (design, key), d in sorted(results.designs().items())
-        if design == "routed"
-    ]
+    """Every calibration of T the run measured: its build, setting, T and the samples T came from
+    (one per routed install and query setting; one per install in results written before that)."""
+    out = []
+    for (design, key), d in sorted(results.designs().items()):
+        if design != routed.NAME:
+            continue
+        detail = d.get("detail") or {}
+        per_setting = detail.get("calibrations")
+        if per_setting is None:
+            per_setting = {"": detail.get("calibration") or {}}
+        for setting, calibration in per_setting.items():
+            out.append(
+                {
+                    "build_key": key,
+                    "setting": calibration.get("setting") or setting,
+                    "threshold": calibration.get("threshold", detail.get("threshold")),
+                    "calibration": calibration,
+                }
+            )
+    return out
 
 
 def p50(row: dict[str, Any]) -> float | None:

@@ -30,6 +30,7 @@ from dimbench.report.decide import CHOOSABLE, Candidate, Config, candidates
 from dimbench.report.load import Results
 from dimbench.study import arms, designs, index, metrics, plans
 from dimbench.study.cells import cell_fields, cell_key
+from dimbench.study.designs import routed
 from dimbench.study.grid import SCOPES_BY_ACCESS, Build, Confirm, QuerySetting
 from dimbench.study.measure import CellResult, StudyQuery, ask, measurement, recall_of
 from dimbench.study.results import MeasurementStore
@@ -179,6 +180,7 @@ class Confirmation:
         self.designs: list[dict[str, Any]] = []  # designs installed for a round (removed after it)
         self.explain = plans.available(conn)
         self.screened_designs: dict[tuple[str, str], dict[str, Any]] = {}  # (design, build key) -> run.json
+        self.threshold_set: int | None = None  # routed's T as last written to its settings table
 
     def fields(self, e: Entrant, scope: str, bucket: str) -> dict[str, Any]:
         return cell_fields(
@@ -249,9 +251,10 @@ class Confirmation:
         for design, build_key in sorted({e.group for e in members if e.design != DEFAULT_DESIGN}):
             e = next(m for m in members if m.group == (design, build_key))
             params = json.loads(e.design_params)
-            measured = self.screened_designs.get((design, build_key), {}).get("detail", {})
-            if params.get("threshold") == "measured" and measured.get("threshold") is not None:
-                params = {**params, "threshold": measured["threshold"]}
+            measured = self.measured_threshold(e)
+            if measured is not None:
+                params = {**params, "threshold": measured}  # apply() sets each entrant's own T
+                self.threshold_set = measured
             if bar is not None:
                 bar.set_postfix_str(f"confirmation: installing {design} for {build_key}")
             module = designs.module(design)
@@ -287,8 +290,23 @@ class Confirmation:
                 out.append((scope, bucket, ms))
         return out
 
-    def apply(self, e: Entrant) -> dict[str, str]:
-        return index.query_settings(self.conn, e.build, e.setting.params, e.setting.iterative_scan)
+    def apply(self, e: Entrant) -> dict[str, Any]:
+        applied: dict[str, Any] = index.query_settings(
+            self.conn, e.build, e.setting.params, e.setting.iterative_scan
+        )
+        threshold = self.measured_threshold(e)
+        if threshold is not None and threshold != self.threshold_set:
+            routed.set_threshold(self.conn, threshold)
+            self.threshold_set = threshold
+        return {**applied, "routed.threshold": threshold} if threshold is not None else applied
+
+    def measured_threshold(self, e: Entrant) -> int | None:
+        """Routed's T as screening measured it at this entrant's query setting (None: not routed, or T
+        fixed by the grid and installed with the design)."""
+        if e.design != routed.NAME or json.loads(e.design_params).get("threshold") != "measured":
+            return None
+        detail = self.screened_designs.get((e.design, e.build.key), {}).get("detail") or {}
+        return routed.threshold_for(detail, e.setting.key)
 
     def measure_cell(self, members: list[Entrant], scope: str, bucket: str, round_number: int = 1) -> None:
         pool = self.groups[(scope, bucket)][: self.confirm.max_queries]
@@ -331,7 +349,7 @@ class Confirmation:
             log.writelines(json.dumps(o, sort_keys=True) + "\n" for o in order)
         queries = pool[:used]
         for e in members:
-            self.apply(e)
+            applied = self.apply(e)
             result = CellResult(answers[e], recalls[e])
             total_s = sum(a.latency_ns for a in result.answers) / 1e9
             audits = (
@@ -356,6 +374,7 @@ class Confirmation:
                 watch.flagged,
             )
             row["interleaved_with"] = len(members)
+            row["settings"] = applied
             row["plan_audit"] = audits if self.explain else None
             self.store.add(row)
 

@@ -263,12 +263,30 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         concurrency_queries=concurrency_queries,
         calibrate=get("calibrate", bool, False),
         confirm=_parse_confirm(raw["confirm"], f"{where} [confirm]") if "confirm" in raw else None,
-        designs=[
-            _parse_design(item, f"{where} [[design]] #{i + 1}", column_types, access, indexes)
-            for i, item in enumerate(get("design", list, []))
-        ],
+        designs=_distinct_designs(
+            [
+                _parse_design(item, f"{where} [[design]] #{i + 1}", column_types, access, indexes)
+                for i, item in enumerate(get("design", list, []))
+            ],
+            where,
+        ),
         source=path,
     )
+
+
+def _distinct_designs(specs: list[DesignSpec], where: str) -> list[DesignSpec]:
+    """One design may appear more than once (other settings on another column type), but never twice on
+    the same build: its install and its cells are known by (design, build)."""
+    seen: set[tuple[str, str, str]] = set()
+    for spec in specs:
+        for column_type in spec.column_types:
+            if (spec.name, spec.index, column_type) in seen:
+                raise DimbenchError(
+                    f"{where}: [[design]] {spec.name!r} appears twice on {column_type} {spec.index}; give "
+                    "each entry its own column_types"
+                )
+            seen.add((spec.name, spec.index, column_type))
+    return specs
 
 
 def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:

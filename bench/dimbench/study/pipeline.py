@@ -316,22 +316,32 @@ class Sweep:
         installed = module.install(self.conn, build, dict(design.params))
         try:
             detail = dict(installed.detail)
-            if hasattr(module, "calibrate") and design.params.get("threshold") == "measured" and mine:
-                index.query_settings(self.conn, build, mine[0].params, mine[0].iterative_scan)
-                sample = [
-                    q
-                    for (scope, _), qs in sorted(self.groups.items())
-                    if scope == "all"
-                    for q in qs[:CALIBRATION_QUERIES]
-                ]
-                detail["calibration"] = {
-                    **module.calibrate(self.conn, build, sample, self.grid.k),
-                    "setting": mine[0].key,
-                }
-                detail["threshold"] = detail["calibration"]["threshold"]
             record_design(self.session.info, build, installed, detail)
             self.session.save()
-            self.measure_settings(build, mine, settings, design, raw)
+            if not (hasattr(module, "calibrate") and design.params.get("threshold") == "measured"):
+                self.measure_settings(build, mine, settings, design, raw)
+                return
+            # routed: T is measured at each query setting, just before that setting's cells
+            sample = [
+                q
+                for (scope, _), qs in sorted(self.groups.items())
+                if scope == "all"
+                for q in qs[:CALIBRATION_QUERIES]
+            ]
+            detail["thresholds"], detail["calibrations"] = {}, {}
+            for setting in mine:
+                index.query_settings(self.conn, build, setting.params, setting.iterative_scan)
+                calibration = {
+                    **module.calibrate(self.conn, build, sample, self.grid.k),
+                    "setting": setting.key,
+                }
+                detail["thresholds"][setting.key] = calibration["threshold"]
+                detail["calibrations"][setting.key] = calibration
+                record_design(self.session.info, build, installed, detail)
+                self.session.save()
+                self.measure_settings(
+                    build, [setting], settings, design, raw, {"routed.threshold": calibration["threshold"]}
+                )
         finally:
             module.remove(self.conn)
 
@@ -342,9 +352,12 @@ class Sweep:
         all_settings: list[QuerySetting],
         design: DesignSpec | None,
         raw: dict[str, list],
+        design_settings: dict[str, Any] | None = None,
     ) -> None:
+        """Each setting's cells; `design_settings` (routed's T) are recorded with the cells' settings."""
         for setting in settings:
             applied = index.query_settings(self.conn, build, setting.params, setting.iterative_scan)
+            applied = {**applied, **(design_settings or {})}
             for access in self.arms_of(design):
                 variant = (
                     seed_policy.seed_policy(self.conn, access)
@@ -477,6 +490,7 @@ def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dic
     """Each design (and shared) on its first column type's hnsw build at its first setting, without and
     with a foreign tenant's cluster at the victims' queries (dimbench.sidechannel)."""
     from dimbench.study import sidechannel
+    from dimbench.study.designs import routed
 
     assert grid.side_channel is not None
     hnsw = next(((b, s) for b, s in grid.builds() if b.index == "hnsw"), None)
@@ -493,7 +507,7 @@ def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dic
         params = dict(spec.params) if spec else {}
         measured = next(
             (
-                d.get("detail", {}).get("threshold")
+                routed.threshold_for(d.get("detail") or {}, setting.key)
                 for d in sweep.session.info.get("designs", [])
                 if spec and d["design"] == spec.name and d["build_key"] == build.key
             ),

@@ -16,7 +16,9 @@ caller could not count themselves. Triggers do not fire under `session_replicati
 path but never changes which rows it may see (RLS still filters every row read).
 
 T lives in `dimbench_routed.settings`, so it is data: the study measures both paths on its own queries
-and sets T at the crossover (`calibrate`), or the grid fixes it.
+and sets T at the crossover (`calibrate`), or the grid fixes it. The crossover moves with the index's
+query settings (at a low ef_search the index path may never reach the recall target, so everything goes
+exact), so a measured T is measured at each query setting and applied with it (`threshold_for`).
 """
 
 from __future__ import annotations
@@ -190,6 +192,17 @@ def remove(conn: psycopg.Connection) -> None:
 
 def set_threshold(conn: psycopg.Connection, threshold: int) -> None:
     conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (threshold,))
+
+
+def threshold_for(detail: dict[str, Any], setting_key: str) -> int | None:
+    """The T an install measured (or was given) at one query setting.
+
+    `detail["thresholds"]` maps each setting's key to its T; results written before T was measured per
+    setting hold one `detail["threshold"]` for every setting.
+    """
+    if "thresholds" in detail:
+        return (detail["thresholds"] or {}).get(setting_key)
+    return detail.get("threshold")
 
 
 def visible_rows(conn: psycopg.Connection, workspaces: Any) -> int:
