@@ -12,11 +12,20 @@ CONFIRM = Confirm(max_candidates=4, reach=0.5, recall_target=0.95)
 
 
 def candidate(
-    column_type, access, p95, recall, *, upper=None, ef=40, iterative="relaxed_order", flagged=False
+    column_type,
+    access,
+    p95,
+    recall,
+    *,
+    upper=None,
+    ef=40,
+    iterative="relaxed_order",
+    flagged=False,
+    design="shared",
 ):
     """A screened configuration: worst p95 `p95` ms, worst cell mean recall `recall`."""
     config = Config(
-        "shared",
+        design,
         "{}",
         column_type,
         "hnsw",
@@ -63,6 +72,20 @@ def test_the_best_of_every_column_type_goes_even_beyond_the_cap():
     slow = candidate("vector1536", "rls", 50.0, 0.99)
     chosen = leading([*many, slow], Confirm(max_candidates=2, reach=0.5, recall_target=0.95))
     assert slow in chosen
+
+
+def test_the_best_of_every_design_goes_even_beyond_the_cap():
+    many = [candidate("vector768", "rls", 1.0 + i / 100, 0.99, ef=40 + i, design="routed") for i in range(8)]
+    slow = candidate("vector768", "rls", 50.0, 0.99, design="partial")
+    assert slow in leading([*many, slow], Confirm(max_candidates=2, reach=0.5))
+
+
+def test_a_grid_can_leave_a_design_out_that_is_neither_leading_nor_within_reach():
+    many = [candidate("vector768", "rls", 1.0 + i / 100, 0.99, ef=40 + i, design="routed") for i in range(8)]
+    slow = candidate("vector768", "rls", 50.0, 0.99, design="partial")
+    near = candidate("vector768", "rls", 1.2, 0.99, design="partitioned")
+    chosen = leading([*many, slow, near], Confirm(max_candidates=12, reach=0.5, every_design=False))
+    assert slow not in chosen and near in chosen
 
 
 def test_within_reach_extras_stop_at_the_cap_and_far_ones_are_left_out():

@@ -100,6 +100,7 @@ def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
         ({"confirm": {"max_queries": 10, "batch": 20}}, "batch (20) exceeds max_queries (10)"),
         ({"confirm": {"recall_target": 1.5}}, "recall_target must be below 1"),
         ({"confirm": {"reach": "far"}}, "reach must be float"),
+        ({"confirm": {"every_design": 1}}, "every_design must be bool"),
     ],
 )
 def test_a_malformed_grid_is_one_clear_error(change, message):
@@ -113,15 +114,17 @@ def test_the_confirmation_stage_defaults_fill_what_a_grid_leaves_out():
     assert parse_grid(MINIMAL).confirm is None
 
 
-def test_the_default_study_confirms_with_a_query_pool_its_corpus_can_fill():
+@pytest.mark.parametrize("profile", ["small", "scale"])
+def test_a_shipped_study_confirms_with_a_query_pool_its_corpora_can_fill(profile):
     import tomllib
 
     from dimbench.paths import datasets_dir
 
-    grid = load_grid("small")
-    spec = tomllib.loads((datasets_dir() / f"{grid.corpus}.toml").read_text())
+    grid = load_grid(profile)
     assert grid.confirm is not None
-    assert spec["corpus"]["queries_per_bucket"] >= grid.confirm.max_queries
+    for corpus in grid.corpora or [grid.corpus]:
+        spec = tomllib.loads((datasets_dir() / f"{corpus}.toml").read_text())
+        assert spec["corpus"]["queries_per_bucket"] >= grid.confirm.max_queries, corpus
 
 
 def test_an_unknown_profile_names_the_known_ones():

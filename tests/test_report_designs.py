@@ -228,3 +228,38 @@ def test_routed_is_credited_with_the_threshold_of_the_candidates_own_setting(tmp
     )
     candidate = Candidate(config, 1.0, 4.0, "all/large", None, 4, True)
     assert threshold_of(Results(tmp_path, run, [], [run]), candidate) == 960
+
+
+def screened_as(design: str, p95: float, stage: str = "screening"):
+    import json
+
+    from dimbench.report.decide import Candidate, Config
+
+    config = Config(
+        design, "{}", "vector768", "hnsw", json.dumps({"m": 16}), json.dumps({"ef_search": 100}), "off", "rls"
+    )
+    return Candidate(config, 0.99, p95, "workspace/large", 1.0, 4, True, stage=stage)
+
+
+def decided(confirmed: list, screened: list):
+    from dimbench.report.decide import Decision
+
+    return Decision(
+        0.95, None, ("rls",), 0.0, confirmed, confirmed[0], None, [], "confirmation", "r", screened
+    )
+
+
+def test_a_design_confirmation_left_out_keeps_its_line_from_screening():
+    routed = screened_as("routed", 5.0, "confirmation")
+    partial = screened_as("partial", 40.0)
+    lines = designs.deployable(decided([routed], [screened_as("routed", 5.5), partial]))
+    assert lines["best routed"] is routed and lines["best partial"] is partial
+
+
+def test_a_followed_configuration_left_out_of_confirmation_is_followed_through_its_screening(monkeypatch):
+    partial = screened_as("partial", 40.0)
+    routed = screened_as("routed", 5.0, "confirmation")
+    monkeypatch.setattr(scale, "sizes", lambda results: [(100_000, "a")])
+    monkeypatch.setattr(scale, "decision_at", lambda results, run_id: decided([routed], [partial]))
+    assert [p.candidate for p in scale.follow(None, partial.config)] == [partial]
+    assert [p.candidate for p in scale.follow(None, routed.config)] == [routed]

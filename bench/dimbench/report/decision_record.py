@@ -581,7 +581,7 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
         ]
     target = decision.recall_target
     out.append(
-        "In the published scale profile (`results/scale/`, screening, same rule): "
+        "In the published scale profile (`results/scale/`, same rule): "
         + held_phrase(points, target)
         + "; "
         + "; ".join(f"{p.chunks:,}: {at_size(p, target)}" for p in points)
@@ -625,8 +625,8 @@ def scale_render(results: Results) -> str:
         "",
         "## Each design's best at the smallest size, followed",
         "",
-        f"Recall is the worst bucket's mean (screening only, {min(r['n_queries'] for r in results.rows)} "
-        "queries or more per cell), p95 the worst cell's. "
+        "Recall is the worst bucket's mean, p95 the worst cell's, each over the queries a cell in brackets "
+        "(a confirmed configuration's confirmation, else its screening). "
         "**10M is a projection** (least squares through log p95 against log N), not a measurement.",
         "",
         "| line | configuration | "
@@ -641,7 +641,7 @@ def scale_render(results: Results) -> str:
         held = scale.holds_up_to(points)
         unrefuted = scale.not_failed_up_to(points, first.recall_target)
         cells = " | ".join(
-            f"{fmt(p.candidate.min_recall)} / {fmt(p.candidate.worst_p95_ms, 2)}"
+            f"{fmt(p.candidate.min_recall)} / {fmt(p.candidate.worst_p95_ms, 2)} ({p.candidate.n_queries} q)"
             + MARKS[scale.verdict(p.candidate, first.recall_target)]
             if p.candidate
             else "not measured"

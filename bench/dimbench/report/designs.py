@@ -229,8 +229,11 @@ def deployable(decision: Decision) -> dict[str, Candidate]:
         out["pgvector defaults"] = min(defaults, key=_order)
     if decision.chosen is not None:
         out["the decision"] = decision.chosen
-    for design in dict.fromkeys(c.config.design for c in pool):
-        mine = [c for c in pool if c.config.design == design]
+    for design in dict.fromkeys(c.config.design for c in pool + screened):
+        # a design confirmation did not take (a grid may confirm the leaders only): its screening
+        mine = [c for c in pool if c.config.design == design] or [
+            c for c in screened if c.config.design == design
+        ]
         qualifying = [c for c in mine if c.qualifies]
         out[f"best {design}"] = min(qualifying or mine, key=_order)
     return out

@@ -47,10 +47,14 @@ class AtSize:
 
 
 def follow(results: Results, config: Config) -> list[AtSize]:
+    """The configuration at each size: its confirmation when confirmed there, else its screening (the
+    candidate's stage and n_queries say which)."""
     out = []
     for chunks, run_id in sizes(results):
         decision = decision_at(results, run_id)
-        match = next((c for c in decision.candidates if c.config == config), None)
+        match = next((c for c in decision.candidates if c.config == config), None) or next(
+            (c for c in decision.screened if c.config == config), None
+        )
         out.append(AtSize(chunks, run_id, match))
     return out
 

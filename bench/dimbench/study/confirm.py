@@ -98,9 +98,10 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
     if not eligible:
         return []
     must: list[Candidate] = list(choosable[:AT_LEAST])
+    per_design = [(lambda c: c.config.design, choosable)] if confirm.every_design else []
     for key, pool in (
         (lambda c: c.config.column_type, choosable),
-        (lambda c: c.config.design, choosable),  # every design meets the others in confirmation
+        *per_design,  # every design meets the others in confirmation
         (lambda c: c.config.access, eligible),
     ):
         seen: set[str] = set()

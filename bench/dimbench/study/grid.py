@@ -133,6 +133,10 @@ class Confirm:
     reach: float = 0.5  # a candidate's worst p95 may be up to this much above the best's
     half_width: float = 0.01  # a recall interval this narrow decides a cell even when it straddles the target
     recall_target: float = 0.95
+    # the best of every design goes too (small: each design meets the others); false keeps the best five,
+    # the best per column type and per arm and the within-reach extras (scale: a design installed again
+    # at 1M costs minutes)
+    every_design: bool = True
 
 
 @dataclass
@@ -362,6 +366,9 @@ def _parse_confirm(raw: Any, where: str) -> Confirm:
     for key in defaults.__dataclass_fields__:
         kind = type(getattr(defaults, key))
         value = typed(raw, key, kind, getattr(defaults, key), where)
+        if kind is bool:
+            values[key] = value
+            continue
         if value <= 0:
             raise DimbenchError(f"{where}: {key} must be positive, got {value!r}")
         if kind is float and key in ("half_width", "recall_target") and value >= 1:
