@@ -7,7 +7,7 @@ import math
 
 from dimbench.report import designs, scale
 from dimbench.report.story import project
-from dimbench.study.sidechannel import leaks
+from dimbench.study.sidechannel import BRACKETED, leaks
 
 
 def row(plan: str, recall: float, p50: float, design: str = "shared", **kw) -> dict:
@@ -77,18 +77,27 @@ def test_the_designs_are_read_from_the_results_in_vocabulary_order():
 
 
 def side(
-    without: float, with_: float, short=(0.0, 0.0), ci: float = 0.05, again: float | None = None
+    without: float,
+    with_: float,
+    short=(0.0, 0.0, 0.0),
+    ci: float = 0.05,
+    again: float | None = None,
+    order: str | None = BRACKETED,
 ) -> dict:
+    """A side-channel entry: p50 without, with the cluster and (A/B/A) without again after it."""
+
     def summary(p50: float, short_share: float) -> dict:
         return {"p50_ms": p50, "p50_ci95": [p50 * (1 - ci), p50 * (1 + ci)], "short_share": short_share}
 
     entry = {
         "without": summary(without, short[0]),
         "with": summary(with_, short[1]),
-        "short_share_change": short[1] - short[0],
+        "short_share_change": short[1] - (short[0] + short[2]) / 2,
     }
     if again is not None:
-        entry["without_again"] = summary(again, short[0])
+        entry["without_again"] = summary(again, short[2])
+        if order is not None:
+            entry["order"] = order
     return entry
 
 
@@ -104,8 +113,21 @@ def test_without_an_a_a_pass_a_latency_move_is_not_judged():
     assert leaks(side(1.0, 2.0)) is None
 
 
+def test_a_latency_move_is_not_judged_when_the_passes_without_do_not_bracket_the_one_with():
+    assert leaks(side(1.0, 2.0, again=1.02, order=None)) is None
+
+
 def test_a_design_whose_results_shorten_leaks_even_at_the_same_latency():
-    assert leaks(side(1.0, 1.0, short=(0.0, 0.3), again=1.0))
+    assert leaks(side(1.0, 1.0, short=(0.0, 0.3, 0.0), again=1.0))
+
+
+def test_a_short_share_change_within_the_two_passes_without_is_not_a_leak():
+    assert leaks(side(1.0, 1.0, short=(0.1, 0.15, 0.2), again=1.0)) is False
+
+
+def test_the_latency_move_is_taken_from_the_mean_of_the_passes_bracketing_it():
+    # 1.0 before, 1.2 after: drift; 1.1 with the cluster sits between them
+    assert leaks(side(1.0, 1.1, again=1.2, ci=0.01)) is False
 
 
 def test_a_design_unmoved_by_the_foreign_cluster_does_not_leak():
@@ -175,7 +197,7 @@ def side_entry(again: float | None) -> dict:
     return {**entry, "design": "shared", "build_key": "vector768/hnsw()", "access": "rls", "cluster_rows": 50}
 
 
-def test_the_side_channel_says_not_judged_only_when_an_a_a_pass_is_missing():
+def test_the_side_channel_says_not_judged_only_when_a_pass_is_not_bracketed():
     from dimbench.report.decision_record import side_channel_lines
 
     assert "Not judged" not in "\n".join(side_channel_lines([side_entry(1.01)]))

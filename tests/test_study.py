@@ -127,6 +127,13 @@ def test_the_side_channel_is_measured_for_every_design(tiny_run):
     assert len({e["cluster_rows"] for e in side}) == 1 and side[0]["cluster_rows"] > 0
 
 
+def test_each_design_s_side_channel_passes_without_bracket_the_one_with_the_cluster(tiny_run):
+    from dimbench.study.sidechannel import BRACKETED
+
+    _, out = tiny_run
+    assert {e["order"] for e in run_of(out)["side_channel"]} == {BRACKETED}
+
+
 def test_the_side_channel_cluster_is_gone_after_the_run(tiny_run):
     from dimbench.database import db
     from dimbench.study.sidechannel import MARK

@@ -39,6 +39,19 @@ def vacuum_analyze(conn: psycopg.Connection) -> dict[str, Any]:
     return {"vacuum_analyze": list(TABLES), "seconds": round(time.perf_counter() - start, 2)}
 
 
+def wait_quiet(conn: psycopg.Connection, timeout_s: float = 300.0, poll_s: float = 0.5) -> float:
+    """Wait until no vacuum or analyze runs on the study's tables (autovacuum may start on rows a step
+    just wrote); returns the seconds waited. After `timeout_s` it returns anyway: the measurement's
+    MaintenanceWatch then flags what overlapped."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        row = conn.execute(ACTIVE, (list(TABLES),)).fetchone()
+        if not (row and row[0]):
+            break
+        time.sleep(poll_s)
+    return time.perf_counter() - start
+
+
 class MaintenanceWatch:
     """Was maintenance running on the study's tables at any point of a cell? (start, end, or in between)"""
 

@@ -772,13 +772,15 @@ def render(
 
 
 def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
-    """The tenant side channel's table: each design's p50 and short share without and with a foreign
-    tenant's cluster, judged against the A/A noise floor where the run measured one."""
-    from dimbench.study.sidechannel import leaks
+    """The tenant side channel's table: each design's p50 and short share without, with a foreign
+    tenant's cluster and without again (A/B/A), judged against the two passes without where they
+    bracket the one with it."""
+    from dimbench.study.sidechannel import BRACKETED, leaks
 
     if not side:
         return []
     arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
+    bracketed = all(e.get("order") == BRACKETED for e in side)
     out = [
         "",
         "### The tenant side channel",
@@ -788,19 +790,22 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
         f"Per arm, the users who see the fewest rows ({side[0]['without']['n_queries']} queries: under `rls` "
         "the users of the smallest bucket over all their workspaces, under `rls_filter` one workspace of "
         f"the smallest bucket), without and with a foreign tenant's dense cluster ({side[0]['cluster_rows']} "
-        "chunks, near-duplicates of those very queries, in a workspace none of them may see). A design "
-        "**leaks** when the cluster changes its share of short results, or moves its p50 by more than "
-        "twice the difference between two passes without it (the A/A noise floor) and beyond both "
-        "bootstrap intervals."
+        "chunks, near-duplicates of those very queries, in a workspace none of them may see)"
         + (
-            " *Not judged*: a design the run measured without an A/A pass (the intervals alone do not "
-            "exclude the machine's drift between passes)."
-            if any(e.get("without_again") is None for e in side)
-            else ""
+            ", then without again once it is deleted (A/B/A, one design after the other: the two passes "
+            "without bracket the one with it, so the machine's drift shows as their difference). A design "
+            "**leaks** when the cluster changes its share of short results by more than the two passes "
+            "without differ, or moves its p50 (from their mean; the ratio) by more than twice their "
+            "difference and beyond all three bootstrap intervals."
+            if bracketed
+            else ". A design **leaks** when the cluster changes its share of short results. *Not judged*: "
+            "a p50 move in a run whose passes without do not bracket the pass with the cluster (measured "
+            "A, A again, then with it, long after: the machine's drift between passes is not excluded)."
         ),
         "",
-        "| design | build | arm | p50 ms without [CI] | again (A/A) | p50 ms with [CI] | ratio "
-        "| short share without → with | recall without → with | leaks |",
+        "| design | build | arm | p50 ms without [CI] | without, "
+        + ("after" if bracketed else "again")
+        + " | p50 ms with [CI] | ratio | short share without → with | recall without → with | leaks |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in side:
@@ -813,7 +818,7 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
             f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_ci95'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
             f"| {fmt(b['short_share'], 2)} → {fmt(a['short_share'], 2)} "
             f"| {fmt(b['recall_mean'])} → {fmt(a['recall_mean'])} "
-            f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged (no A/A)'} |"
+            f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged (not bracketed)'} |"
         )
     return out
 

@@ -5,14 +5,17 @@ what it returns — and how long it takes — depends on *other tenants'* vector
 pgedge-rag-server#50: a density side channel). For each design: one fixed tenant and query set
 per arm — `rls` (no filter: RLS alone, the users who see the fewest rows; the shared index is then
 post-filtered) and `rls_filter` (one workspace of the smallest bucket, with the app's filter) — measured
-twice without (an A/A pass: the noise floor) and then with a foreign tenant's dense cluster of chunks
-placed right at those queries (`per_query` chunks per query, near-duplicates of the query vector, in a
-workspace none of the victims may see). A design leaks when the cluster moves its short-result share,
-or its p50 by more than twice the A/A difference and beyond both bootstrap intervals.
+three times, A/B/A: without, then with a foreign tenant's dense cluster of chunks placed right at those
+queries (`per_query` chunks per query, near-duplicates of the query vector, in a workspace none of the
+victims may see), then without again once the cluster is deleted. The two passes without bracket the
+one with it in time, so the machine's drift shows as their difference (the noise floor) instead of as a
+leak. A design leaks when the cluster moves its short-result share beyond the two passes' difference, or
+its p50 by more than twice their difference and beyond all three bootstrap intervals.
 
-The cluster is inserted by the superuser, the table settled (vacuum analyze), each design installed
-afresh on it (so its copies and partial indexes include the cluster, as they would in production), and
-deleted again at the end (vacuumed), leaving the corpus as it was.
+Each design gets its own A/B/A, one after the other: insert the cluster (superuser), settle (vacuum
+analyze, no maintenance running), install the design afresh on it (so its copies and partial indexes
+include the cluster, as they would in production), measure, remove it, delete the cluster, settle. The
+corpus is left as it was.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dimbench.study.measure import StudyQuery, run_cell
 MARK = 900_000_000  # chunk_index of the cluster's rows: no corpus document has that many chunks
 ARMS = {"rls": "all", "rls_filter": "workspace"}  # arm -> the scope its victims' queries have
 NOISE = 0.02  # per-dimension noise around the query: cosine similarity ≈ 0.8 to the query
+BRACKETED = "A/B/A"  # an entry's "order" when its two passes without bracket the one with the cluster
 
 
 def victims(
@@ -116,74 +120,89 @@ def measure(
     per_query: int,
 ) -> list[dict[str, Any]]:
     """arms_to_measure: (design name, build, install, remove) per design, `install` also applying the
-    design's query settings. Each is measured twice without the cluster, then all with it."""
+    design's query settings. Each design: without, with the cluster, without again (A/B/A)."""
     sets = {arm: victims(groups, n, scope) for arm, scope in ARMS.items()}
     sets = {arm: qs for arm, qs in sets.items() if qs}
     everyone = [q for qs in sets.values() for q in qs]
     workspace, document = foreign_workspace(conn, everyone)
+    rows = cluster_rows(everyone, per_query)
 
-    def both(name: str, build: Any) -> dict[str, dict[str, Any]]:
-        return {
-            arm: summary(run_cell(conn, build, arm, qs, k, warmup, design=name), qs, k, build.dim)
-            for arm, qs in sets.items()
-        }
-
-    before: dict[str, list[dict[str, dict[str, Any]]]] = {}
-    for name, build, install, remove in arms_to_measure:
+    def one_pass(name: str, build: Any, install: Callable[[], Any], remove: Callable[[], None]) -> dict:
         install()
         try:
-            before[name] = [both(name, build), both(name, build)]  # A, A again: the noise floor
+            settle.wait_quiet(conn)
+            return {
+                arm: summary(run_cell(conn, build, arm, qs, k, warmup, design=name), qs, k, build.dim)
+                for arm, qs in sets.items()
+            }
         finally:
             remove()
-    rows = cluster_rows(everyone, per_query)
-    insert_cluster(conn, workspace, document, rows)
+
     out = []
-    try:
-        for name, build, install, remove in arms_to_measure:
-            install()
-            try:
-                after = both(name, build)
-            finally:
-                remove()
-            for arm in sets:
-                b, again, a = before[name][0][arm], before[name][1][arm], after[arm]
-                out.append(
-                    {
-                        "design": name,
-                        "build_key": build.key,
-                        "access": arm,
-                        "cluster_rows": len(rows),
-                        "without": b,
-                        "without_again": again,
-                        "with": a,
-                        "p50_ratio": a["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None,
-                        "short_share_change": (
-                            a["short_share"] - b["short_share"]
-                            if a["short_share"] is not None and b["short_share"] is not None
-                            else None
-                        ),
-                    }
-                )
-    finally:
-        delete_cluster(conn)
+    for name, build, install, remove in arms_to_measure:
+        before = one_pass(name, build, install, remove)
+        insert_cluster(conn, workspace, document, rows)
+        try:
+            during = one_pass(name, build, install, remove)
+        finally:
+            delete_cluster(conn)
+        after = one_pass(name, build, install, remove)
+        out += [entry(name, build.key, arm, len(rows), before[arm], during[arm], after[arm]) for arm in sets]
     return out
+
+
+def entry(
+    design: str, build_key: str, arm: str, cluster: int, before: dict, during: dict, after: dict
+) -> dict[str, Any]:
+    """One design and arm: the pass with the cluster against the mean of the two bracketing it."""
+    base_p50 = (before["p50_ms"] + after["p50_ms"]) / 2
+    shorts = (before["short_share"], during["short_share"], after["short_share"])
+    return {
+        "design": design,
+        "build_key": build_key,
+        "access": arm,
+        "order": BRACKETED,
+        "cluster_rows": cluster,
+        "without": before,
+        "with": during,
+        "without_again": after,
+        "p50_ratio": during["p50_ms"] / base_p50 if base_p50 else None,
+        "short_share_change": (
+            during["short_share"] - (before["short_share"] + after["short_share"]) / 2
+            if None not in shorts
+            else None
+        ),
+    }
 
 
 def leaks(entry: dict[str, Any]) -> bool | None:
     """Did the other tenant's data move this design's numbers beyond the measurement's own noise?
 
-    Short results moved: their share changed (a count). p50 moved: the change exceeds twice the A/A
-    difference of the two passes without the cluster and the two bootstrap intervals do not overlap.
-    None when the run measured no A/A pass (older runs): drift between passes is then not excluded, so
-    a p50 change alone is not called a leak."""
+    Short results moved: their share changed by more than the two passes without differ (a count).
+    p50 moved: the change from the mean of the two passes without exceeds twice their difference, and
+    the interval with the cluster overlaps neither of theirs. None when the passes without do not
+    bracket the one with it (runs before A/B/A measured A, A again, then the cluster): drift between
+    passes is then not excluded, so a p50 change alone is not called a leak."""
     b, a = entry["without"], entry["with"]
-    if entry.get("short_share_change"):
-        return True
     again = entry.get("without_again")
-    lo_b, hi_b = b.get("p50_ci95") or [b["p50_ms"]] * 2
-    lo_a, hi_a = a.get("p50_ci95") or [a["p50_ms"]] * 2
-    apart = hi_a < lo_b or lo_a > hi_b
-    if again is None:
+    bracketed = entry.get("order") == BRACKETED and again is not None
+    change = entry.get("short_share_change")
+    if change:
+        floor = 0.0
+        if bracketed and b["short_share"] is not None and again["short_share"] is not None:
+            floor = abs(again["short_share"] - b["short_share"])
+        if abs(change) > floor:
+            return True
+    passes = [b, again] if again is not None else [b]
+    apart = all(_apart(a, p) for p in passes)
+    if not bracketed:
         return None if apart else False
     noise = abs(again["p50_ms"] - b["p50_ms"])
-    return apart and abs(a["p50_ms"] - b["p50_ms"]) > 2 * noise
+    return apart and abs(a["p50_ms"] - (b["p50_ms"] + again["p50_ms"]) / 2) > 2 * noise
+
+
+def _apart(x: dict[str, Any], y: dict[str, Any]) -> bool:
+    """The two p50 bootstrap intervals do not overlap."""
+    lo_x, hi_x = x.get("p50_ci95") or [x["p50_ms"]] * 2
+    lo_y, hi_y = y.get("p50_ci95") or [y["p50_ms"]] * 2
+    return hi_x < lo_y or lo_x > hi_y
