@@ -145,6 +145,13 @@ def test_a_runner_killed_mid_study_resumes_without_duplicates(tmp_path):
         server.stop()
 
 
+def ctrl_c_default() -> None:
+    """In the child before exec: SIGINT back to its default. A shell without job control starts
+    background commands with SIGINT ignored, and Python then never turns it into KeyboardInterrupt (the
+    run would carry on and exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_confirmation_keeps_what_was_measured_and_the_rerun_continues_the_same_run(tmp_path):
     pgdata, out = tmp_path / "pgdata", tmp_path / "results"
     server = db.EmbeddedServer(pgdata)
@@ -157,7 +164,11 @@ def test_ctrl_c_during_confirmation_keeps_what_was_measured_and_the_rerun_contin
 
     try:
         runner = subprocess.Popen(
-            run_command(pgdata, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            run_command(pgdata, out),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=ctrl_c_default,
         )
         wait_for(confirming, timeout=300)
         runner.send_signal(signal.SIGINT)
