@@ -39,14 +39,19 @@ def vacuum_analyze(conn: psycopg.Connection) -> dict[str, Any]:
     return {"vacuum_analyze": list(TABLES), "seconds": round(time.perf_counter() - start, 2)}
 
 
+def maintenance_running(conn: psycopg.Connection) -> bool:
+    """Is a vacuum or analyze working on a study table (or its TOAST table) right now?"""
+    row = conn.execute(ACTIVE, (list(TABLES),)).fetchone()
+    return bool(row and row[0])
+
+
 def wait_quiet(conn: psycopg.Connection, timeout_s: float = 300.0, poll_s: float = 0.5) -> float:
     """Wait until no vacuum or analyze runs on the study's tables (autovacuum may start on rows a step
     just wrote); returns the seconds waited. After `timeout_s` it returns anyway: the measurement's
     MaintenanceWatch then flags what overlapped."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout_s:
-        row = conn.execute(ACTIVE, (list(TABLES),)).fetchone()
-        if not (row and row[0]):
+        if not maintenance_running(conn):
             break
         time.sleep(poll_s)
     return time.perf_counter() - start
@@ -60,22 +65,20 @@ class MaintenanceWatch:
         self.seen_active = False
         self.finished_before = 0
 
-    def _active(self) -> bool:
-        row = self.conn.execute(ACTIVE, (list(TABLES),)).fetchone()
-        return bool(row and row[0])
-
     def _finished(self) -> int:
         row = self.conn.execute(FINISHED, (list(TABLES),)).fetchone()
         return int(row[0]) if row else 0
 
     def __enter__(self) -> MaintenanceWatch:
-        self.seen_active = self._active()
+        self.seen_active = maintenance_running(self.conn)
         self.finished_before = self._finished()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
-            self.seen_active = self.seen_active or self._active() or self._finished() != self.finished_before
+            self.seen_active = (
+                self.seen_active or maintenance_running(self.conn) or self._finished() != self.finished_before
+            )
 
     @property
     def flagged(self) -> bool:
