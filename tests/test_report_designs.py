@@ -4,6 +4,7 @@ by hand, no database."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from dimbench.report import designs, scale
 from dimbench.report.story import project
@@ -292,3 +293,36 @@ def test_a_followed_configuration_left_out_of_confirmation_is_followed_through_i
     monkeypatch.setattr(scale, "decision_at", lambda results, run_id: decided([routed], [partial]))
     assert [p.candidate for p in scale.follow(None, partial.config)] == [partial]
     assert [p.candidate for p in scale.follow(None, routed.config)] == [routed]
+
+
+def test_the_designs_side_by_side_keep_a_design_confirmation_left_out_through_its_screening(tmp_path):
+    from dimbench.report.load import Results
+
+    routed = screened_as("routed", 5.0, "confirmation")
+    partial = screened_as("partial", 40.0)
+    rows = [row("x", 1, 1, design="routed"), row("x", 1, 1, design="partial")]
+    run = {"run_id": "r", "builds": [], "designs": []}
+    bests = designs.best_per_design(Results(tmp_path, run, rows, [run]), decided([routed], [partial]))
+    assert [(b.design, b.best) for b in bests] == [("routed", routed), ("partial", partial)]
+
+
+def test_a_confirmed_design_is_never_beaten_by_its_own_faster_screening():
+    routed = screened_as("routed", 5.0, "confirmation")
+    faster_at_screening = screened_as("routed", 3.0)
+    faster_at_screening.config = replace(faster_at_screening.config, query_params='{"ef_search": 40}')
+    lines = designs.deployable(decided([routed], [faster_at_screening]))
+    assert lines["best routed"] is routed
+
+
+def test_routed_gives_one_threshold_per_query_setting_it_calibrated():
+    from dimbench.study.designs import routed
+
+    detail = {"thresholds": {"(ef_search=40)/off": 110, "(ef_search=100)/off": 840}}
+    assert routed.thresholds(detail) == {"(ef_search=40)/off": 110, "(ef_search=100)/off": 840}
+    assert routed.threshold_for(detail, "(ef_search=100)/off") == 840
+
+
+def test_routed_results_written_before_per_setting_t_give_their_one_t_for_every_setting():
+    from dimbench.study.designs import routed
+
+    assert routed.threshold_for({"threshold": 300}, "(ef_search=100)/off") == 300

@@ -27,6 +27,7 @@ indexes, its quantized index) + the vector column's bytes per row in the end sta
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -99,6 +100,29 @@ class Decision:
     stage: str = "screening"
     run_id: str | None = None
     screened: list[Candidate] = field(default_factory=list)  # the screening stage (when confirmation decides)
+
+    def measured(self) -> list[Candidate]:
+        """Every configuration at its best evidence: its confirmation, else its screening (a grid may
+        confirm the leaders only; a candidate's stage says which)."""
+        confirmed = {c.config for c in self.candidates}
+        return self.candidates + [c for c in self.screened if c.config not in confirmed]
+
+    def find(self, config: Config) -> Candidate | None:
+        return next((c for c in self.measured() if c.config == config), None)
+
+    def of_design(self, design: str, arms: Iterable[str]) -> list[Candidate]:
+        """A design's configurations under `arms`: the confirmed ones, else (confirmation did not take
+        the design) the screened ones — never the two mixed, so 50 screening queries cannot beat 300."""
+        wanted = set(arms)
+
+        def mine(pool: list[Candidate]) -> list[Candidate]:
+            return [c for c in pool if c.config.design == design and c.config.access in wanted]
+
+        return mine(self.candidates) or mine(self.screened)
+
+    def designs(self) -> list[str]:
+        """The designs either stage measured, in first-seen order."""
+        return list(dict.fromkeys(c.config.design for c in self.candidates + self.screened))
 
     @property
     def tie_set(self) -> list[str]:

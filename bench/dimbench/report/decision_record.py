@@ -22,6 +22,7 @@ from dimbench.report.decide import (
     under_service,
 )
 from dimbench.report.load import Results
+from dimbench.study.designs import routed
 from dimbench.study.results import write_atomic
 from dimbench.vocabulary import QUERY_GUC
 
@@ -705,11 +706,8 @@ def scale_cost_lines(results: Results, runs: list[tuple[int, str]]) -> list[str]
         extra = []
         if entry.get("maintenance_work_mem"):
             extra.append(f"mwm {entry['maintenance_work_mem']}")
-        detail = entry.get("detail") or {}
-        if detail.get("thresholds"):
-            extra += [f"T = {t} at {setting}" for setting, t in detail["thresholds"].items()]
-        elif detail.get("threshold") is not None:
-            extra.append(f"T = {detail['threshold']}")
+        for setting, t in routed.thresholds(entry.get("detail") or {}).items():
+            extra.append(f"T = {t} at {setting}" if setting else f"T = {t}")
         return f"{fmt(entry.get('seconds'), 1)} s / {added / 2**20:,.0f} MB" + (
             f" ({', '.join(extra)})" if extra else ""
         )

@@ -40,9 +40,8 @@ class DesignBest:
 
 def best_per_design(results: Results, decision: Decision) -> list[DesignBest]:
     out = []
-    pool = [c for c in decision.candidates if c.config.access in decision.arms]
-    for design in designs_in([r for r in results.rows if r.get("stage") == decision.stage] or results.rows):
-        mine = [c for c in pool if c.config.design == design]
+    for design in designs_in(results.rows):
+        mine = decision.of_design(design, decision.arms)
         if not mine:
             continue
         qualifying = [c for c in mine if c.qualifies]
@@ -214,11 +213,9 @@ def deployable(decision: Decision) -> dict[str, Candidate]:
     """What a team would deploy: pgvector's defaults (shared hnsw, ef_search 40, iterative off, RLS), the
     decision, and each design's best — the figures' and the record's lines."""
     out: dict[str, Candidate] = {}
-    pool = [c for c in decision.candidates if c.config.access in CHOOSABLE]
-    screened = [c for c in decision.screened if c.config.access in CHOOSABLE]
     defaults = [
         c
-        for c in pool + [s for s in screened if s.config not in {p.config for p in pool}]
+        for c in decision.measured()
         if c.config.design == DEFAULT_DESIGN
         and c.config.index == "hnsw"
         and c.config.iterative_scan == "off"
@@ -229,11 +226,10 @@ def deployable(decision: Decision) -> dict[str, Candidate]:
         out["pgvector defaults"] = min(defaults, key=_order)
     if decision.chosen is not None:
         out["the decision"] = decision.chosen
-    for design in dict.fromkeys(c.config.design for c in pool + screened):
-        # a design confirmation did not take (a grid may confirm the leaders only): its screening
-        mine = [c for c in pool if c.config.design == design] or [
-            c for c in screened if c.config.design == design
-        ]
+    for design in decision.designs():
+        mine = decision.of_design(design, CHOOSABLE)
+        if not mine:
+            continue
         qualifying = [c for c in mine if c.qualifies]
         out[f"best {design}"] = min(qualifying or mine, key=_order)
     return out

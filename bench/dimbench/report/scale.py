@@ -51,11 +51,7 @@ def follow(results: Results, config: Config) -> list[AtSize]:
     candidate's stage and n_queries say which)."""
     out = []
     for chunks, run_id in sizes(results):
-        decision = decision_at(results, run_id)
-        match = next((c for c in decision.candidates if c.config == config), None) or next(
-            (c for c in decision.screened if c.config == config), None
-        )
-        out.append(AtSize(chunks, run_id, match))
+        out.append(AtSize(chunks, run_id, decision_at(results, run_id).find(config)))
     return out
 
 

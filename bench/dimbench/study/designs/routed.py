@@ -194,15 +194,21 @@ def set_threshold(conn: psycopg.Connection, threshold: int) -> None:
     conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (threshold,))
 
 
-def threshold_for(detail: dict[str, Any], setting_key: str) -> int | None:
-    """The T an install measured (or was given) at one query setting.
+def thresholds(detail: dict[str, Any]) -> dict[str, int]:
+    """The T an install measured (or was given) per query setting's key.
 
     `detail["thresholds"]` maps each setting's key to its T; results written before T was measured per
-    setting hold one `detail["threshold"]` for every setting.
+    setting hold one `detail["threshold"]` for every setting (returned under the key "").
     """
     if "thresholds" in detail:
-        return (detail["thresholds"] or {}).get(setting_key)
-    return detail.get("threshold")
+        return dict(detail["thresholds"] or {})
+    return {} if detail.get("threshold") is None else {"": detail["threshold"]}
+
+
+def threshold_for(detail: dict[str, Any], setting_key: str) -> int | None:
+    """The T at one query setting."""
+    per_setting = thresholds(detail)
+    return per_setting.get(setting_key, per_setting.get(""))
 
 
 def visible_rows(conn: psycopg.Connection, workspaces: Any) -> int:
