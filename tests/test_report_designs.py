@@ -326,3 +326,56 @@ def test_routed_results_written_before_per_setting_t_give_their_one_t_for_every_
     from dimbench.study.designs import routed
 
     assert routed.threshold_for({"threshold": 300}, "(ef_search=100)/off") == 300
+
+
+def test_the_record_points_at_each_designs_module_where_it_is_in_the_checkout():
+    from pathlib import Path
+
+    from dimbench.report.decision_record import design_source
+    from dimbench.vocabulary import DESIGNS
+
+    root = Path(__file__).resolve().parent.parent
+    assert all((root / design_source(name)).is_file() for name in DESIGNS if name != "shared")
+
+
+def test_the_smallest_move_a_bracketed_side_channel_can_see_is_twice_its_passes_difference():
+    from dimbench.study.sidechannel import p50_floor
+
+    assert math.isclose(p50_floor(side(1.0, 1.0, again=1.2)), 0.4 / 1.1)
+    assert p50_floor(side(1.0, 1.0, again=1.2, order=None)) is None
+
+
+def named(design: str, arm: str, entry: dict) -> dict:
+    ratio = entry["with"]["p50_ms"] / ((entry["without"]["p50_ms"] + entry["without_again"]["p50_ms"]) / 2)
+    return {**entry, "design": design, "access": arm, "p50_ratio": ratio}
+
+
+def verdict_of(*entries: dict) -> str:
+    from dimbench.report.decision_record import side_channel_verdict
+
+    for e in entries:
+        e["without"]["n_queries"] = 20
+    return "\n".join(side_channel_verdict(list(entries)))
+
+
+def test_the_record_names_each_design_that_leaks_with_its_arm_and_ratio():
+    text = verdict_of(
+        named("inline", "rls", side(1.0, 2.0, again=1.0)), named("shared", "rls", side(1.0, 1.0, again=1.0))
+    )
+    assert "inline under `rls` (p50 ×2.00)" in text and "shared under" not in text
+
+
+def test_the_record_gives_a_design_that_did_not_leak_the_floor_its_no_is_bounded_by():
+    text = verdict_of(
+        named("routed", "rls", side(1.0, 1.0, again=1.5)),
+        named("routed", "rls_filter", side(1.0, 1.0, again=1.1)),
+    )
+    assert "none measurably" in text and "routed (±80%)" in text
+
+
+def test_a_design_that_leaks_under_one_arm_is_not_listed_among_those_that_did_not():
+    text = verdict_of(
+        named("inline", "rls", side(1.0, 2.0, again=1.0)),
+        named("inline", "rls_filter", side(1.0, 1.0, again=1.0)),
+    )
+    assert "Not moved beyond" not in text

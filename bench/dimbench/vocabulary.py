@@ -2,7 +2,7 @@
 
 Column types, index kinds and their arguments, access arms, scopes, size buckets, designs and a cell's
 identity. The grid parser validates against this module, the study measures it, the decision rule and
-the plots group by it. A new design is a module in dimbench/designs plus its name in DESIGNS.
+the plots group by it. A new design is a module in dimbench/study/designs plus its name in DESIGNS.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ SCOPES = ("workspace", "all")
 SCOPES_BY_ACCESS = {arm: (SCOPES if FILTERED[arm] else ("all",)) for arm in ACCESS_ARMS}
 BUCKETS = ("tiny", "small", "medium", "large")
 
-# Designs: the table layout and search route a request goes through (dimbench/designs/<name>.py).
+# Designs: the table layout and search route a request goes through (dimbench/study/designs/<name>.py).
 #   shared       one approximate index over all chunks (the harmonized schema as migrated)
 #   routed       the search function routes per call: exact below T visible rows, the index above
 #   partial      one partial index per tenant above a size threshold, the rest exact

@@ -22,8 +22,10 @@ from dimbench.report.decide import (
     under_service,
 )
 from dimbench.report.load import Results
+from dimbench.study.designs import module as design_module
 from dimbench.study.designs import routed
 from dimbench.study.results import write_atomic
+from dimbench.study.sidechannel import BRACKETED, leaks, p50_floor
 from dimbench.vocabulary import QUERY_GUC
 
 TOKENS_PER_CHUNK = 400  # assumption for the re-embedding estimate
@@ -89,11 +91,16 @@ def table(
     return head + body
 
 
+def design_source(design: str) -> str:
+    """Where a design's module sits in the checkout (read from the module, so a move cannot stale it)."""
+    return "bench/" + design_module(design).__name__.replace(".", "/") + ".py"
+
+
 def index_sql(c: Candidate) -> list[str]:
     if c.config.design != "shared":
         return [
             f"-- design `{c.config.design}`: its structures and search function are"
-            f" bench/dimbench/designs/{c.config.design}.py (install() is the migration; its"
+            f" {design_source(c.config.design)} (install() is the migration; its"
             " match_document_chunks replaces public's)",
             *_shared_index_sql(c),
         ]
@@ -773,8 +780,6 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
     """The tenant side channel's table: each design's p50 and short share without, with a foreign
     tenant's cluster and without again (A/B/A), judged against the two passes without where they
     bracket the one with it."""
-    from dimbench.study.sidechannel import BRACKETED, leaks
-
     if not side:
         return []
     arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
@@ -803,20 +808,67 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
         "",
         "| design | build | arm | p50 ms without [CI] | without, "
         + ("after" if bracketed else "again")
-        + " | p50 ms with [CI] | ratio | short share without → with | recall without → with | leaks |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        + " | p50 ms with [CI] | ratio | smallest p50 move it could see | short share without → with "
+        "| recall without → with | leaks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in side:
         b, a, again = e["without"], e["with"], e.get("without_again")
         verdict = leaks(e)
+        floor = p50_floor(e)
         out.append(
             f"| {e['design']} | {e['build_key']} | {e['access']} "
             f"| {fmt(b['p50_ms'], 2)}{interval(b.get('p50_ci95'), 2)} "
             f"| {fmt(again['p50_ms'], 2) if again else 'not measured'} "
             f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_ci95'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
+            f"| {'±' + format(floor, '.0%') if floor is not None else 'not measured'} "
             f"| {fmt(b['short_share'], 2)} → {fmt(a['short_share'], 2)} "
             f"| {fmt(b['recall_mean'])} → {fmt(a['recall_mean'])} "
             f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged (not bracketed)'} |"
+        )
+    return [*out, "", *side_channel_verdict(side)]
+
+
+def side_channel_verdict(side: list[dict[str, Any]]) -> list[str]:
+    """Which designs leak, in words: the designs with a judged move, then the ones without and what a
+    "no" can claim (no move beyond its floor, at this query count and cluster)."""
+    verdicts = [(e, leaks(e)) for e in side]
+    leaking = [
+        f"{e['design']} under `{e['access']}` (p50 ×{fmt(e.get('p50_ratio'), 2)}"
+        + (f", short share {e['short_share_change']:+.2f}" if e.get("short_share_change") else "")
+        + ")"
+        for e, v in verdicts
+        if v
+    ]
+    clean = sorted({e["design"] for e, _ in verdicts} - {e["design"] for e, v in verdicts if v is not False})
+    moved_short = [e for e in side if e.get("short_share_change")]
+    out = [
+        "**Which designs leak** (this run, one cluster, "
+        f"{side[0]['without']['n_queries']} queries a pass): "
+        + ("; ".join(leaking) if leaking else "none measurably")
+        + ". "
+        + (
+            "No design's short-result share moved with the cluster. "
+            if not moved_short
+            else f"Short-result share moved for {', '.join(sorted({e['design'] for e in moved_short}))}. "
+        )
+    ]
+    if clean:
+
+        def floor_of(design: str) -> str:
+            floors = [f for e in side if e["design"] == design and (f := p50_floor(e)) is not None]
+            return f" (±{max(floors):.0%})" if floors else ""
+
+        out[0] += (
+            "Not moved beyond their noise under any arm: "
+            + ", ".join(f"{d}{floor_of(d)}" for d in clean)
+            + " — a “no” bounds a leak, it does not rule one out: a p50 move within the floor in brackets "
+            "(twice the difference of its two passes without) would have gone unseen."
+        )
+    undecided = [e for e, v in verdicts if v is None]
+    if undecided:
+        out[0] += (
+            f" Not judged (passes not bracketed): {len(undecided)} entr{'y' if len(undecided) == 1 else 'ies'}."
         )
     return out
 

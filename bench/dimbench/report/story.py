@@ -86,35 +86,57 @@ def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
 
 
 def fig_side_channel(results: Results) -> Figure:
+    """One row per design and arm: the p50 ratio with ÷ without the cluster, drawn against the noise floor
+    its A/B/A could see (grey: a bar ending inside it is no evidence either way), red where it leaks; and
+    the share of short results without and with the cluster."""
+    from dimbench.study.sidechannel import leaks, p50_floor
+
     side = results.run.get("side_channel") or []
-    fig, axes = figure(1, 2, (10, 3.6))
+    fig, axes = figure(1, 2, (11, 1.9 + 0.32 * max(len(side), 2)))
     ratio_ax, short_ax = axes[0]
-    names = [f"{e['design']}\n{e['build_key'].split('/')[0]}" for e in side]
-    ratios = [e.get("p50_ratio") or 0.0 for e in side]
-    ratio_ax.bar(range(len(side)), ratios, color="tab:blue")
-    ratio_ax.axhline(1.0, color="0.4", linewidth=0.8)
-    ratio_ax.set_xticks(range(len(side)), names)
-    ratio_ax.set_ylabel("p50 with ÷ without the cluster")
-    ratio_ax.set_title("latency moved by another tenant's data")
-    width = 0.38
-    short_ax.bar(
-        [i - width / 2 for i in range(len(side))],
-        [e["without"]["short_share"] or 0 for e in side],
-        width,
-        label="without",
+    rows = list(range(len(side)))[::-1]  # the first entry on top
+    names = [f"{e['design']} · {e['access']} · {e['build_key'].split('/')[0]}" for e in side]
+    verdicts = [leaks(e) for e in side]
+    for y, e, verdict in zip(rows, side, verdicts, strict=True):
+        floor = p50_floor(e)
+        if floor is not None:
+            ratio_ax.plot([1 - floor, 1 + floor], [y, y], color="0.8", linewidth=7, solid_capstyle="butt")
+        color = "tab:red" if verdict else "tab:blue" if verdict is False else "0.55"
+        ratio_ax.plot([1.0, e.get("p50_ratio") or 1.0], [y, y], color=color, linewidth=2.2)
+        ratio_ax.plot([e.get("p50_ratio") or 1.0], [y], "o", color=color, markersize=5)
+    ratio_ax.axvline(1.0, color="0.3", linewidth=0.8)
+    ratio_ax.set_yticks(rows, names, fontsize=7)
+    ratio_ax.set_xlabel(
+        "p50 with the cluster ÷ mean of the passes without\ngrey: the smallest move its A/B/A could see · "
+        "red: a leak (beyond it and all three intervals)",
+        fontsize=8,
     )
-    short_ax.bar(
-        [i + width / 2 for i in range(len(side))],
-        [e["with"]["short_share"] or 0 for e in side],
-        width,
-        label="with the foreign cluster",
+    ratio_ax.set_title("latency moved by another tenant's data", fontsize=9)
+    lost = any((e["with"]["short_share"] or 0) or (e["without"]["short_share"] or 0) for e in side)
+    for y, e in zip(rows, side, strict=True):
+        before, during = e["without"]["short_share"] or 0.0, e["with"]["short_share"] or 0.0
+        short_ax.plot([before, during], [y, y], color="0.6", linewidth=1)
+        short_ax.plot(
+            [before], [y], "o", color="tab:blue", markersize=4, label="without" if y == rows[0] else None
+        )
+        short_ax.plot(
+            [during],
+            [y],
+            "o",
+            color="tab:orange",
+            markersize=4,
+            label="with the cluster" if y == rows[0] else None,
+        )
+    short_ax.set_yticks(rows, [""] * len(rows))
+    short_ax.set_xlim(-0.02, 1.02)
+    short_ax.set_xlabel("share of queries returning fewer rows than the user may see")
+    short_ax.set_title(
+        "results lost to another tenant's data" + ("" if lost else ": none (all 0.00)"),
+        fontsize=9,
     )
-    short_ax.set_xticks(range(len(side)), names)
-    short_ax.set_ylim(0, 1)
-    short_ax.set_ylabel("share of short results")
-    short_ax.set_title("results lost to another tenant's data")
-    legend(short_ax, loc="upper right")
-    if not side:
+    if side:
+        legend(short_ax, loc="lower right")
+    else:
         ratio_ax.text(
             0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ratio_ax.transAxes
         )

@@ -195,10 +195,22 @@ def leaks(entry: dict[str, Any]) -> bool | None:
             return True
     passes = [b, again] if again is not None else [b]
     apart = all(_apart(a, p) for p in passes)
-    if not bracketed:
+    floor = p50_floor(entry)
+    if floor is None:
         return None if apart else False
-    noise = abs(again["p50_ms"] - b["p50_ms"])
-    return apart and abs(a["p50_ms"] - (b["p50_ms"] + again["p50_ms"]) / 2) > 2 * noise
+    mean = (b["p50_ms"] + again["p50_ms"]) / 2
+    return apart and abs(a["p50_ms"] / mean - 1) > floor
+
+
+def p50_floor(entry: dict[str, Any]) -> float | None:
+    """The smallest p50 move (a share of the bracketing mean) this A/B/A could call a leak: twice the
+    two passes without's difference. A "no" says no move beyond it, not that there is none. None when
+    the passes do not bracket."""
+    b, again = entry["without"], entry.get("without_again")
+    if entry.get("order") != BRACKETED or again is None:
+        return None
+    mean = (b["p50_ms"] + again["p50_ms"]) / 2
+    return 2 * abs(again["p50_ms"] - b["p50_ms"]) / mean if mean else None
 
 
 def _apart(x: dict[str, Any], y: dict[str, Any]) -> bool:
