@@ -136,3 +136,20 @@ def test_the_builds_index_is_on_the_one_column(conn, build):
     options = ", ".join(f"{k}='{v}'" for k, v in sorted(build.params.items()))
     assert f"USING {build.index} (embedding {build.vector_type}_cosine_ops) WITH ({options})" in indexdef
     assert result.index_bytes == size > 0
+
+
+def test_the_copy_is_vacuumed_once_installed_so_autovacuum_does_not_start_on_it_mid_measurement(conn):
+    with installed(conn, BUILDS[0]):
+        (pages, visible) = conn.execute(
+            "select relpages, relallvisible from pg_class where oid = %s::regclass", (TABLE,)
+        ).fetchone()
+    assert pages > 0 and visible == pages
+
+
+def test_maintenance_on_a_design_s_own_table_is_seen_by_the_measurement_s_watch(conn):
+    from dimbench.database.settle import MaintenanceWatch
+
+    with installed(conn, BUILDS[0]):
+        with MaintenanceWatch(conn) as watch:
+            conn.execute(f"analyze {TABLE}")
+    assert watch.flagged

@@ -120,6 +120,15 @@ def test_each_partition_gets_its_own_vector_index_and_index_bytes_are_theirs(con
     assert result.detail["rows_per_partition"][1] == max(n for (n,) in counts)
 
 
+def test_every_partition_is_vacuumed_once_installed(conn):
+    with installed(conn, HNSW):
+        pages = conn.execute(
+            "select c.relpages, c.relallvisible from pg_inherits i join pg_class c on c.oid = i.inhrelid"
+            " where i.inhparent = 'dimbench_partitioned.document_chunks'::regclass and c.relpages > 0"
+        ).fetchall()
+    assert pages and all(visible == total for total, visible in pages)
+
+
 def test_the_copy_keeps_publics_vector_storage_in_every_partition(conn):
     storage = (
         "select attname, attstorage from pg_attribute where attrelid = %s::regclass"

@@ -101,6 +101,7 @@ def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
         ({"confirm": {"recall_target": 1.5}}, "recall_target must be below 1"),
         ({"confirm": {"reach": "far"}}, "reach must be float"),
         ({"confirm": {"every_design": 1}}, "every_design must be bool"),
+        ({"side_channel": {"cycles": 0}}, "queries, per_query and cycles must be positive"),
     ],
 )
 def test_a_malformed_grid_is_one_clear_error(change, message):

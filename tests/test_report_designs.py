@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from dimbench.report import designs, scale
 from dimbench.report.story import project
-from dimbench.study.sidechannel import BRACKETED, leaks
+from dimbench.study.sidechannel import leaks
 
 
 def row(plan: str, recall: float, p50: float, design: str = "shared", **kw) -> dict:
@@ -77,69 +77,66 @@ def test_the_designs_are_read_from_the_results_in_vocabulary_order():
     assert designs.designs_in([{"column_type": "vector768"}]) == ["shared"]  # results older than designs
 
 
+def passes(without: list[float], with_: list[float], short=(0.0, 0.0)) -> list[dict]:
+    """Passes in time order, A/B/A/…: p50s without the cluster and with it, interleaved."""
+
+    def summary(p50: float, short_share: float, cluster: bool) -> dict:
+        return {
+            "p50_ms": p50,
+            "short_share": short_share,
+            "recall_mean": 1.0,
+            "n_queries": 20,
+            "cluster": cluster,
+        }
+
+    out = [summary(without[0], short[0], False)]
+    for b, a in zip(with_, without[1:], strict=True):
+        out += [summary(b, short[1], True), summary(a, short[0], False)]
+    return out
+
+
 def side(
-    without: float,
-    with_: float,
-    short=(0.0, 0.0, 0.0),
-    ci: float = 0.05,
-    again: float | None = None,
-    order: str | None = BRACKETED,
-) -> dict:
-    """A side-channel entry: p50 without, with the cluster and (A/B/A) without again after it."""
-
-    def summary(p50: float, short_share: float) -> dict:
-        return {"p50_ms": p50, "p50_ci95": [p50 * (1 - ci), p50 * (1 + ci)], "short_share": short_share}
-
-    entry = {
-        "without": summary(without, short[0]),
-        "with": summary(with_, short[1]),
-        "short_share_change": short[1] - (short[0] + short[2]) / 2,
-    }
-    if again is not None:
-        entry["without_again"] = summary(again, short[2])
-        if order is not None:
-            entry["order"] = order
-    return entry
-
-
-def test_a_design_whose_latency_moves_beyond_its_noise_floor_leaks():
-    assert leaks(side(1.0, 2.0, again=1.02))
-
-
-def test_a_latency_move_within_twice_the_a_a_difference_is_not_a_leak():
-    assert leaks(side(1.0, 1.3, again=1.2)) is False
-
-
-def test_without_an_a_a_pass_a_latency_move_is_not_judged():
-    assert leaks(side(1.0, 2.0)) is None
-
-
-def test_a_latency_move_is_not_judged_when_the_passes_without_do_not_bracket_the_one_with():
-    assert leaks(side(1.0, 2.0, again=1.02, order=None)) is None
-
-
-def test_a_design_whose_results_shorten_leaks_even_at_the_same_latency():
-    assert leaks(side(1.0, 1.0, short=(0.0, 0.3, 0.0), again=1.0))
-
-
-def test_a_short_share_change_within_the_two_passes_without_is_not_a_leak():
-    assert leaks(side(1.0, 1.0, short=(0.1, 0.15, 0.2), again=1.0)) is False
-
-
-def test_the_ratio_is_taken_from_the_mean_of_the_passes_bracketing_the_one_with_the_cluster():
+    without: list[float], with_: list[float], short=(0.0, 0.0), design: str = "shared", arm: str = "rls"
+):
     from dimbench.study.sidechannel import entry
 
-    def summary(p50: float, short: float) -> dict:
-        return {"p50_ms": p50, "short_share": short}
+    return entry(design, "vector768/hnsw()", arm, 50, passes(without, with_, short))
 
-    # 1.0 before, 1.2 after (drift); 1.1 with the cluster sits between them: no move
-    e = entry("shared", "b", "rls", 50, summary(1.0, 0.0), summary(1.1, 0.3), summary(1.2, 0.1))
-    assert math.isclose(e["p50_ratio"], 1.0) and math.isclose(e["short_share_change"], 0.25)
-    assert e["order"] == BRACKETED
+
+def test_a_design_slower_with_the_cluster_in_every_cycle_leaks():
+    assert leaks(side([1.0, 1.1, 0.9, 1.05], [2.0, 1.8, 1.9]))
+
+
+def test_one_cycle_that_does_not_separate_is_not_a_leak():
+    assert leaks(side([1.0, 1.1, 0.9, 1.05], [2.0, 1.08, 1.9])) is False
+
+
+def test_fewer_than_two_passes_with_the_cluster_are_not_judged():
+    assert leaks(side([1.0, 1.02], [2.0])) is None
+
+
+def test_results_measured_before_repeated_cycles_are_not_judged():
+    old = {"without": {"p50_ms": 1.0, "short_share": 0.0}, "with": {"p50_ms": 2.0, "short_share": 0.3}}
+    assert leaks({**old, "order": "A/B/A", "without_again": {"p50_ms": 1.0, "short_share": 0.0}}) is None
+
+
+def test_a_design_whose_results_shorten_in_every_cycle_leaks_even_at_the_same_latency():
+    assert leaks(side([1.0, 1.0, 1.0], [1.0, 1.0], short=(0.0, 0.3)))
+
+
+def test_the_chance_of_a_leak_without_any_effect_is_the_rank_test_s():
+    from dimbench.study.sidechannel import chance
+
+    assert math.isclose(chance(side([1.0] * 4, [1.0] * 3)), 2 / 35)
+
+
+def test_the_ratio_is_the_median_with_over_the_median_without():
+    e = side([1.0, 1.2, 5.0], [2.4, 2.2])
+    assert math.isclose(e["p50_ratio"], 2.3 / 1.2) and e["order"] == "A/B/A/B/A"
 
 
 def test_a_design_unmoved_by_the_foreign_cluster_does_not_leak():
-    assert leaks(side(1.0, 1.02, again=1.01)) is False
+    assert leaks(side([1.0, 1.1, 0.9, 1.05], [1.02, 0.95, 1.07])) is False
 
 
 def at(chunks: int, qualifies: bool | None, p95: float = 1.0) -> scale.AtSize:
@@ -197,19 +194,14 @@ def test_the_projection_is_the_power_law_through_the_measurements():
     assert project([(100, 1.0)], 10_000) is None
 
 
-def side_entry(again: float | None) -> dict:
-    entry = side(1.0, 1.02, again=again)
-    for part in ("without", "with", "without_again"):
-        if part in entry:
-            entry[part].update(n_queries=20, recall_mean=1.0)
-    return {**entry, "design": "shared", "build_key": "vector768/hnsw()", "access": "rls", "cluster_rows": 50}
-
-
-def test_the_side_channel_says_not_judged_only_when_a_pass_is_not_bracketed():
+def test_the_record_says_not_judged_for_a_run_measured_before_repeated_cycles():
     from dimbench.report.decision_record import side_channel_lines
 
-    assert "Not judged" not in "\n".join(side_channel_lines([side_entry(1.01)]))
-    assert "Not judged" in "\n".join(side_channel_lines([side_entry(1.01), side_entry(None)]))
+    summary = {"p50_ms": 1.0, "short_share": 0.0, "recall_mean": 1.0, "n_queries": 20}
+    old = {"design": "shared", "build_key": "b", "access": "rls", "cluster_rows": 50, "order": "A/B/A"}
+    old |= {"without": summary, "with": summary, "without_again": summary, "p50_ratio": 1.0}
+    assert "*not judged*" in "\n".join(side_channel_lines([old]))
+    assert "*not judged*" not in "\n".join(side_channel_lines([side([1.0, 1.0, 1.0], [1.0, 1.0])]))
 
 
 def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp_path):
@@ -338,44 +330,35 @@ def test_the_record_points_at_each_designs_module_where_it_is_in_the_checkout():
     assert all((root / design_source(name)).is_file() for name in DESIGNS if name != "shared")
 
 
-def test_the_smallest_move_a_bracketed_side_channel_can_see_is_twice_its_passes_difference():
+def test_the_spread_of_the_passes_without_bounds_what_a_no_can_claim():
     from dimbench.study.sidechannel import p50_floor
 
-    assert math.isclose(p50_floor(side(1.0, 1.0, again=1.2)), 0.4 / 1.1)
-    assert p50_floor(side(1.0, 1.0, again=1.2, order=None)) is None
-
-
-def named(design: str, arm: str, entry: dict) -> dict:
-    ratio = entry["with"]["p50_ms"] / ((entry["without"]["p50_ms"] + entry["without_again"]["p50_ms"]) / 2)
-    return {**entry, "design": design, "access": arm, "p50_ratio": ratio}
+    assert math.isclose(p50_floor(side([1.0, 1.5, 0.8], [1.0, 1.0])), 0.5)
 
 
 def verdict_of(*entries: dict) -> str:
     from dimbench.report.decision_record import side_channel_verdict
 
-    for e in entries:
-        e["without"]["n_queries"] = 20
     return "\n".join(side_channel_verdict(list(entries)))
 
 
 def test_the_record_names_each_design_that_leaks_with_its_arm_and_ratio():
-    text = verdict_of(
-        named("inline", "rls", side(1.0, 2.0, again=1.0)), named("shared", "rls", side(1.0, 1.0, again=1.0))
-    )
-    assert "inline under `rls` (p50 ×2.00)" in text and "shared under" not in text
+    leaking = side([1.0, 1.0, 1.0], [2.0, 2.0], design="inline")
+    assert "inline under `rls` (p50 ×2.00)" in verdict_of(leaking, side([1.0, 1.0, 1.0], [1.0, 1.0]))
+    assert "shared under" not in verdict_of(leaking, side([1.0, 1.0, 1.0], [1.0, 1.0]))
 
 
-def test_the_record_gives_a_design_that_did_not_leak_the_floor_its_no_is_bounded_by():
+def test_the_record_gives_a_design_that_did_not_leak_the_spread_its_no_is_bounded_by():
     text = verdict_of(
-        named("routed", "rls", side(1.0, 1.0, again=1.5)),
-        named("routed", "rls_filter", side(1.0, 1.0, again=1.1)),
+        side([1.0, 1.8, 1.0], [1.0, 1.0], design="routed"),
+        side([1.0, 1.1, 1.0], [1.0, 1.0], design="routed", arm="rls_filter"),
     )
-    assert "none measurably" in text and "routed (±80%)" in text
+    assert "none." in text and "routed (±80%)" in text
 
 
 def test_a_design_that_leaks_under_one_arm_is_not_listed_among_those_that_did_not():
     text = verdict_of(
-        named("inline", "rls", side(1.0, 2.0, again=1.0)),
-        named("inline", "rls_filter", side(1.0, 1.0, again=1.0)),
+        side([1.0, 1.0, 1.0], [2.0, 2.0], design="inline"),
+        side([1.0, 1.0, 1.0], [1.0, 1.0], design="inline", arm="rls_filter"),
     )
-    assert "Not moved beyond" not in text
+    assert "Not moved" not in text

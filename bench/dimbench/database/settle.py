@@ -16,18 +16,20 @@ from psycopg import sql
 
 from dimbench.database.schema import TABLES
 
-# Maintenance in progress on a study table or its TOAST table, and how many finished so far.
-ACTIVE = """
+# Maintenance in progress on a study table or its TOAST table, and how many finished so far. The study's
+# tables: the harmonized schema's, and every table a design made in its own schema (`dimbench_<name>`:
+# copies and partitions are freshly written, so autovacuum's insert threshold soon starts on them).
+ACTIVE = r"""
 select count(*) from (
   select relid from pg_stat_progress_vacuum union all select relid from pg_stat_progress_analyze
 ) p
 join pg_class c on c.oid = p.relid or c.reltoastrelid = p.relid
 join pg_namespace n on n.oid = c.relnamespace
-where n.nspname = 'public' and c.relname = any(%s)
+where (n.nspname = 'public' and c.relname = any(%s)) or n.nspname like 'dimbench\_%%'
 """
-FINISHED = """
+FINISHED = r"""
 select coalesce(sum(vacuum_count + autovacuum_count + analyze_count + autoanalyze_count), 0)::bigint
-from pg_stat_all_tables where schemaname = 'public' and relname = any(%s)
+from pg_stat_all_tables where (schemaname = 'public' and relname = any(%s)) or schemaname like 'dimbench\_%%'
 """
 
 

@@ -25,7 +25,7 @@ from dimbench.report.load import Results
 from dimbench.study.designs import module as design_module
 from dimbench.study.designs import routed
 from dimbench.study.results import write_atomic
-from dimbench.study.sidechannel import BRACKETED, leaks, p50_floor
+from dimbench.study.sidechannel import chance, leaks, p50_floor
 from dimbench.vocabulary import QUERY_GUC
 
 TOKENS_PER_CHUNK = 400  # assumption for the re-embedding estimate
@@ -777,13 +777,12 @@ def render(
 
 
 def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
-    """The tenant side channel's table: each design's p50 and short share without, with a foreign
-    tenant's cluster and without again (A/B/A), judged against the two passes without where they
-    bracket the one with it."""
+    """The tenant side channel's table: each design's p50 and short share over its passes without and
+    with a foreign tenant's cluster, judged by whether every pass with it lies beyond every pass without."""
     if not side:
         return []
     arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
-    bracketed = all(e.get("order") == BRACKETED for e in side)
+    cycled = [e for e in side if chance(e) is not None]
     out = [
         "",
         "### The tenant side channel",
@@ -793,45 +792,42 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
         f"Per arm, the users who see the fewest rows ({side[0]['without']['n_queries']} queries: under `rls` "
         "the users of the smallest bucket over all their workspaces, under `rls_filter` one workspace of "
         f"the smallest bucket), without and with a foreign tenant's dense cluster ({side[0]['cluster_rows']} "
-        "chunks, near-duplicates of those very queries, in a workspace none of them may see)"
+        "chunks, near-duplicates of those very queries, in a workspace none of them may see), "
         + (
-            ", then without again once it is deleted (A/B/A, one design after the other: the two passes "
-            "without bracket the one with it, so the machine's drift shows as their difference). A design "
-            "**leaks** when the cluster changes its share of short results by more than the two passes "
-            "without differ, or moves its p50 (from their mean; the ratio) by more than twice their "
-            "difference and beyond all three bootstrap intervals."
-            if bracketed
-            else ". A design **leaks** when the cluster changes its share of short results. *Not judged*: "
-            "a p50 move in a run whose passes without do not bracket the pass with the cluster (measured "
-            "A, A again, then with it, long after: the machine's drift between passes is not excluded)."
+            f"in passes {cycled[0]['order']} (A without, B with the cluster; one design after the other, "
+            "the design installed afresh for every pass). A design **leaks** when every pass with the "
+            "cluster lies beyond every pass without it, on the same side, in p50 or in short-result share: "
+            f"with no effect at all that happens by chance with probability {chance(cycled[0]):.3f} "
+            "(a rank test over the passes), so across this table's entries about "
+            f"{len(cycled) * chance(cycled[0]):.1f} would show as a leak by chance alone. "
+            "The ratio is the median p50 with over the median p50 without."
+            if cycled
+            else "in fewer than two passes with the cluster: *not judged* (one pass against its "
+            "neighbours cannot tell a move from the machine's drift between passes; repeated single "
+            "A/B/A runs flagged a different design each time)."
         ),
         "",
-        "| design | build | arm | p50 ms without [CI] | without, "
-        + ("after" if bracketed else "again")
-        + " | p50 ms with [CI] | ratio | smallest p50 move it could see | short share without → with "
-        "| recall without → with | leaks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| design | build | arm | passes | p50 ms without: median [range] | p50 ms with: median [range] "
+        "| ratio | short share without → with | recall without → with | leaks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in side:
-        b, a, again = e["without"], e["with"], e.get("without_again")
+        b, a = e["without"], e["with"]
         verdict = leaks(e)
-        floor = p50_floor(e)
         out.append(
-            f"| {e['design']} | {e['build_key']} | {e['access']} "
-            f"| {fmt(b['p50_ms'], 2)}{interval(b.get('p50_ci95'), 2)} "
-            f"| {fmt(again['p50_ms'], 2) if again else 'not measured'} "
-            f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_ci95'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
-            f"| {'±' + format(floor, '.0%') if floor is not None else 'not measured'} "
+            f"| {e['design']} | {e['build_key']} | {e['access']} | {e.get('order', 'A/A/B')} "
+            f"| {fmt(b['p50_ms'], 2)}{interval(b.get('p50_range'), 2)} "
+            f"| {fmt(a['p50_ms'], 2)}{interval(a.get('p50_range'), 2)} | ×{fmt(e.get('p50_ratio'), 2)} "
             f"| {fmt(b['short_share'], 2)} → {fmt(a['short_share'], 2)} "
             f"| {fmt(b['recall_mean'])} → {fmt(a['recall_mean'])} "
-            f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged (not bracketed)'} |"
+            f"| {'**yes**' if verdict else 'no' if verdict is False else 'not judged'} |"
         )
     return [*out, "", *side_channel_verdict(side)]
 
 
 def side_channel_verdict(side: list[dict[str, Any]]) -> list[str]:
-    """Which designs leak, in words: the designs with a judged move, then the ones without and what a
-    "no" can claim (no move beyond its floor, at this query count and cluster)."""
+    """Which designs leak, in words, and what a "no" can claim: no move beyond the spread of the passes
+    without the cluster (a move inside it cannot separate)."""
     verdicts = [(e, leaks(e)) for e in side]
     leaking = [
         f"{e['design']} under `{e['access']}` (p50 ×{fmt(e.get('p50_ratio'), 2)}"
@@ -840,37 +836,33 @@ def side_channel_verdict(side: list[dict[str, Any]]) -> list[str]:
         for e, v in verdicts
         if v
     ]
+    if all(v is None for _, v in verdicts):
+        return ["**Which designs leak**: not judged in this run (fewer than two passes with the cluster)."]
     clean = sorted({e["design"] for e, _ in verdicts} - {e["design"] for e, v in verdicts if v is not False})
     moved_short = [e for e in side if e.get("short_share_change")]
-    out = [
-        "**Which designs leak** (this run, one cluster, "
-        f"{side[0]['without']['n_queries']} queries a pass): "
-        + ("; ".join(leaking) if leaking else "none measurably")
+    text = (
+        f"**Which designs leak** (this run, one cluster, {side[0]['without']['n_queries']} queries a pass): "
+        + ("; ".join(leaking) if leaking else "none")
         + ". "
         + (
             "No design's short-result share moved with the cluster. "
             if not moved_short
             else f"Short-result share moved for {', '.join(sorted({e['design'] for e in moved_short}))}. "
         )
-    ]
+    )
     if clean:
 
         def floor_of(design: str) -> str:
             floors = [f for e in side if e["design"] == design and (f := p50_floor(e)) is not None]
             return f" (±{max(floors):.0%})" if floors else ""
 
-        out[0] += (
-            "Not moved beyond their noise under any arm: "
+        text += (
+            "Not moved under any arm: "
             + ", ".join(f"{d}{floor_of(d)}" for d in clean)
-            + " — a “no” bounds a leak, it does not rule one out: a p50 move within the floor in brackets "
-            "(twice the difference of its two passes without) would have gone unseen."
+            + " — a “no” bounds a leak, it does not rule one out: a p50 move inside the spread of the "
+            "passes without (in brackets, around their median) could not separate."
         )
-    undecided = [e for e, v in verdicts if v is None]
-    if undecided:
-        out[0] += (
-            f" Not judged (passes not bracketed): {len(undecided)} entr{'y' if len(undecided) == 1 else 'ies'}."
-        )
-    return out
+    return [text]
 
 
 def designs_section(results: Results, decision: Decision) -> list[str]:

@@ -86,29 +86,30 @@ def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
 
 
 def fig_side_channel(results: Results) -> Figure:
-    """One row per design and arm: the p50 ratio with ÷ without the cluster, drawn against the noise floor
-    its A/B/A could see (grey: a bar ending inside it is no evidence either way), red where it leaks; and
-    the share of short results without and with the cluster."""
-    from dimbench.study.sidechannel import leaks, p50_floor
+    """One row per design and arm: every pass's p50 over the median of the passes without the cluster —
+    grey the passes without, coloured the passes with it (red where every one lies beyond every grey one:
+    a leak); and the share of short results without and with the cluster."""
+    from dimbench.study.sidechannel import leaks
 
     side = results.run.get("side_channel") or []
     fig, axes = figure(1, 2, (11, 1.9 + 0.32 * max(len(side), 2)))
     ratio_ax, short_ax = axes[0]
     rows = list(range(len(side)))[::-1]  # the first entry on top
     names = [f"{e['design']} · {e['access']} · {e['build_key'].split('/')[0]}" for e in side]
-    verdicts = [leaks(e) for e in side]
-    for y, e, verdict in zip(rows, side, verdicts, strict=True):
-        floor = p50_floor(e)
-        if floor is not None:
-            ratio_ax.plot([1 - floor, 1 + floor], [y, y], color="0.8", linewidth=7, solid_capstyle="butt")
+    for y, e in zip(rows, side, strict=True):
+        verdict = leaks(e)
+        base = e["without"]["p50_ms"] or 1.0
+        passes = e.get("passes") or [{**e["without"], "cluster": False}, {**e["with"], "cluster": True}]
         color = "tab:red" if verdict else "tab:blue" if verdict is False else "0.55"
-        ratio_ax.plot([1.0, e.get("p50_ratio") or 1.0], [y, y], color=color, linewidth=2.2)
-        ratio_ax.plot([e.get("p50_ratio") or 1.0], [y], "o", color=color, markersize=5)
+        without = [p["p50_ms"] / base for p in passes if not p["cluster"]]
+        with_ = [p["p50_ms"] / base for p in passes if p["cluster"]]
+        ratio_ax.plot(without, [y] * len(without), "o", mfc="none", color="0.5", markersize=5)
+        ratio_ax.plot(with_, [y] * len(with_), "o", color=color, markersize=5)
     ratio_ax.axvline(1.0, color="0.3", linewidth=0.8)
     ratio_ax.set_yticks(rows, names, fontsize=7)
     ratio_ax.set_xlabel(
-        "p50 with the cluster ÷ mean of the passes without\ngrey: the smallest move its A/B/A could see · "
-        "red: a leak (beyond it and all three intervals)",
+        "each pass's p50 ÷ the median p50 of the passes without the cluster\n"
+        "open grey: without · filled: with the cluster (red: every one beyond every grey one, a leak)",
         fontsize=8,
     )
     ratio_ax.set_title("latency moved by another tenant's data", fontsize=9)

@@ -155,7 +155,8 @@ class Grid:
     confirm: Confirm | None = None  # None: screening only
     designs: list[DesignSpec] = field(default_factory=list)  # besides `shared`, which every build is
     corpora: list[str] = field(default_factory=list)  # a scale profile: the same grid on each, in order
-    side_channel: dict[str, int] | None = None  # {"queries": n, "per_query": m}: measure it (sidechannel.py)
+    # {"queries", "per_query", "cycles"}: measure the side channel (sidechannel.py)
+    side_channel: dict[str, int] | None = None
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
 
@@ -297,13 +298,14 @@ def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:
     where = f"{where} [side_channel]"
     if not isinstance(raw, dict):
         raise DimbenchError(f"{where}: must be a table")
-    no_unknown(raw, {"queries", "per_query"}, where)
+    no_unknown(raw, {"queries", "per_query", "cycles"}, where)
     out = {
         "queries": typed(raw, "queries", int, 20, where),
         "per_query": typed(raw, "per_query", int, 50, where),
+        "cycles": typed(raw, "cycles", int, 3, where),  # with/without cycles after the first pass without
     }
     if min(out.values()) < 1:
-        raise DimbenchError(f"{where}: queries and per_query must be positive")
+        raise DimbenchError(f"{where}: queries, per_query and cycles must be positive")
     return out
 
 

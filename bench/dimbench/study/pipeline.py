@@ -547,6 +547,7 @@ def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dic
         grid.k,
         grid.warmup,
         grid.side_channel["per_query"],
+        grid.side_channel.get("cycles", 3),
     )
 
 

@@ -5,21 +5,26 @@ what it returns — and how long it takes — depends on *other tenants'* vector
 pgedge-rag-server#50: a density side channel). For each design: one fixed tenant and query set
 per arm — `rls` (no filter: RLS alone, the users who see the fewest rows; the shared index is then
 post-filtered) and `rls_filter` (one workspace of the smallest bucket, with the app's filter) — measured
-three times, A/B/A: without, then with a foreign tenant's dense cluster of chunks placed right at those
+without, then `cycles` times with a foreign tenant's dense cluster of chunks placed right at those
 queries (`per_query` chunks per query, near-duplicates of the query vector, in a workspace none of the
-victims may see), then without again once the cluster is deleted. The two passes without bracket the
-one with it in time, so the machine's drift shows as their difference (the noise floor) instead of as a
-leak. A design leaks when the cluster moves its short-result share beyond the two passes' difference, or
-its p50 by more than twice their difference and beyond all three bootstrap intervals.
+victims may see) and without again once the cluster is deleted: A/B/A/B/A/B/A for three cycles.
 
-Each design gets its own A/B/A, one after the other: insert the cluster (superuser), settle (vacuum
-analyze, no maintenance running), install the design afresh on it (so its copies and partial indexes
-include the cluster, as they would in production), measure, remove it, delete the cluster, settle. The
-corpus is left as it was.
+Why cycles: one A/B/A of ~1 ms latencies is not reproducible. Three repeated single A/B/A runs of the
+same designs on this machine flagged a different design each time (shared, partitioned, inline), and
+two passes without the cluster differed by up to 50 % — the drift between passes is larger than a
+pass's own bootstrap interval says. So a design leaks only when every pass with the cluster lies beyond
+every pass without it, on the same side (in p50 or in short-result share): a rank test whose chance
+under no effect is 2 / C(2c+1, c) (0.057 for three cycles), stated next to every verdict.
+
+Each pass installs the design afresh (so its copies and partial indexes hold the cluster exactly when
+public does, as they would in production) after the cluster is inserted (superuser) or deleted and the
+table settled (vacuum analyze, no maintenance running), measures, and removes it. The corpus is left as
+it was.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +40,6 @@ from dimbench.study.measure import StudyQuery, run_cell
 MARK = 900_000_000  # chunk_index of the cluster's rows: no corpus document has that many chunks
 ARMS = {"rls": "all", "rls_filter": "workspace"}  # arm -> the scope its victims' queries have
 NOISE = 0.02  # per-dimension noise around the query: cosine similarity ≈ 0.8 to the query
-BRACKETED = "A/B/A"  # an entry's "order" when its two passes without bracket the one with the cluster
 
 
 def victims(
@@ -118,9 +122,10 @@ def measure(
     k: int,
     warmup: int,
     per_query: int,
+    cycles: int = 3,
 ) -> list[dict[str, Any]]:
     """arms_to_measure: (design name, build, install, remove) per design, `install` also applying the
-    design's query settings. Each design: without, with the cluster, without again (A/B/A)."""
+    design's query settings. Each design: without, then `cycles` times with the cluster and without."""
     sets = {arm: victims(groups, n, scope) for arm, scope in ARMS.items()}
     sets = {arm: qs for arm, qs in sets.items() if qs}
     everyone = [q for qs in sets.values() for q in qs]
@@ -140,81 +145,94 @@ def measure(
 
     out = []
     for name, build, install, remove in arms_to_measure:
-        before = one_pass(name, build, install, remove)
-        insert_cluster(conn, workspace, document, rows)
-        try:
-            during = one_pass(name, build, install, remove)
-        finally:
-            delete_cluster(conn)
-        after = one_pass(name, build, install, remove)
-        out += [entry(name, build.key, arm, len(rows), before[arm], during[arm], after[arm]) for arm in sets]
+        passes = [(False, one_pass(name, build, install, remove))]
+        for _ in range(cycles):
+            insert_cluster(conn, workspace, document, rows)
+            try:
+                passes.append((True, one_pass(name, build, install, remove)))
+            finally:
+                delete_cluster(conn)
+            passes.append((False, one_pass(name, build, install, remove)))
+        for arm in sets:
+            timeline = [{**p[arm], "cluster": c} for c, p in passes]
+            out.append(entry(name, build.key, arm, len(rows), timeline))
     return out
 
 
-def entry(
-    design: str, build_key: str, arm: str, cluster: int, before: dict, during: dict, after: dict
-) -> dict[str, Any]:
-    """One design and arm: the pass with the cluster against the mean of the two bracketing it."""
-    base_p50 = (before["p50_ms"] + after["p50_ms"]) / 2
-    shorts = (before["short_share"], during["short_share"], after["short_share"])
+def entry(design: str, build_key: str, arm: str, cluster: int, passes: list[dict]) -> dict[str, Any]:
+    """One design and arm: every pass in time order, and the passes with the cluster against those
+    without (medians of their p50s, means of their short shares)."""
+    without = pooled([p for p in passes if not p["cluster"]])
+    with_ = pooled([p for p in passes if p["cluster"]])
     return {
         "design": design,
         "build_key": build_key,
         "access": arm,
-        "order": BRACKETED,
+        "order": "/".join("B" if p["cluster"] else "A" for p in passes),
         "cluster_rows": cluster,
-        "without": before,
-        "with": during,
-        "without_again": after,
-        "p50_ratio": during["p50_ms"] / base_p50 if base_p50 else None,
+        "passes": passes,
+        "without": without,
+        "with": with_,
+        "p50_ratio": with_["p50_ms"] / without["p50_ms"] if without["p50_ms"] else None,
         "short_share_change": (
-            during["short_share"] - (before["short_share"] + after["short_share"]) / 2
-            if None not in shorts
+            with_["short_share"] - without["short_share"]
+            if None not in (with_["short_share"], without["short_share"])
             else None
         ),
     }
 
 
-def leaks(entry: dict[str, Any]) -> bool | None:
-    """Did the other tenant's data move this design's numbers beyond the measurement's own noise?
+def pooled(passes: list[dict]) -> dict[str, Any]:
+    p50s = [p["p50_ms"] for p in passes]
+    shorts = [p["short_share"] for p in passes]
+    recalls = [p["recall_mean"] for p in passes]
+    return {
+        "p50_ms": float(np.median(p50s)),
+        "p50_range": [min(p50s), max(p50s)],
+        "short_share": None if None in shorts else float(np.mean(shorts)),
+        "recall_mean": None if None in recalls else float(np.mean(recalls)),
+        "n_queries": passes[0]["n_queries"],
+        "passes": len(passes),
+    }
 
-    Short results moved: their share changed by more than the two passes without differ (a count).
-    p50 moved: the change from the mean of the two passes without exceeds twice their difference, and
-    the interval with the cluster overlaps neither of theirs. None when the passes without do not
-    bracket the one with it (runs before A/B/A measured A, A again, then the cluster): drift between
-    passes is then not excluded, so a p50 change alone is not called a leak."""
-    b, a = entry["without"], entry["with"]
-    again = entry.get("without_again")
-    bracketed = entry.get("order") == BRACKETED and again is not None
-    change = entry.get("short_share_change")
-    if change:
-        floor = 0.0
-        if bracketed and b["short_share"] is not None and again["short_share"] is not None:
-            floor = abs(again["short_share"] - b["short_share"])
-        if abs(change) > floor:
-            return True
-    passes = [b, again] if again is not None else [b]
-    apart = all(_apart(a, p) for p in passes)
-    floor = p50_floor(entry)
-    if floor is None:
-        return None if apart else False
-    mean = (b["p50_ms"] + again["p50_ms"]) / 2
-    return apart and abs(a["p50_ms"] / mean - 1) > floor
+
+def leaks(entry: dict[str, Any]) -> bool | None:
+    """Did the other tenant's data move this design's numbers in every cycle?
+
+    A leak: every pass with the cluster lies beyond every pass without it, on the same side — in p50 or in
+    short-result share. If the passes were exchangeable (no effect) that happens by chance with
+    probability `chance(entry)` (2 / C(7, 3) ≈ 0.06 for three cycles). None — not judged — for
+    fewer than two passes with the cluster (results measured before repeated cycles): one pass
+    against its neighbours cannot tell a move from the machine's drift between passes."""
+    passes = entry.get("passes") or []
+    if sum(p["cluster"] for p in passes) < 2:
+        return None
+    return _separated(passes, "p50_ms") or _separated(passes, "short_share")
+
+
+def _separated(passes: list[dict], key: str) -> bool:
+    a = [p[key] for p in passes if not p["cluster"]]
+    b = [p[key] for p in passes if p["cluster"]]
+    if None in a or None in b:
+        return False
+    return min(b) > max(a) or max(b) < min(a)
+
+
+def chance(entry: dict[str, Any]) -> float | None:
+    """The probability that exchangeable passes separate as a leak requires (either side)."""
+    passes = entry.get("passes") or []
+    with_ = sum(p["cluster"] for p in passes)
+    if with_ < 2:
+        return None
+    return 2 / math.comb(len(passes), with_)
 
 
 def p50_floor(entry: dict[str, Any]) -> float | None:
-    """The smallest p50 move (a share of the bracketing mean) this A/B/A could call a leak: twice the
-    two passes without's difference. A "no" says no move beyond it, not that there is none. None when
-    the passes do not bracket."""
-    b, again = entry["without"], entry.get("without_again")
-    if entry.get("order") != BRACKETED or again is None:
+    """How far the passes without the cluster spread around their median p50 (a share of it): a move
+    inside that spread cannot separate, so a "no" bounds a leak by it rather than ruling one out."""
+    passes = entry.get("passes") or []
+    if sum(p["cluster"] for p in passes) < 2:
         return None
-    mean = (b["p50_ms"] + again["p50_ms"]) / 2
-    return 2 * abs(again["p50_ms"] - b["p50_ms"]) / mean if mean else None
-
-
-def _apart(x: dict[str, Any], y: dict[str, Any]) -> bool:
-    """The two p50 bootstrap intervals do not overlap."""
-    lo_x, hi_x = x.get("p50_ci95") or [x["p50_ms"]] * 2
-    lo_y, hi_y = y.get("p50_ci95") or [y["p50_ms"]] * 2
-    return hi_x < lo_y or lo_x > hi_y
+    a = [p["p50_ms"] for p in passes if not p["cluster"]]
+    median = float(np.median(a))
+    return max(max(a) / median - 1, 1 - min(a) / median) if median else None

