@@ -353,7 +353,7 @@ def test_the_record_gives_a_design_that_did_not_leak_the_spread_its_no_is_bounde
         side([1.0, 1.8, 1.0], [1.0, 1.0], design="routed"),
         side([1.0, 1.1, 1.0], [1.0, 1.0], design="routed", arm="rls_filter"),
     )
-    assert "none." in text and "routed (±80%)" in text
+    assert "pass): none —" in text and "routed (±80%)" in text
 
 
 def test_a_design_that_leaks_under_one_arm_is_not_listed_among_those_that_did_not():
@@ -362,3 +362,18 @@ def test_a_design_that_leaks_under_one_arm_is_not_listed_among_those_that_did_no
         side([1.0, 1.0, 1.0], [1.0, 1.0], design="inline", arm="rls_filter"),
     )
     assert "Not moved" not in text
+
+
+def test_a_lone_flag_within_what_chance_explains_is_called_so():
+    entries = [side([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0], design=d) for d in ("a", "b", "c", "d", "e", "f")]
+    entries.append(side([1.0, 1.0, 1.0, 1.0], [0.7, 0.7, 0.7], design="inline"))
+    text = verdict_of(*entries)
+    assert "p50 ×0.70, faster with the cluster" in text and "a lone flag is not evidence on its own" in text
+
+
+def test_a_short_share_that_moved_in_one_pass_only_is_not_reported_as_moved():
+    from dimbench.study.sidechannel import entry
+
+    timeline = passes([1.0, 1.0, 1.0], [1.0, 1.0])
+    timeline[0]["short_share"] = 0.05  # one pass without came back short once
+    assert "No design's short-result share moved" in verdict_of(entry("inline", "b", "rls", 50, timeline))

@@ -25,7 +25,7 @@ from dimbench.report.load import Results
 from dimbench.study.designs import module as design_module
 from dimbench.study.designs import routed
 from dimbench.study.results import write_atomic
-from dimbench.study.sidechannel import chance, leaks, p50_floor
+from dimbench.study.sidechannel import chance, leaks, moved_by, p50_floor
 from dimbench.vocabulary import QUERY_GUC
 
 TOKENS_PER_CHUNK = 400  # assumption for the re-embedding estimate
@@ -829,23 +829,41 @@ def side_channel_verdict(side: list[dict[str, Any]]) -> list[str]:
     """Which designs leak, in words, and what a "no" can claim: no move beyond the spread of the passes
     without the cluster (a move inside it cannot separate)."""
     verdicts = [(e, leaks(e)) for e in side]
-    leaking = [
-        f"{e['design']} under `{e['access']}` (p50 ×{fmt(e.get('p50_ratio'), 2)}"
-        + (f", short share {e['short_share_change']:+.2f}" if e.get("short_share_change") else "")
-        + ")"
-        for e, v in verdicts
-        if v
-    ]
     if all(v is None for _, v in verdicts):
         return ["**Which designs leak**: not judged in this run (fewer than two passes with the cluster)."]
+
+    def what(e: dict[str, Any]) -> str:
+        moved = moved_by(e) or []
+        ratio = e.get("p50_ratio")
+        parts = []
+        if "p50" in moved:
+            parts.append(
+                f"p50 ×{fmt(ratio, 2)}" + (", faster with the cluster" if ratio and ratio < 1 else "")
+            )
+        if "short share" in moved:
+            parts.append(f"short share {e['short_share_change']:+.2f}")
+        return f"{e['design']} under `{e['access']}` ({'; '.join(parts)})"
+
+    leaking = [what(e) for e, v in verdicts if v]
+    judged = [e for e, v in verdicts if v is not None]
+    by_chance = sum(chance(e) or 0.0 for e in judged)
     clean = sorted({e["design"] for e, _ in verdicts} - {e["design"] for e, v in verdicts if v is not False})
-    moved_short = [e for e in side if e.get("short_share_change")]
+    moved_short = [e for e in judged if "short share" in (moved_by(e) or [])]
     text = (
         f"**Which designs leak** (this run, one cluster, {side[0]['without']['n_queries']} queries a pass): "
         + ("; ".join(leaking) if leaking else "none")
-        + ". "
+        + f" — with no effect at all, about {by_chance:.1f} of these {len(judged)} entries would separate by "
+        "chance, so "
         + (
-            "No design's short-result share moved with the cluster. "
+            "a lone flag is not evidence on its own (it would be if the same entry separated again in an "
+            "independent run). "
+            if 0 < len(leaking) <= max(1, round(by_chance))
+            else "the flags stand beyond chance. "
+            if leaking
+            else "none is what no effect looks like. "
+        )
+        + (
+            "No design's short-result share moved with the cluster in every cycle. "
             if not moved_short
             else f"Short-result share moved for {', '.join(sorted({e['design'] for e in moved_short}))}. "
         )

@@ -204,10 +204,18 @@ def leaks(entry: dict[str, Any]) -> bool | None:
     probability `chance(entry)` (2 / C(7, 3) ≈ 0.06 for three cycles). None — not judged — for
     fewer than two passes with the cluster (results measured before repeated cycles): one pass
     against its neighbours cannot tell a move from the machine's drift between passes."""
+    moved = moved_by(entry)
+    return None if moved is None else bool(moved)
+
+
+def moved_by(entry: dict[str, Any]) -> list[str] | None:
+    """What the cluster separated: "p50" and/or "short share" (empty: nothing); None when not judged."""
     passes = entry.get("passes") or []
     if sum(p["cluster"] for p in passes) < 2:
         return None
-    return _separated(passes, "p50_ms") or _separated(passes, "short_share")
+    return [
+        name for name, key in (("p50", "p50_ms"), ("short share", "short_share")) if _separated(passes, key)
+    ]
 
 
 def _separated(passes: list[dict], key: str) -> bool:
