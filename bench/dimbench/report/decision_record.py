@@ -804,7 +804,7 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
             if cycled
             else "in fewer than two passes with the cluster: *not judged* (one pass against its "
             "neighbours cannot tell a move from the machine's drift between passes; repeated single "
-            "A/B/A runs flagged a different design each time)."
+            "A/B/A runs did not flag the same designs twice)."
         ),
         "",
         "| design | build | arm | passes | p50 ms without: median [range] | p50 ms with: median [range] "

@@ -9,10 +9,10 @@ without, then `cycles` times with a foreign tenant's dense cluster of chunks pla
 queries (`per_query` chunks per query, near-duplicates of the query vector, in a workspace none of the
 victims may see) and without again once the cluster is deleted: A/B/A/B/A/B/A for three cycles.
 
-Why cycles: one A/B/A of ~1 ms latencies is not reproducible. Three repeated single A/B/A runs of the
-same designs on this machine flagged a different design each time (shared, partitioned, inline), and
-two passes without the cluster differed by up to 50 % — the drift between passes is larger than a
-pass's own bootstrap interval says. So a design leaks only when every pass with the cluster lies beyond
+Why cycles: one A/B/A of ~1 ms latencies is not reproducible. Five single A/B/A runs on this machine
+flagged inline and partitioned in one, shared in another and nothing in the other three, and two passes
+without the cluster differed by up to 72 % — the drift between passes is larger than a pass's own
+bootstrap interval says. So a design leaks only when every pass with the cluster lies beyond
 every pass without it, on the same side (in p50 or in short-result share): a rank test whose chance
 under no effect is 2 / C(2c+1, c) (0.057 for three cycles), stated next to every verdict.
 
