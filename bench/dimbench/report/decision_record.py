@@ -797,10 +797,9 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
             f"in passes {cycled[0]['order']} (A without, B with the cluster; one design after the other, "
             "the design installed afresh for every pass). A design **leaks** when every pass with the "
             "cluster lies beyond every pass without it, on the same side, in p50 or in short-result share: "
-            f"with no effect at all that happens by chance with probability {chance(cycled[0]):.3f} "
-            "(a rank test over the passes), so across this table's entries about "
-            f"{len(cycled) * chance(cycled[0]):.1f} would show as a leak by chance alone. "
-            "The ratio is the median p50 with over the median p50 without."
+            f"with no effect at all that happens by chance with probability {chance(cycled[0]):.3f} per "
+            "entry (a rank test over the passes). The ratio is the median p50 with over the median p50 "
+            "without."
             if cycled
             else "in fewer than two passes with the cluster: *not judged* (one pass against its "
             "neighbours cannot tell a move from the machine's drift between passes; repeated single "

@@ -210,17 +210,25 @@ def leaks(entry: dict[str, Any]) -> bool | None:
 
 def moved_by(entry: dict[str, Any]) -> list[str] | None:
     """What the cluster separated: "p50" and/or "short share" (empty: nothing); None when not judged."""
-    passes = entry.get("passes") or []
-    if sum(p["cluster"] for p in passes) < 2:
+    split = _split(entry)
+    if split is None:
         return None
-    return [
-        name for name, key in (("p50", "p50_ms"), ("short share", "short_share")) if _separated(passes, key)
-    ]
+    measures = (("p50", "p50_ms"), ("short share", "short_share"))
+    return [name for name, key in measures if _separated(*split, key)]
 
 
-def _separated(passes: list[dict], key: str) -> bool:
-    a = [p[key] for p in passes if not p["cluster"]]
-    b = [p[key] for p in passes if p["cluster"]]
+def _split(entry: dict[str, Any]) -> tuple[list[dict], list[dict]] | None:
+    """(passes without the cluster, passes with it); None — not judged — for fewer than two with it."""
+    passes = entry.get("passes") or []
+    with_ = [p for p in passes if p["cluster"]]
+    if len(with_) < 2:
+        return None
+    return [p for p in passes if not p["cluster"]], with_
+
+
+def _separated(without: list[dict], with_: list[dict], key: str) -> bool:
+    a = [p[key] for p in without]
+    b = [p[key] for p in with_]
     if None in a or None in b:
         return False
     return min(b) > max(a) or max(b) < min(a)
@@ -228,19 +236,19 @@ def _separated(passes: list[dict], key: str) -> bool:
 
 def chance(entry: dict[str, Any]) -> float | None:
     """The probability that exchangeable passes separate as a leak requires (either side)."""
-    passes = entry.get("passes") or []
-    with_ = sum(p["cluster"] for p in passes)
-    if with_ < 2:
+    split = _split(entry)
+    if split is None:
         return None
-    return 2 / math.comb(len(passes), with_)
+    without, with_ = split
+    return 2 / math.comb(len(without) + len(with_), len(with_))
 
 
 def p50_floor(entry: dict[str, Any]) -> float | None:
     """How far the passes without the cluster spread around their median p50 (a share of it): a move
     inside that spread cannot separate, so a "no" bounds a leak by it rather than ruling one out."""
-    passes = entry.get("passes") or []
-    if sum(p["cluster"] for p in passes) < 2:
+    split = _split(entry)
+    if split is None:
         return None
-    a = [p["p50_ms"] for p in passes if not p["cluster"]]
+    a = [p["p50_ms"] for p in split[0]]
     median = float(np.median(a))
     return max(max(a) / median - 1, 1 - min(a) / median) if median else None
