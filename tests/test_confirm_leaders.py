@@ -104,9 +104,14 @@ def test_a_configuration_that_saw_maintenance_is_confirmed():
     assert flagged in leading([*others, flagged], Confirm(max_candidates=5, reach=0.5))
 
 
-def entrant(column_type, kind, ef=40):
+def entrant(column_type, kind, ef=40, design="shared"):
     build = Build(column_type, kind, {} if kind == "exact" else {"m": 16})
-    return Entrant(build, QuerySetting({} if kind == "exact" else {"ef_search": ef}, "off"), "rls", kind)
+    setting = QuerySetting({} if kind == "exact" else {"ef_search": ef}, "off")
+    return Entrant(build, setting, "rls", f"{design} {column_type} {kind}", design)
+
+
+def round_of(entrant_, plan):
+    return next(i for i, members in enumerate(plan) if entrant_ in members)
 
 
 def test_a_round_holds_at_most_one_build_per_column():
@@ -121,3 +126,23 @@ def test_an_index_that_exists_already_is_used_in_the_first_round():
     exact, hnsw = entrant("vector768", "exact"), entrant("vector768", "hnsw")
     assert rounds([exact, hnsw])[0] == [exact]
     assert rounds([exact, hnsw], prefer={hnsw.build.key})[0] == [hnsw]
+
+
+def test_shared_candidates_on_different_columns_share_a_round():
+    v768, half = entrant("vector768", "hnsw"), entrant("halfvec1536", "hnsw")
+    assert rounds([v768, half]) == [[v768, half]]
+
+
+def test_an_installed_design_spans_one_column_per_round():
+    v768 = entrant("vector768", "hnsw", design="routed")
+    half = entrant("halfvec1536", "hnsw", design="routed")
+    assert rounds([v768, half]) == [[v768], [half]]
+
+
+def test_no_other_build_of_a_column_goes_before_the_round_that_uses_its_standing_index():
+    half = entrant("halfvec1536", "hnsw", design="routed")
+    v768 = entrant("vector768", "hnsw", design="routed")  # a round after `half`: routed has one schema
+    exact = entrant("vector768", "exact")  # would drop v768's index if it came first
+    plan = rounds([half, v768, exact], prefer={half.build.key, v768.build.key})
+    assert round_of(half, plan) == 0 and round_of(v768, plan) == 1
+    assert round_of(exact, plan) > round_of(v768, plan)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from dimbench.database import db
+from dimbench.study import index
+from dimbench.study.grid import Build
 from dimbench.vocabulary import ACCESS_ARMS
 from tests.cli_helpers import assert_one_line_error, run_cli
 
@@ -266,16 +268,34 @@ def test_the_confirmation_stage_measures_the_leading_candidates_again(tiny_run):
     assert {r["access"] for r in confirmed} & {"rls", "rls_filter"}  # the rule chooses among these
 
 
-def test_confirmation_reuses_the_index_screening_built_last_for_a_column(tiny_run):
+def index_of(build_key: str) -> str:
+    """The study index's name for a build key such as vector768/hnsw(ef_construction=64,m=16)."""
+    column_type, rest = build_key.split("/", 1)
+    kind, args = rest.rstrip(")").split("(", 1)
+    params = {k: int(v) for k, v in (a.split("=") for a in args.split(",") if a)}
+    return index.index_name(Build(column_type, kind, params))
+
+
+def test_confirmation_reuses_an_index_that_stood_when_it_began_instead_of_building_it(tiny_run):
     _, out = tiny_run
     info = run_of(out)
-    confirmed = info["confirmation"]["builds"]
+    standing, confirmed = set(info["confirmation"]["standing"]), info["confirmation"]["builds"]
     assert confirmed and all(set(b) >= {"build_key", "reused"} for b in confirmed)
-    last = {}  # each column type's last screening build is the one still standing
-    for b in info["builds"]:
-        last[b["column_type"]] = b["build_key"]
-    reused = {b["build_key"] for b in confirmed if b["reused"]}
-    assert reused and reused <= set(last.values())
+    first = {}  # a build's first round: a later one may need it again after a round dropped it
+    for b in confirmed:
+        first.setdefault(b["build_key"], b["reused"])
+    assert any(first.values())
+    assert all(reused == (index_of(key) in standing) for key, reused in first.items())
+
+
+def test_the_side_channel_leaves_the_shared_index_standing_for_confirmation(tiny_run):
+    _, out = tiny_run
+    info = run_of(out)
+    first_hnsw = next(b for b in info["builds"] if b["index"] == "hnsw")
+    assert (
+        index.index_name(Build(first_hnsw["column_type"], "hnsw", first_hnsw["build_params"]))
+        in (info["confirmation"]["standing"])
+    )
 
 
 def test_the_confirmation_pass_interleaves_candidates_query_by_query(tiny_run):

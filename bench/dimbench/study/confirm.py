@@ -127,23 +127,32 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
 
 def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[Entrant]]:
     """Group candidates so that each round needs at most one (design, build) per column and one column
-    per design (a design has one schema); a build key in `prefer` (an index that exists already) goes in
-    the first round, so it is used before it is dropped."""
+    per installed design (a design has one schema; shared installs nothing, so it may span columns).
+
+    prefer: build keys whose index stands already. The groups searching one of them are placed first,
+    and no other build of that column goes in a round before theirs: the index is used before a round
+    drops it, never built again for them."""
     groups: list[tuple[str, str]] = []
     column: dict[tuple[str, str], str] = {}
     for e in entrants:
         if e.group not in groups:
             groups.append(e.group)
             column[e.group] = e.build.column_type
-    groups.sort(key=lambda g: g[1] not in prefer or g[0] != DEFAULT_DESIGN)  # stable otherwise
+    standing = [g for g in groups if g[1] in prefer and _uses_shared_index(g[0])]
     placed: list[list[tuple[str, str]]] = []
-    for g in groups:
-        for members in placed:
-            if all(column[m] != column[g] and m[0] != g[0] for m in members):
+    last_use: dict[str, tuple[int, str]] = {}  # column -> (last round using its standing index, key)
+    for g in [*standing, *(g for g in groups if g not in standing)]:
+        use = last_use.get(column[g])
+        start = use[0] + 1 if use is not None and use[1] != g[1] and g not in standing else 0
+        for number in range(start, len(placed) + 1):
+            if number == len(placed):
+                placed.append([])
+            members = placed[number]
+            if all(column[m] != column[g] and (m[0] != g[0] or g[0] == DEFAULT_DESIGN) for m in members):
                 members.append(g)
                 break
-        else:
-            placed.append([g])
+        if g in standing:
+            last_use[column[g]] = (max(number, last_use.get(column[g], (0, ""))[0]), g[1])
     return [[e for e in entrants if e.group in members] for members in placed]
 
 
@@ -178,6 +187,7 @@ class Confirmation:
         self.concurrency = concurrency or [1]  # only 1 client is measured here; the rest stay null
         self.queries_used: dict[str, int] = {}
         self.builds: list[dict[str, Any]] = []
+        self.standing: list[str] = []  # the study indexes that stood when run() began
         self.designs: list[dict[str, Any]] = []  # designs installed for a round (removed after it)
         self.explain = plans.available(conn)
         self.screened_designs: dict[tuple[str, str], dict[str, Any]] = {}  # (design, build key) -> run.json
@@ -201,6 +211,7 @@ class Confirmation:
 
     def run(self, entrants: list[Entrant], bar: Any = None) -> None:
         existing = index.study_indexes(self.conn)
+        self.standing = sorted(existing)
         built = {e.build.key for e in entrants if index.index_name(e.build) in existing}
         for number, members in enumerate(rounds(entrants, prefer=built), start=1):
             cells = self.cells(members)
@@ -265,15 +276,18 @@ class Confirmation:
             self.designs.append({"design": design, "build_key": build_key, "seconds": installed.seconds})
 
     def prepare_indexes(self, members: list[Entrant], bar: Any = None) -> None:
-        """Exactly the round's indexes: screening's build of the same key is reused (same index, already
-        settled), anything else is dropped, the missing ones are built."""
+        """Exactly the round's indexes on the columns it searches: an index of the same key that stands
+        already (screening's or an earlier round's, settled) is reused, any other on those columns is
+        dropped, the missing ones are built. Other columns' indexes stay for later rounds (they cannot
+        serve this round's queries)."""
         needed = {
             index.index_name(e.build): e.build
             for e in members
             if e.build.index != "exact" and _uses_shared_index(e.design)
         }
         have = index.study_indexes(self.conn) & set(needed)
-        index.drop_study_indexes(self.conn, keep=have)
+        for column_type in sorted({e.build.column_type for e in members}):
+            index.drop_study_indexes(self.conn, column_type=column_type, keep=have)
         for name, build in needed.items():
             if name in have:
                 self.builds.append({"build_key": build.key, "reused": True})

@@ -534,11 +534,11 @@ def side_channel(conn: psycopg.Connection, grid: Grid, sweep: Sweep) -> list[dic
 
         return (spec.name if spec else DEFAULT_DESIGN), build, install, remove
 
-    specs = sorted(
-        grid.designs,
-        key=lambda d: getattr(designs.module(d.name), "EXCLUDES_SHARED_INDEX", False),
-    )
-    entries = [entry(None), *(entry(d) for d in specs)]
+    # A design that drops the shared index (partial) goes first: the index the others need is then
+    # built once, after it, and still stands for confirmation, which reuses it instead of building it.
+    excluding = [d for d in grid.designs if getattr(designs.module(d.name), "EXCLUDES_SHARED_INDEX", False)]
+    others = [d for d in grid.designs if d not in excluding]
+    entries = [*(entry(d) for d in excluding), entry(None), *(entry(d) for d in others)]
     return sidechannel.measure(
         conn,
         entries,
@@ -601,6 +601,7 @@ def confirm_leaders(
         info["confirmation"]["status"] = "done"
     finally:
         info["confirmation"]["queries_per_cell"] = dict(sorted(stage.queries_used.items()))
+        info["confirmation"]["standing"] = stage.standing
         info["confirmation"]["builds"] = stage.builds
         info["confirmation"]["designs"] = stage.designs
         session.save()
