@@ -179,6 +179,43 @@ def test_an_undecided_size_neither_holds_nor_stops_the_not_failed_reach():
     assert scale.not_failed_up_to(points, 0.95) == 300
 
 
+def test_a_size_quotes_the_interval_of_its_weakest_cell_over_that_cell_s_own_queries():
+    from dataclasses import replace
+
+    from dimbench.report.decision_record import at_size
+
+    point = recall_at(300, 0.9496, 0.987)
+    assert point.candidate is not None
+    weakest = {"cell": "all/medium", "recall": 0.974, "ci": [0.9496, 0.987], "n": 300}
+    point = scale.AtSize(300, "r", replace(point.candidate, n_queries=100, weakest=weakest))
+    text = at_size(point, 0.95)
+    assert text.startswith("undecided (weakest cell all/medium: recall 0.974 [0.949, 0.987] over 300 queries")
+    assert "at least 100 in every cell" in text
+
+
+def test_an_interval_is_rounded_outward_never_to_a_bound_it_did_not_reach():
+    from dimbench.report.text import interval
+
+    assert interval([0.9496, 0.98701]) == " [0.949, 0.988]"
+    assert interval([0.95, 1.0]) == " [0.950, 1.000]"
+
+
+def test_a_scale_record_follows_the_rule_s_choice_beside_each_design_s_best_each_configuration_once():
+    from dimbench.report.decide import Candidate, Config, Decision
+
+    def routed(column_type: str, p95: float, ef: int) -> Candidate:
+        query = f'{{"ef_search": {ef}}}'
+        config = Config("routed", "{}", column_type, "hnsw", "{}", query, "relaxed_order", "rls")
+        return Candidate(config, 0.99, p95, "all/large", 1.0, 8, True)
+
+    fastest, chosen = routed("halfvec1536", 4.0, 40), routed("vector768", 4.5, 100)  # tie went to storage
+    decision = Decision(0.95, None, ("rls", "rls_filter"), 0.0, [fastest, chosen], chosen, None)
+    lines = scale.followed(decision, 100_000)
+    assert lines == {"the rule's choice at 100,000": chosen, "best routed": fastest}
+    decision = Decision(0.95, None, ("rls", "rls_filter"), 0.0, [chosen], chosen, None)
+    assert scale.followed(decision, 100_000) == {"the rule's choice at 100,000": chosen}
+
+
 def test_a_choice_holds_up_to_the_last_size_before_it_first_fails():
     assert scale.holds_up_to([at(100, True), at(300, True), at(1000, False)]) == 300
     assert scale.holds_up_to([at(100, True), at(300, False), at(1000, True)]) == 100

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dimbench.report.load import Results
+from dimbench.report.text import interval
 from dimbench.vocabulary import BUCKETS, CHOOSABLE, COLUMN_BYTES, DEFAULT_DESIGN, RLS_ARMS, cell_value
 
 __all__ = ["BUCKETS", "CHOOSABLE", "COLUMN_BYTES", "RLS_ARMS", "Candidate", "Config", "Decision", "decide"]
@@ -214,7 +215,7 @@ def evaluate(
         why_not = "a cell's recall, interval or p95 is null (not measured)"
     elif lower < recall_target:  # type: ignore[operator]
         low = weakest_cell(rows)
-        why_not = f"recall {low['recall']:.3f} [{low['ci'][0]:.3f}, {low['ci'][1]:.3f}] in {low['cell']}"
+        why_not = f"recall {low['recall']:.3f}{interval(low['ci'])} in {low['cell']}"
     elif latency_budget_ms is not None and worst_p95 > latency_budget_ms:  # type: ignore[operator]
         why_not = f"p95 {worst_p95:.2f} ms over the budget"
     return Candidate(

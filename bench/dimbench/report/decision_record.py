@@ -22,6 +22,7 @@ from dimbench.report.decide import (
     under_service,
 )
 from dimbench.report.load import Results
+from dimbench.report.text import fmt, interval
 from dimbench.study.designs import module as design_module
 from dimbench.study.designs import routed
 from dimbench.study.results import write_atomic
@@ -46,16 +47,8 @@ RLS_DESIGN = {
 }
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
 def mb(value: float | None) -> str:
     return "—" if value is None else f"{value / 1e6:,.0f} MB"
-
-
-def interval(ci: list[float] | None, digits: int = 3) -> str:
-    return "" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 def table(
@@ -548,12 +541,15 @@ def at_size(point: Any, recall_target: float) -> str:
     word = scale.verdict(c, recall_target)
     if c is None:
         return word
-    lower, upper = c.min_recall_lower, c.min_recall_upper
-    bounds = f" [{fmt(lower)}, {fmt(upper)}]" if lower is not None and upper is not None else ""
-    return (
-        f"{word} (worst recall {fmt(c.min_recall)}{bounds} over {c.n_queries} queries a cell, "
-        f"worst p95 {fmt(c.worst_p95_ms, 2)} ms)"
-    )
+    weak = c.weakest
+    if weak:  # the interval the verdict rests on, over that cell's own queries
+        recall = (
+            f"weakest cell {weak['cell']}: recall {fmt(weak['recall'])}{interval(weak['ci'])} "
+            f"over {weak['n']} queries, at least {c.n_queries} in every cell"
+        )
+    else:
+        recall = f"worst recall {fmt(c.min_recall)}, at least {c.n_queries} queries in every cell"
+    return f"{word} ({recall}; worst p95 {fmt(c.worst_p95_ms, 2)} ms)"
 
 
 def held_phrase(points: list[Any], recall_target: float) -> str:
@@ -612,7 +608,6 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
 def scale_render(results: Results) -> str:
     """The record of a scale profile: the rule at each size, how each design's best holds, projections."""
     from dimbench.report import scale
-    from dimbench.report.designs import deployable
 
     runs = scale.sizes(results)
     first = scale.decision_at(results, runs[0][1])
@@ -642,9 +637,7 @@ def scale_render(results: Results) -> str:
         + " | holds up to | p95 at 10M (projection) |",
         "|---|---|" + "---|" * len(runs) + "---|---|",
     ]
-    for label, c in deployable(first).items():
-        if label == "the decision":
-            continue
+    for label, c in scale.followed(first, runs[0][0]).items():
         points = scale.follow(results, c.config)
         held = scale.holds_up_to(points)
         unrefuted = scale.not_failed_up_to(points, first.recall_target)
@@ -905,8 +898,8 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
         c = b.best
         assert c is not None
         ci = (
-            f"[{fmt(c.min_recall_lower)}, {fmt(c.min_recall_upper)}]"
-            if c.min_recall_lower is not None
+            interval([c.min_recall_lower, c.min_recall_upper]).strip()
+            if c.min_recall_lower is not None and c.min_recall_upper is not None
             else ""
         )
         out.append(

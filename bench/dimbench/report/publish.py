@@ -90,8 +90,8 @@ def is_scale_grid(run: dict) -> bool:
 def compare_with_published(run_dir: Path, profile: str) -> str:
     """One or two lines: does this run's decision agree with the published one, and if not, by how much?"""
     from dimbench.report.decide import decide, decide_runs
-    from dimbench.report.decision_record import interval
     from dimbench.report.load import read_results
+    from dimbench.report.text import interval
 
     published = published_dir(profile)
     if not (published / "run.json").exists():

@@ -55,6 +55,19 @@ def follow(results: Results, config: Config) -> list[AtSize]:
     return out
 
 
+def followed(first: Decision, chunks: int) -> dict[str, Candidate]:
+    """The lines a scale record and its figure follow across the sizes: pgvector's defaults, the rule's
+    choice at the smallest size and each design's best there (a configuration once, under its first
+    label)."""
+    from dimbench.report.designs import deployable
+
+    out: dict[str, Candidate] = {}
+    for label, c in deployable(first).items():
+        if all(c.config != seen.config for seen in out.values()):
+            out[f"the rule's choice at {chunks:,}" if label == "the decision" else label] = c
+    return out
+
+
 def verdict(candidate: Candidate | None, recall_target: float) -> str:
     """meets | fails | undecided | not measured at one size.
 

@@ -151,25 +151,23 @@ def corpus_size(run: dict[str, Any]) -> int | None:
 
 
 def scale_series(results: Results) -> dict[str, list[tuple[int, float | None, float | None]]]:
-    """label -> [(chunks, worst-bucket recall, worst p95)] per run, for each design's best configuration
-    at the smallest corpus (followed across the sizes) and pgvector's defaults."""
-    from dimbench.report.designs import deployable
+    """label -> [(chunks, worst-bucket recall, worst p95)] per size, for the lines the scale record
+    follows (its confirmation where a size confirmed the configuration, else its screening: the record's
+    own numbers)."""
+    from dimbench.report import scale
 
-    runs = sorted((r for r in results.runs if corpus_size(r)), key=corpus_size)  # type: ignore[arg-type, return-value]
-    if len({corpus_size(r) for r in runs}) < 2:
+    sizes = scale.sizes(results)
+    if not sizes:
         return {}
-    first = decide(results, run_id=runs[0]["run_id"])
+    first = scale.decision_at(results, sizes[0][1])
     out: dict[str, list[tuple[int, float | None, float | None]]] = {}
-    for label, c in deployable(first).items():
-        if label == "the decision":
-            continue
-        points = []
-        for run in runs:
-            rows = [r for r in results.rows if config_of(r) == c.config and r.get("run_id") == run["run_id"]]
-            recall = min((r["recall_mean"] for r in rows if r["recall_mean"] is not None), default=None)
-            latency = max((p95(r) for r in rows if p95(r) is not None), default=None)
-            points.append((int(corpus_size(run) or 0), recall, latency))
-        out[f"{label}: {c.config.label}"] = points
+    for label, c in scale.followed(first, sizes[0][0]).items():
+        out[f"{label}: {c.config.label}"] = [
+            (p.chunks, p.candidate.min_recall, p.candidate.worst_p95_ms)
+            if p.candidate is not None
+            else (p.chunks, None, None)
+            for p in scale.follow(results, c.config)
+        ]
     return out
 
 
@@ -193,6 +191,7 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     recall_ax, latency_ax = axes[0]
     for i, (label, points) in enumerate(sorted(series.items())):
         color = f"C{i % 10}"
+        width = 2.2 if label.startswith("the rule's choice") else 1.2  # the line the record decides on
         ns = [n for n, _, _ in points]
         recall_ax.plot(
             ns,
@@ -200,6 +199,7 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
             marker="o",
             markersize=3,
             color=color,
+            linewidth=width,
             label=label,
         )
         latency_ax.plot(
@@ -208,6 +208,7 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
             marker="o",
             markersize=3,
             color=color,
+            linewidth=width,
             label=label,
         )
         projected = project([(n, p) for n, _, p in points if p is not None])
@@ -239,9 +240,10 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     handles, labels = recall_ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=6, bbox_to_anchor=(0.5, 0.03))
-    fig.subplots_adjust(bottom=0.36, top=0.88, wspace=0.25)
+    fig.subplots_adjust(bottom=0.36, top=0.84, wspace=0.25)
     fig.suptitle(
-        "Each design's best configuration at the smallest corpus, followed to larger ones (screening)"
+        "pgvector's defaults, the rule's choice and each design's best at the smallest corpus, followed to "
+        "larger ones\n(each size's confirmation where it confirmed the configuration, else its screening)"
     )
     fig.text(0.01, 0.005, results.caption, fontsize=6, color="0.35", ha="left", va="bottom")
     return fig
