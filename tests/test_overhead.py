@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dimbench.study.overhead import TOLERANCE, Overhead
+from dimbench.study.overhead import TOLERANCE, Overhead, latencies_from_log
 from tests.cli_helpers import run_cli
 
 SUMMARY = r"harness p50 [\d.]+ ms, pgbench p50 [\d.]+ ms, ratio [\d.]+ \(limit {limit}\): {verdict}"
@@ -27,6 +27,12 @@ def test_the_verdict_is_the_ratio_against_the_ten_percent_limit(harness, pgbench
     assert result.ratio == pytest.approx(harness / pgbench)
     assert result.ok is ok
     assert result.summary().endswith("ok" if ok else "TOO SLOW")
+
+
+def test_pgbench_latencies_come_from_the_gaps_between_completions_not_its_cached_latency_field():
+    # client, transaction, latency µs (0: pgbench's cached clock), script, epoch s, µs: 1.5 ms, then 2.0 ms
+    log = ["0 0 0 0 1700000000 999000", "0 1 0 0 1700000001 500", "0 2 0 0 1700000001 2500"]
+    assert latencies_from_log(log) == [1.5, 2.0]
 
 
 def test_a_run_over_the_limit_exits_1_and_says_too_slow(tiny_results):

@@ -119,10 +119,26 @@ def pgbench_p50(dsn: str, vector: np.ndarray, workspace: str, n: int, warmup: in
         )
         if done.returncode != 0:
             raise DimbenchError(f"pgbench failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
-        latencies_us = [
-            int(line.split()[2]) for log in Path(tmp).glob("txn*") for line in log.read_text().splitlines()
-        ]
-    return statistics.median(latencies_us[warmup:]) / 1000
+        logs = sorted(Path(tmp).glob("txn*"))
+        latencies_ms = latencies_from_log([line for log in logs for line in log.read_text().splitlines()])
+    if len(latencies_ms) <= warmup:
+        raise DimbenchError(
+            f"pgbench logged {len(latencies_ms)} transactions, fewer than its {warmup} warm-up"
+        )
+    return statistics.median(latencies_ms[warmup:])
+
+
+def latencies_from_log(lines: list[str]) -> list[float]:
+    """Per-transaction latency (ms) of one pgbench client, from the gaps between its logged completion
+    times (the log's last two fields, read fresh from the clock for every entry).
+
+    Not from the log's own latency field: pgbench computes that from a lazily cached clock reading, and
+    on a loaded machine, when a result is already waiting as pgbench looks for it, the reading is not
+    refreshed and the field says 0 µs (seen here: a median of 0 and a division by zero). With one client
+    running its transactions back to back, the gap between two completions is the second transaction's
+    latency (plus pgbench's own microseconds between transactions). The first transaction has no gap."""
+    done_us = [int(f[4]) * 1_000_000 + int(f[5]) for f in (line.split() for line in lines) if len(f) >= 6]
+    return [(b - a) / 1000 for a, b in zip(done_us, done_us[1:], strict=False)]
 
 
 def measure(dsn: str, n: int = 500, limit: float = TOLERANCE) -> Overhead:
