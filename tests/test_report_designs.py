@@ -216,6 +216,23 @@ def test_a_scale_record_follows_the_rule_s_choice_beside_each_design_s_best_each
     assert scale.followed(decision, 100_000) == {"the rule's choice at 100,000": chosen}
 
 
+def test_pgvector_s_defaults_are_shown_on_the_decision_s_column_type_not_the_best_one():
+    from dimbench.report.decide import Candidate, Config, Decision
+    from dimbench.report.designs import deployable
+
+    def defaults(column_type: str, recall: float) -> Candidate:
+        config = Config("shared", "{}", column_type, "hnsw", "{}", '{"ef_search": 40}', "off", "rls")
+        return Candidate(config, recall, 2.0, "all/tiny", 1.0, 8, False, why_not="recall")
+
+    chosen = Candidate(
+        Config("routed", "{}", "vector768", "hnsw", "{}", '{"ef_search": 100}', "relaxed_order", "rls"),
+        0.99, 4.0, "all/large", 1.0, 8, True,
+    )  # fmt: skip
+    worse, better = defaults("vector768", 0.6), defaults("vector1536", 0.9)
+    decision = Decision(0.95, None, ("rls", "rls_filter"), 0.0, [chosen, better, worse], chosen, None)
+    assert deployable(decision)["pgvector defaults"] is worse
+
+
 def test_a_choice_holds_up_to_the_last_size_before_it_first_fails():
     assert scale.holds_up_to([at(100, True), at(300, True), at(1000, False)]) == 300
     assert scale.holds_up_to([at(100, True), at(300, False), at(1000, True)]) == 100

@@ -210,8 +210,8 @@ def scan_budget(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def deployable(decision: Decision) -> dict[str, Candidate]:
-    """What a team would deploy: pgvector's defaults (shared hnsw, ef_search 40, iterative off, RLS), the
-    decision, and each design's best — the figures' and the record's lines."""
+    """What a team would deploy: pgvector's defaults (shared hnsw, ef_search 40, iterative off, RLS) on the
+    decision's column type, the decision, and each design's best — the figures' and the record's lines."""
     out: dict[str, Candidate] = {}
     defaults = [
         c
@@ -222,8 +222,10 @@ def deployable(decision: Decision) -> dict[str, Candidate]:
         and json.loads(c.config.query_params).get("ef_search") == 40
         and c.config.access == "rls"
     ]
-    if defaults:
-        out["pgvector defaults"] = min(defaults, key=_order)
+    if defaults:  # on the decision's column: what building its index and changing nothing else gives
+        chosen = decision.chosen.config.column_type if decision.chosen is not None else None
+        same = [c for c in defaults if c.config.column_type == chosen]
+        out["pgvector defaults"] = min(same or defaults, key=_order)
     if decision.chosen is not None:
         out["the decision"] = decision.chosen
     for design in decision.designs():
