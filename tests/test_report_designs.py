@@ -248,6 +248,39 @@ def test_the_projection_is_the_power_law_through_the_measurements():
     assert project([(100, 1.0)], 10_000) is None
 
 
+def test_the_recall_projection_is_a_straight_line_against_log_n():
+    assert math.isclose(project([(100, 0.99), (1000, 0.97)], 10_000, log_y=False), 0.95, rel_tol=1e-9)
+
+
+def test_a_recall_projected_below_the_target_is_said_to_need_a_new_measurement():
+    from dataclasses import replace
+
+    from dimbench.report.decision_record import projection_lines
+
+    falling = []
+    for chunks, recall in ((100_000, 0.990), (1_000_000, 0.970)):
+        point = at(chunks, True)
+        assert point.candidate is not None
+        falling.append(scale.AtSize(chunks, "r", replace(point.candidate, min_recall=recall)))
+    (line,) = projection_lines(falling, 0.95)
+    assert line.startswith(
+        "Projection (not a measurement): worst p95 ≈ 1.0 ms and worst-bucket recall ≈ 0.950"
+    )
+    assert "below the 0.95 target" not in line  # 0.950 is not below
+    (line,) = projection_lines(falling, 0.96)
+    assert "below the 0.96 target: measure again before that size" in line
+
+
+def test_a_configuration_whose_interval_straddles_the_target_reads_undecided_not_no():
+    from dimbench.report.decision_record import meets
+
+    straddling = recall_at(100, 0.93, 1.0).candidate
+    below = recall_at(100, 0.80, 0.90).candidate
+    assert straddling is not None and below is not None
+    assert meets(straddling, 0.95).startswith("undecided: recall")
+    assert meets(below, 0.95).startswith("no: recall")
+
+
 def test_the_record_says_not_judged_for_a_run_measured_before_repeated_cycles():
     from dimbench.report.decision_record import side_channel_lines
 

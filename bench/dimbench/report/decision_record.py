@@ -569,6 +569,27 @@ def held_phrase(points: list[Any], recall_target: float) -> str:
     return "**fails at the smallest size**"
 
 
+def projection_lines(points: list[Any], recall_target: float) -> list[str]:
+    """The 10M projection of a followed configuration, labelled, and what it implies for the target."""
+    from dimbench.report import scale
+
+    p95, recall = scale.projected_p95(points), scale.projected_recall(points)
+    if p95 is None and recall is None:
+        return []
+    parts = [f"worst p95 ≈ {fmt(p95, 1)} ms"] if p95 is not None else []
+    parts += [f"worst-bucket recall ≈ {fmt(recall)}"] if recall is not None else []
+    line = (
+        f"Projection (not a measurement): {' and '.join(parts)} at 10M chunks (straight lines through the "
+        "measured sizes against log N; the recall is the means', with no interval)."
+    )
+    if recall is not None and recall < recall_target:
+        line += (
+            f" That recall is below the {recall_target} target: measure again before that size, with a wider "
+            "ef_search or a lower T in hand."
+        )
+    return [line]
+
+
 def holds_section(decision: Decision, published: Results | None) -> list[str]:
     """How far the choice holds, from a scale profile's results (the published one, when written)."""
     from dimbench.report import scale
@@ -591,11 +612,14 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
         + "; ".join(f"{p.chunks:,}: {at_size(p, target)}" for p in points)
         + "."
     )
-    projected = scale.projected_p95(points)
-    if projected is not None:
-        out.append(f"Projection (not a measurement): worst p95 ≈ {fmt(projected, 1)} ms at 10M chunks.")
+    out += projection_lines(points, target)
     largest, chosen, tied = scale.choices(published)[-1]
-    if chosen is not None and chosen.config != decision.chosen.config:
+    if chosen is not None and chosen.config == decision.chosen.config:
+        out.append(
+            f"At {largest:,} chunks, the largest size measured, the rule chooses this same configuration (tie set "
+            f"of {tied}): no other design measured takes over up to there; beyond it only the projection speaks."
+        )
+    elif chosen is not None:
         out.append(
             f"At {largest:,} chunks the rule chooses {chosen.config.label} (worst recall {fmt(chosen.min_recall)}, "
             f"worst p95 {fmt(chosen.worst_p95_ms, 2)} ms; tie set of {tied})."
@@ -630,11 +654,12 @@ def scale_render(results: Results) -> str:
         "",
         "Recall is the worst bucket's mean, p95 the worst cell's, each over the queries a cell in brackets "
         "(a confirmed configuration's confirmation, else its screening). "
-        "**10M is a projection** (least squares through log p95 against log N), not a measurement.",
+        "**10M is a projection** (least squares through log p95, and through the recall means, against "
+        "log N), not a measurement.",
         "",
         "| line | configuration | "
         + " | ".join(f"{n:,}: recall / p95 ms" for n, _ in runs)
-        + " | holds up to | p95 at 10M (projection) |",
+        + " | holds up to | 10M (projection): recall / p95 ms |",
         "|---|---|" + "---|" * len(runs) + "---|---|",
     ]
     for label, c in scale.followed(first, runs[0][0]).items():
@@ -648,13 +673,13 @@ def scale_render(results: Results) -> str:
             else "not measured"
             for p in points
         )
-        projected = scale.projected_p95(points)
+        p95, recall = scale.projected_p95(points), scale.projected_recall(points)
         holds = f"{held:,}" if held else "none"
         if unrefuted and unrefuted != held:
             holds += f" (? to {unrefuted:,})"
         out.append(
             f"| {label} | {c.config.label} | {cells} | {holds} "
-            f"| {fmt(projected, 1) if projected is not None else ''} |"
+            f"| {fmt(recall) if recall is not None else '—'} / {fmt(p95, 1) if p95 is not None else '—'} |"
         )
     out += [
         "",
@@ -681,6 +706,7 @@ def scale_render(results: Results) -> str:
                 else " (not measured at every size: see the scale grid's trims)"
             )
             + f". At the largest size the rule chooses {last[1].config.label if last[1] else 'nothing'}.",
+            *projection_lines(points, first.recall_target),
             "",
         ]
     return "\n".join(out)
@@ -875,6 +901,18 @@ def side_channel_verdict(side: list[dict[str, Any]]) -> list[str]:
     return [text]
 
 
+def meets(c: Candidate, recall_target: float) -> str:
+    """yes | undecided: … (its interval straddles the target) | no: …"""
+    from dimbench.report import scale
+
+    if c.qualifies:
+        return "yes"
+    word = "undecided" if scale.verdict(c, recall_target) == "undecided" else "no"
+    return (
+        f"{word}: {c.why_not} ({c.n_queries} queries a cell)" if word == "undecided" else f"no: {c.why_not}"
+    )
+
+
 def designs_section(results: Results, decision: Decision) -> list[str]:
     """The designs side by side, the paths their calls took, planner regret, the scan budget."""
     from dimbench.report import designs as d
@@ -903,7 +941,7 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
             else ""
         )
         out.append(
-            f"| {b.design} | {c.config.label} | {'yes' if b.qualifies else 'no: ' + c.why_not} "
+            f"| {b.design} | {c.config.label} | {meets(c, decision.recall_target)} "
             f"| {fmt(c.min_recall)} {ci} | {fmt(c.worst_p95_ms, 2)}{interval(c.worst_p95_ci, 2)} "
             f"| {mb(b.storage_bytes_per_million)} | {fmt(b.install_seconds, 1)} "
             f"| {b.threshold if b.threshold is not None else ''} |"

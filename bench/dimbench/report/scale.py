@@ -115,6 +115,18 @@ def projected_p95(points: list[AtSize]) -> float | None:
     return project(measured, PROJECT_TO)  # type: ignore[arg-type]
 
 
+def projected_recall(points: list[AtSize]) -> float | None:
+    """The worst-bucket mean recall at 10M on a straight line against log N (clipped to [0, 1]); the
+    means only, so no interval: a projection, never a verdict."""
+    measured = [
+        (p.chunks, p.candidate.min_recall)
+        for p in points
+        if p.candidate is not None and p.candidate.min_recall is not None
+    ]
+    value = project(measured, PROJECT_TO, log_y=False)  # type: ignore[arg-type]
+    return None if value is None else min(1.0, max(0.0, value))
+
+
 def choices(results: Results) -> list[tuple[int, Candidate | None, int]]:
     """(chunks, the rule's choice, size of its tie set) per size."""
     out = []

@@ -171,9 +171,14 @@ def scale_series(results: Results) -> dict[str, list[tuple[int, float | None, fl
     return out
 
 
-def project(points: list[tuple[int, float]], to: int = PROJECT_TO) -> float | None:
-    """Least-squares line through (log N, log y), evaluated at `to`: a projection, not a measurement."""
-    usable = [(math.log(n), math.log(y)) for n, y in points if n > 0 and y and y > 0]
+def project(points: list[tuple[int, float]], to: int = PROJECT_TO, log_y: bool = True) -> float | None:
+    """Least-squares line through (log N, log y) — or (log N, y) when not log_y, as for a recall that
+    falls by about as much per tenfold N — evaluated at `to`: a projection, not a measurement."""
+    usable = [
+        (math.log(n), math.log(y) if log_y else y)
+        for n, y in points
+        if n > 0 and y is not None and (y > 0 or not log_y)
+    ]
     if len(usable) < 2:
         return None
     mx = sum(x for x, _ in usable) / len(usable)
@@ -182,7 +187,8 @@ def project(points: list[tuple[int, float]], to: int = PROJECT_TO) -> float | No
     if sxx == 0:
         return None
     slope = sum((x - mx) * (y - my) for x, y in usable) / sxx
-    return math.exp(my + slope * (math.log(to) - mx))
+    value = my + slope * (math.log(to) - mx)
+    return math.exp(value) if log_y else value
 
 
 def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
