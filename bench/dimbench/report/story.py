@@ -222,22 +222,33 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
             latency_ax.plot(
                 [ns[-1], PROJECT_TO], [points[-1][2], projected], linestyle="--", color=color, linewidth=0.8
             )
-    if series:
-        latency_ax.axvline(PROJECT_TO, color="0.7", linewidth=0.6)
-        latency_ax.text(
-            PROJECT_TO,
-            latency_ax.get_ylim()[1],
-            "10M: projection (dashed), not measured",
-            fontsize=5,
-            ha="right",
-            va="top",
-            color="0.3",
-        )
+        projected = project([(n, r) for n, r, _ in points if r is not None], log_y=False)
+        if projected is not None and points[-1][1] is not None:
+            recall_ax.plot(
+                [ns[-1], PROJECT_TO],
+                [points[-1][1], min(1.0, max(0.0, projected))],
+                linestyle="--",
+                color=color,
+                linewidth=0.8,
+            )
+    lowest = min((r for points in series.values() for _, r, _ in points if r is not None), default=0.0)
+    # The target must stay readable: start the axis just below the lowest line, not at 0.
+    recall_ax.set_ylim(max(0.0, math.floor(lowest * 20) / 20 - 0.05), 1.01)
     for ax in (recall_ax, latency_ax):
         ax.set_xscale("log")
         ax.set_xlabel("chunks in the corpus (log)")
+        if series:
+            ax.axvline(PROJECT_TO, color="0.7", linewidth=0.6)
+            ax.text(
+                PROJECT_TO,
+                ax.get_ylim()[1],
+                "10M: projection (dashed), not measured",
+                fontsize=5,
+                ha="right",
+                va="top",
+                color="0.3",
+            )
     recall_ax.axhline(recall_target, color="0.6", linewidth=0.8)
-    recall_ax.set_ylim(-0.02, 1.02)
     recall_ax.set_ylabel("worst-bucket recall@10")
     recall_ax.set_title("recall against corpus size")
     latency_ax.set_yscale("log")
