@@ -907,10 +907,9 @@ def meets(c: Candidate, recall_target: float) -> str:
 
     if c.qualifies:
         return "yes"
-    word = "undecided" if scale.verdict(c, recall_target) == "undecided" else "no"
-    return (
-        f"{word}: {c.why_not} ({c.n_queries} queries a cell)" if word == "undecided" else f"no: {c.why_not}"
-    )
+    if scale.verdict(c, recall_target) == "undecided":
+        return f"undecided: {c.why_not} (at least {c.n_queries} queries a cell)"
+    return f"no: {c.why_not}"
 
 
 def designs_section(results: Results, decision: Decision) -> list[str]:

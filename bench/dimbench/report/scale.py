@@ -15,7 +15,7 @@ from typing import Any
 
 from dimbench.report.decide import Candidate, Config, Decision, decide
 from dimbench.report.load import Results
-from dimbench.report.story import PROJECT_TO, corpus_size, project
+from dimbench.report.story import PROJECT_TO, corpus_size, project, project_recall
 
 
 def sizes(results: Results) -> list[tuple[int, str]]:
@@ -123,8 +123,7 @@ def projected_recall(points: list[AtSize]) -> float | None:
         for p in points
         if p.candidate is not None and p.candidate.min_recall is not None
     ]
-    value = project(measured, PROJECT_TO, log_y=False)  # type: ignore[arg-type]
-    return None if value is None else min(1.0, max(0.0, value))
+    return project_recall(measured)  # type: ignore[arg-type]
 
 
 def choices(results: Results) -> list[tuple[int, Candidate | None, int]]:

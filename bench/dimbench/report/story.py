@@ -191,6 +191,12 @@ def project(points: list[tuple[int, float]], to: int = PROJECT_TO, log_y: bool =
     return math.exp(value) if log_y else value
 
 
+def project_recall(points: list[tuple[int, float]], to: int = PROJECT_TO) -> float | None:
+    """A recall at `to` on a straight line against log N, kept within [0, 1]: a projection."""
+    value = project(points, to, log_y=False)
+    return None if value is None else min(1.0, max(0.0, value))
+
+
 def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     series = scale_series(results)
     fig, axes = figure(1, 2, (12, 6))
@@ -222,11 +228,11 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
             latency_ax.plot(
                 [ns[-1], PROJECT_TO], [points[-1][2], projected], linestyle="--", color=color, linewidth=0.8
             )
-        projected = project([(n, r) for n, r, _ in points if r is not None], log_y=False)
+        projected = project_recall([(n, r) for n, r, _ in points if r is not None])
         if projected is not None and points[-1][1] is not None:
             recall_ax.plot(
                 [ns[-1], PROJECT_TO],
-                [points[-1][1], min(1.0, max(0.0, projected))],
+                [points[-1][1], projected],
                 linestyle="--",
                 color=color,
                 linewidth=0.8,

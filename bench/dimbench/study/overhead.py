@@ -123,7 +123,7 @@ def pgbench_p50(dsn: str, vector: np.ndarray, workspace: str, n: int, warmup: in
         latencies_ms = latencies_from_log([line for log in logs for line in log.read_text().splitlines()])
     if len(latencies_ms) <= warmup:
         raise DimbenchError(
-            f"pgbench logged {len(latencies_ms)} transactions, fewer than its {warmup} warm-up"
+            f"pgbench logged {len(latencies_ms)} latencies, none left after its {warmup} warm-up"
         )
     return statistics.median(latencies_ms[warmup:])
 
