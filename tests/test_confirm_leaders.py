@@ -146,3 +146,12 @@ def test_no_other_build_of_a_column_goes_before_the_round_that_uses_its_standing
     plan = rounds([half, v768, exact], prefer={half.build.key, v768.build.key})
     assert round_of(half, plan) == 0 and round_of(v768, plan) == 1
     assert round_of(exact, plan) > round_of(v768, plan)
+
+
+def test_a_design_with_its_own_indexes_on_that_column_waits_for_the_standing_index_too():
+    half = entrant("halfvec1536", "hnsw", design="routed")
+    v768 = entrant("vector768", "hnsw", design="routed")  # a round after `half`: routed has one schema
+    partial = entrant("vector768", "hnsw", design="partial")  # same build key, but it drops the index
+    plan = rounds([half, v768, partial], prefer={half.build.key, v768.build.key})
+    assert round_of(v768, plan) == 1
+    assert round_of(partial, plan) > round_of(v768, plan)

@@ -130,7 +130,7 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
     per installed design (a design has one schema; shared installs nothing, so it may span columns).
 
     prefer: build keys whose index stands already. The groups searching one of them are placed first,
-    and no other build of that column goes in a round before theirs: the index is used before a round
+    and no other group on that column goes in a round before theirs: the index is used before a round
     drops it, never built again for them."""
     groups: list[tuple[str, str]] = []
     column: dict[tuple[str, str], str] = {}
@@ -143,7 +143,9 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
     last_use: dict[str, tuple[int, str]] = {}  # column -> (last round using its standing index, key)
     for g in [*standing, *(g for g in groups if g not in standing)]:
         use = last_use.get(column[g])
-        start = use[0] + 1 if use is not None and use[1] != g[1] and g not in standing else 0
+        # Any other group on that column drops the standing index (another build, or a design with
+        # its own indexes even on the same key), so it waits until the index's last use.
+        start = use[0] + 1 if use is not None and g not in standing else 0
         for number in range(start, len(placed) + 1):
             if number == len(placed):
                 placed.append([])
