@@ -464,3 +464,22 @@ def test_a_short_share_that_moved_in_one_pass_only_is_not_reported_as_moved():
     timeline = passes([1.0, 1.0, 1.0], [1.0, 1.0])
     timeline[0]["short_share"] = 0.05  # one pass without came back short once
     assert "No design's short-result share moved" in verdict_of(entry("inline", "b", "rls", 50, timeline))
+
+
+def test_the_scale_figure_draws_each_size_with_the_recall_band_the_rule_judged(monkeypatch):
+    from dataclasses import replace
+
+    from dimbench.report import story
+
+    at_100k = replace(
+        screened_as("routed", 5.0, "confirmation"), min_recall_lower=0.96, min_recall_upper=0.99
+    )
+    at_1m = replace(at_100k, min_recall=0.97, min_recall_lower=0.94, min_recall_upper=0.98)
+    by_run = {"a": decided([at_100k], []), "b": decided([at_1m], [])}
+    monkeypatch.setattr(scale, "sizes", lambda results: [(100_000, "a"), (1_000_000, "b")])
+    monkeypatch.setattr(scale, "decision_at", lambda results, run_id: by_run[run_id])
+    (points,) = story.scale_series(None).values()
+    assert [(p.chunks, p.recall, p.lower, p.upper) for p in points] == [
+        (100_000, 0.99, 0.96, 0.99),
+        (1_000_000, 0.97, 0.94, 0.98),
+    ]

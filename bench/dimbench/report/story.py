@@ -4,14 +4,14 @@ curve against corpus size. Same conventions as plots.py (object API, determinist
 - deployable: recall@10 and p95 per workspace-size bucket for pgvector's defaults, the decision and each
   design's best, from the deciding stage — where the tiny-tenant collapse and each fix show.
 - side_channel: per design, p50 and short-result share with ÷ without a foreign tenant's cluster.
-- scale: worst-bucket recall and worst p95 against corpus size per design, with the straight-line
-  (log-log) projection to 10M chunks drawn dashed and labelled as a projection.
+- scale: worst-bucket recall (with the band the rule judges) and worst p95 against corpus size per design,
+  with the straight-line projection to 10M chunks drawn dashed and labelled as a projection.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dimbench.report.decide import Candidate, config_of, decide, p95
 from dimbench.report.load import Results
@@ -150,22 +150,37 @@ def corpus_size(run: dict[str, Any]) -> int | None:
     return counts.get("chunks") or (run.get("corpus") or {}).get("chunks")
 
 
-def scale_series(results: Results) -> dict[str, list[tuple[int, float | None, float | None]]]:
-    """label -> [(chunks, worst-bucket recall, worst p95)] per size, for the lines the scale record
-    follows (its confirmation where a size confirmed the configuration, else its screening: the record's
-    own numbers)."""
+class ScalePoint(NamedTuple):
+    """One followed configuration at one corpus size (None: not measured there)."""
+
+    chunks: int
+    recall: float | None  # worst-bucket mean recall
+    p95: float | None  # worst cell's p95 ms
+    lower: float | None  # lowest lower bound of any cell's 95 % recall interval
+    upper: float | None  # lowest upper bound: the band the rule judges against the target
+
+
+def scale_series(results: Results) -> dict[str, list[ScalePoint]]:
+    """label -> a point per size, for the lines the scale record follows (its confirmation where a size
+    confirmed the configuration, else its screening: the record's own numbers)."""
     from dimbench.report import scale
 
     sizes = scale.sizes(results)
     if not sizes:
         return {}
     first = scale.decision_at(results, sizes[0][1])
-    out: dict[str, list[tuple[int, float | None, float | None]]] = {}
+    out: dict[str, list[ScalePoint]] = {}
     for label, c in scale.followed(first, sizes[0][0]).items():
         out[f"{label}: {c.config.label}"] = [
-            (p.chunks, p.candidate.min_recall, p.candidate.worst_p95_ms)
-            if p.candidate is not None
-            else (p.chunks, None, None)
+            ScalePoint(p.chunks, None, None, None, None)
+            if p.candidate is None
+            else ScalePoint(
+                p.chunks,
+                p.candidate.min_recall,
+                p.candidate.worst_p95_ms,
+                p.candidate.min_recall_lower,
+                p.candidate.min_recall_upper,
+            )
             for p in scale.follow(results, c.config)
         ]
     return out
@@ -199,46 +214,51 @@ def project_recall(points: list[tuple[int, float]], to: int = PROJECT_TO) -> flo
 
 def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     series = scale_series(results)
-    fig, axes = figure(1, 2, (12, 6))
+    fig, axes = figure(1, 2, (12, 7.5))
     recall_ax, latency_ax = axes[0]
+
+    def value(v: float | None) -> float:
+        return math.nan if v is None else v
+
     for i, (label, points) in enumerate(sorted(series.items())):
         color = f"C{i % 10}"
         width = 2.2 if label.startswith("the rule's choice") else 1.2  # the line the record decides on
-        ns = [n for n, _, _ in points]
-        recall_ax.plot(
+        # Spread the lines a little sideways (a few % of N on the log axis) so their bars stay apart.
+        ns = [p.chunks * (1 + 0.04 * (i - (len(series) - 1) / 2)) for p in points]
+        recalls = [value(p.recall) for p in points]
+        below = [value(p.recall) - value(p.lower) for p in points]
+        above = [value(p.upper) - value(p.recall) for p in points]
+        recall_ax.errorbar(
             ns,
-            [r if r is not None else math.nan for _, r, _ in points],
+            recalls,
+            yerr=[below, above],
             marker="o",
             markersize=3,
+            capsize=2,
+            elinewidth=0.7,
             color=color,
             linewidth=width,
             label=label,
         )
         latency_ax.plot(
-            ns,
-            [p if p is not None else math.nan for _, _, p in points],
-            marker="o",
-            markersize=3,
-            color=color,
-            linewidth=width,
-            label=label,
+            ns, [value(p.p95) for p in points], marker="o", markersize=3, color=color, linewidth=width
         )
-        projected = project([(n, p) for n, _, p in points if p is not None])
-        if projected is not None:
+        last = points[-1]
+        projected = project([(p.chunks, p.p95) for p in points if p.p95 is not None])
+        if projected is not None and last.p95 is not None:
             latency_ax.plot(
-                [ns[-1], PROJECT_TO], [points[-1][2], projected], linestyle="--", color=color, linewidth=0.8
+                [ns[-1], PROJECT_TO], [last.p95, projected], linestyle="--", color=color, linewidth=0.8
             )
-        projected = project_recall([(n, r) for n, r, _ in points if r is not None])
-        if projected is not None and points[-1][1] is not None:
+        projected = project_recall([(p.chunks, p.recall) for p in points if p.recall is not None])
+        if projected is not None and last.recall is not None:
             recall_ax.plot(
-                [ns[-1], PROJECT_TO],
-                [points[-1][1], projected],
-                linestyle="--",
-                color=color,
-                linewidth=0.8,
+                [ns[-1], PROJECT_TO], [last.recall, projected], linestyle="--", color=color, linewidth=0.8
             )
-    lowest = min((r for points in series.values() for _, r, _ in points if r is not None), default=0.0)
-    # The target must stay readable: start the axis just below the lowest line, not at 0.
+    lowest = min(
+        (v for points in series.values() for p in points for v in (p.recall, p.lower) if v is not None),
+        default=0.0,
+    )
+    # The target must stay readable: start the axis just below the lowest line or bar, not at 0.
     recall_ax.set_ylim(max(0.0, math.floor(lowest * 20) / 20 - 0.05), 1.01)
     for ax in (recall_ax, latency_ax):
         ax.set_xscale("log")
@@ -255,7 +275,7 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
                 color="0.3",
             )
     recall_ax.axhline(recall_target, color="0.6", linewidth=0.8)
-    recall_ax.set_ylabel("worst-bucket recall@10")
+    recall_ax.set_ylabel("worst-bucket recall@10 (bar: the rule's band, 95 %)")
     recall_ax.set_title("recall against corpus size")
     latency_ax.set_yscale("log")
     latency_ax.set_ylabel("worst-cell p95 ms (log)")
@@ -263,10 +283,12 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     handles, labels = recall_ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=6, bbox_to_anchor=(0.5, 0.03))
-    fig.subplots_adjust(bottom=0.36, top=0.84, wspace=0.25)
+    fig.subplots_adjust(bottom=0.3, top=0.86, wspace=0.25)
     fig.suptitle(
         "pgvector's defaults, the rule's choice and each design's best at the smallest corpus, followed to "
-        "larger ones\n(each size's confirmation where it confirmed the configuration, else its screening)"
+        "larger ones\n(each size's confirmation where it confirmed the configuration, else its screening)\n"
+        "a bar spans the lowest lower and the lowest upper bound of any cell's 95 % recall interval: "
+        "the rule passes a size only when the bar's bottom clears the target"
     )
     fig.text(0.01, 0.005, results.caption, fontsize=6, color="0.35", ha="left", va="bottom")
     return fig
