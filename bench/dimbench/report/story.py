@@ -226,8 +226,8 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
         # Spread the lines a little sideways (a few % of N on the log axis) so their bars stay apart.
         ns = [p.chunks * (1 + 0.04 * (i - (len(series) - 1) / 2)) for p in points]
         recalls = [value(p.recall) for p in points]
-        below = [value(p.recall) - value(p.lower) for p in points]
-        above = [value(p.upper) - value(p.recall) for p in points]
+        below = [r - value(p.lower) for r, p in zip(recalls, points, strict=True)]
+        above = [value(p.upper) - r for r, p in zip(recalls, points, strict=True)]
         recall_ax.errorbar(
             ns,
             recalls,

@@ -140,12 +140,11 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
             column[e.group] = e.build.column_type
     standing = [g for g in groups if g[1] in prefer and _uses_shared_index(g[0])]
     placed: list[list[tuple[str, str]]] = []
-    last_use: dict[str, tuple[int, str]] = {}  # column -> (last round using its standing index, key)
+    last_use: dict[str, int] = {}  # column -> the last round that searches its standing index
     for g in [*standing, *(g for g in groups if g not in standing)]:
-        use = last_use.get(column[g])
         # Any other group on that column drops the standing index (another build, or a design with
         # its own indexes even on the same key), so it waits until the index's last use.
-        start = use[0] + 1 if use is not None and g not in standing else 0
+        start = last_use[column[g]] + 1 if column[g] in last_use and g not in standing else 0
         for number in range(start, len(placed) + 1):
             if number == len(placed):
                 placed.append([])
@@ -154,7 +153,7 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
                 members.append(g)
                 break
         if g in standing:
-            last_use[column[g]] = (max(number, last_use.get(column[g], (0, ""))[0]), g[1])
+            last_use[column[g]] = max(number, last_use.get(column[g], 0))
     return [[e for e in entrants if e.group in members] for members in placed]
 
 
