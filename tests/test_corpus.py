@@ -158,6 +158,9 @@ def test_a_corrupted_cache_is_one_line_from_the_cli(tiny, tmp_path):
     )
 
 
+BASE = "[corpus]\nseed = 1\nchunks = 100\nworkspaces = 2\nusers = 4\ntopics = 2\n"
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
@@ -180,6 +183,16 @@ def test_a_corrupted_cache_is_one_line_from_the_cli(tiny, tmp_path):
         ("[corpus]\nseed = 1\nchunks = 100\nworkspaces = 5\nusers = 9\ntopics = 2\nk = 1000\n", "corpus.k"),
         ("[corpus]\nseed = 1\nworkspaces = 2\nusers = 4\ntopics = 2\n", "missing corpus.chunks"),
         ("[corpus\n", "not valid TOML"),
+        # Values that once generated garbage (NaN embeddings) or a traceback:
+        (BASE + "noise = inf\n", "corpus.noise must be a finite number, got inf"),
+        (BASE + "noise = nan\n", "corpus.noise must be a finite number"),
+        (BASE + "topic_spread = 1e300\n", "corpus.topic_spread must be in [0, 1000000]"),
+        (BASE.replace("seed = 1", "seed = -1"), "corpus.seed must be in [0, 4294967295], got -1"),
+        (BASE.replace("chunks = 100", "chunks = 1099511627776"), "corpus.chunks must be in [0, 4294967295]"),
+        (
+            BASE.replace("chunks = 100", "chunks = 4000000000") + "max_memberships = 1\n",
+            "of memory to generate",
+        ),
     ],
 )
 def test_a_bad_spec_is_one_line_naming_the_key(tmp_path, toml, message):
@@ -189,6 +202,12 @@ def test_a_bad_spec_is_one_line_naming_the_key(tmp_path, toml, message):
         run_cli("corpus", "generate", "--spec", str(path), "--out", str(tmp_path / "out")), message
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_spec_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(BASE.encode() + b"# caf\xe9\n")
+    assert_one_line_error(run_cli("corpus", "generate", "--spec", str(path)), "not UTF-8 text")
 
 
 def test_a_missing_spec_is_one_line(tmp_path):

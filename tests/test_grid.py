@@ -25,6 +25,11 @@ MINIMAL = {
 }
 
 
+def hnsw(ef_construction: int, query: dict) -> dict:
+    """An hnsw [[index]] entry with m = 16."""
+    return {"kind": "hnsw", "build": {"m": 16, "ef_construction": ef_construction}, "query": query}
+
+
 def test_every_profile_the_cli_offers_has_a_valid_grid():
     assert {"tiny", "smoke", "small", "medium", "large"} <= set(available_profiles())
     for profile in available_profiles():
@@ -63,11 +68,11 @@ def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
     ("change", "message"),
     [
         ({"colour": "red"}, "unknown key colour"),
-        ({"k": 0}, "k must be a positive integer"),
+        ({"k": 0}, "k must be in [1, 100], got 0"),
         ({"k": "ten"}, "k must be int"),
         ({"column_types": ["vector512"]}, "column_types has 'vector512'"),
         ({"access": ["root"]}, "access has 'root'"),
-        ({"concurrency": [0]}, "concurrency must be a list of positive integers"),
+        ({"concurrency": [0]}, "concurrency must be in [1, 64], got 0"),
         ({"index": []}, "no [[index]] entries"),
         ({"index": [{"kind": "annoy"}]}, "kind must be one of"),
         (
@@ -81,7 +86,7 @@ def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
                     }
                 ]
             },
-            "not supported by ivfflat",
+            "iterative_scan has 'strict_order'; known: off, relaxed_order",
         ),
         (
             {
@@ -89,19 +94,44 @@ def test_rls_without_a_filter_is_measured_over_all_of_a_users_workspaces():
                     {"kind": "hnsw", "build": {"m": -1, "ef_construction": 64}, "query": {"ef_search": 40}}
                 ]
             },
-            "m must be positive integers",
+            "m must be in [2, 100], got -1",
         ),
         (
             {"index": [{"kind": "hnsw", "build": {"m": 16}, "query": {"ef_search": 40}}]},
             "missing ef_construction",
         ),
         ({"confirm": {"max_querys": 10}}, "unknown key max_querys"),
-        ({"confirm": {"max_queries": 0}}, "max_queries must be positive"),
+        ({"confirm": {"max_queries": 0}}, "max_queries must be in [1, 100000], got 0"),
         ({"confirm": {"max_queries": 10, "batch": 20}}, "batch (20) exceeds max_queries (10)"),
-        ({"confirm": {"recall_target": 1.5}}, "recall_target must be below 1"),
+        ({"confirm": {"recall_target": 1.5}}, "recall_target must be in (0, 1], got 1.5"),
         ({"confirm": {"reach": "far"}}, "reach must be float"),
         ({"confirm": {"every_design": 1}}, "every_design must be bool"),
-        ({"side_channel": {"cycles": 0}}, "queries, per_query and cycles must be positive"),
+        ({"side_channel": {"cycles": 0}}, "cycles must be in [1, 10000], got 0"),
+        # Values that once slipped through, or crashed with a traceback:
+        ({"confirm": {"recall_target": float("nan")}}, "recall_target must be a finite number"),
+        ({"confirm": {"reach": float("inf")}}, "reach must be a finite number"),
+        ({"access": ["rls", "rls"]}, "access lists 'rls' twice"),
+        ({"access": []}, "access must not be empty"),
+        ({"column_types": []}, "column_types must not be empty"),
+        ({"column_types": [["vector768"]]}, "column_types must list str values"),
+        ({"corpora": 5}, "corpora must be list"),
+        ({"corpora": ["tiny", "tiny"]}, "corpora lists 'tiny' twice"),
+        ({"profile": ""}, "profile must be a plain name"),
+        ({"profile": "x/../../notebooks"}, "profile must be a plain name"),
+        ({"profile": "../../escape"}, "profile must be a plain name"),
+        ({"concurrency": [2, 2]}, "concurrency lists 2 twice"),
+        (
+            {"index": [hnsw(64, {"ef_search": [40, 40]})]},
+            "ef_search lists a value twice",
+        ),
+        (
+            {"index": [hnsw(64, {"ef_search": 4000})]},
+            "ef_search must be in [1, 1000], got 4000",
+        ),
+        (
+            {"index": [hnsw(16, {"ef_search": 40})]},
+            "ef_construction must be at least twice m",
+        ),
     ],
 )
 def test_a_malformed_grid_is_one_clear_error(change, message):
@@ -220,6 +250,10 @@ def test_one_design_twice_on_the_same_build_is_one_clear_error():
         ({"name": "partial", "index": "ivfflat"}, "index 'ivfflat' has no [[index]]"),
         ({"name": "partial", "params": {"min_row": 5}}, "min_row"),
         ({"name": "routed", "access": ["superuser"]}, "access must be a non-empty subset"),
+        ({"name": "routed", "access": ["rls", "rls"]}, "access lists 'rls' twice"),
+        ({"name": "partial", "params": {"min_rows": "abc"}}, "min_rows must be a positive integer"),
+        ({"name": "routed", "params": {"threshold": "guess"}}, "threshold must be 'measured' or a row count"),
+        ({"name": 7}, "name must be one of"),
     ],
 )
 def test_a_malformed_design_is_one_clear_error(design, message):

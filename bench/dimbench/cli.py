@@ -26,6 +26,30 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (sizes, counts, batches)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (ratios, limits)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def add_target_args(parser: argparse.ArgumentParser) -> None:
     """Every command that touches a database takes --dsn and --pgdata."""
     group = parser.add_argument_group("database (default: the embedded server in .dimbench/pgdata)")
@@ -171,8 +195,6 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     from dimbench.study import overhead
 
     limit = overhead.TOLERANCE if args.limit is None else args.limit
-    if limit <= 0:
-        raise DimbenchError(f"--limit must be a positive ratio, got {limit}")
     provisioned = provision.provision(args.dsn, args.pgdata)
     result = overhead.measure(provisioned.dsn, args.queries, limit)
     print(result.summary())
@@ -239,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stab = sub.add_parser("stability", help="repeat the study on fresh index builds; does the decision hold?")
     stab.add_argument("--profile", default="small", help=PROFILE_HELP)
-    stab.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
+    stab.add_argument("--runs", type=positive_int, default=3, help="how many runs (default 3)")
     stab.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(stab)
     stab.set_defaults(handler=cmd_stability)
@@ -252,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.set_defaults(handler=cmd_publish)
 
     over = sub.add_parser("overhead", help="harness vs pgbench latency for one fixed query (limit: +10%%)")
-    over.add_argument("--queries", type=int, default=1000, help="requests per side (default 1000)")
+    over.add_argument("--queries", type=positive_int, default=1000, help="requests per side (default 1000)")
     over.add_argument(
-        "--limit", type=float, help="largest harness/pgbench p50 ratio that passes (default 1.10)"
+        "--limit", type=positive_float, help="largest harness/pgbench p50 ratio that passes (default 1.10)"
     )
     add_target_args(over)
     over.set_defaults(handler=cmd_overhead)
@@ -272,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--spec", help=SPEC_HELP)
     load.add_argument("--corpus", help="or: a corpus directory (e.g. from `corpus import`)")
     load.add_argument("--replace", action="store_true", help="replace another corpus loaded before")
-    load.add_argument("--block-rows", type=int, default=5000, help="chunks per transaction (default 5000)")
+    load.add_argument(
+        "--block-rows", type=positive_int, default=5000, help="chunks per transaction (default 5000)"
+    )
     load.add_argument("--no-progress", action="store_true")
     add_target_args(load)
     load.set_defaults(handler=cmd_corpus_load)

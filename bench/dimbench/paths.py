@@ -9,6 +9,7 @@ running from a checkout, else to a per-user directory; DIMBENCH_HOME overrides b
 from __future__ import annotations
 
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -64,9 +65,38 @@ def runs_dir() -> Path:
     return Path(os.environ.get("DIMBENCH_RUNS") or Path.cwd() / "runs")
 
 
+def results_root() -> Path:
+    """The checkout's results/: published runs only, written by `dimbench publish` alone."""
+    return repo_root() / "results"
+
+
 def published_dir(profile: str) -> Path:
     """The published results of a profile (in the checkout; may not exist for an installed wheel)."""
-    return repo_root() / "results" / profile
+    return results_root() / plain_name(profile, "profile")
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def plain_name(value: object, what: str, where: str = "") -> str:
+    """A name that becomes one path component (a profile, a run id, a corpus name): letters, digits,
+    `_`, `-` and `.`, starting with a letter or digit, no `..`, at most 100 characters."""
+    if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value) or ".." in value:
+        prefix = f"{where}: " if where else ""
+        raise DimbenchError(
+            f"{prefix}{what} must be a plain name (letters, digits, _, - and ., no path separators or "
+            f"'..'), got {value!r}"
+        )
+    return value
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Is `path` (resolved, whether or not it exists) `root` or below it?"""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def spec_path(spec: str | Path) -> Path:

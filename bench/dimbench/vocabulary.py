@@ -27,6 +27,15 @@ ITERATIVE = {
 }
 BUILD_KEYS = {"exact": (), "ivfflat": ("lists",), "hnsw": ("m", "ef_construction")}
 QUERY_KEYS = {"exact": (), "ivfflat": ("probes",), "hnsw": ("ef_search", "max_scan_tuples")}
+# The ranges pgvector accepts for each argument (its GUC and reloption limits).
+PARAM_RANGES = {
+    "lists": (1, 32768),
+    "m": (2, 100),
+    "ef_construction": (4, 1000),
+    "probes": (1, 32768),
+    "ef_search": (1, 1000),
+    "max_scan_tuples": (1, 2**31 - 1),
+}
 OPTIONAL_QUERY_KEYS = {"max_scan_tuples"}  # absent: pgvector's default
 # A query argument that only matters with iterative scan on (off is measured at its first value only).
 ITERATIVE_ONLY = {"max_scan_tuples"}

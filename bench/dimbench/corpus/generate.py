@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -17,12 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from dimbench import files
 from dimbench.corpus import embeddings, groundtruth
 from dimbench.corpus.arrays import RowReader, RowWriter
 from dimbench.corpus.spec import BUCKETS, Spec, bucket_of
 from dimbench.corpus.structure import Structure, build_structure
 from dimbench.errors import DimbenchError
 
+# Never in a manifest's checksum list: the manifest itself and dimbench's ownership marker.
+UNCHECKED = ("manifest.json", files.MARKER)
+# What every corpus holds (an imported one before it is embedded: only these).
+REQUIRED = ("ws_documents.npy", "doc_workspace.npy", "memberships.npy")
+EMBEDDED = ("emb_1536.npy", "queries.npz")  # and once it has embeddings
 GENERATOR_VERSION = "2"  # 2: queries drift toward their topic (query_topic_share)
 FORMAT = 1
 SCOPES = ("workspace", "all")
@@ -119,14 +124,45 @@ def query_vectors(
     return embeddings.embed(proj, z, zt, spec.noise, rng), source
 
 
+def check_size(spec: Spec, where: Path) -> None:
+    """Refuse, before allocating anything, a spec this machine cannot hold: the per-document arrays and
+    latents in memory, the embedding files on disk."""
+    import psutil
+
+    documents = spec.chunks // spec.chunks_per_document + spec.workspaces
+    memory = (
+        documents * (3 * spec.latent_dim * 4 + 4 * 8)
+        + spec.topics * spec.latent_dim * 4 * 2
+        + spec.users * spec.max_memberships * 3 * 8
+        + spec.block_rows * 1536 * 4 * 6
+        + spec.queries_per_bucket * 8 * (1536 * 4 * 3 + spec.block_rows * 4 * 2)
+    )
+    disk = spec.chunks * 1536 * 4 * (2 if spec.ada else 1)
+    available = psutil.virtual_memory().available
+    if memory > available // 2:
+        raise DimbenchError(
+            f"corpus {spec.name}: {spec.chunks} chunks need about {memory / 1e9:.1f} GB of memory to "
+            f"generate; this machine has {available / 1e9:.1f} GB available"
+        )
+    existing = where
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if disk > free:
+        raise DimbenchError(
+            f"corpus {spec.name}: {spec.chunks} chunks need {disk / 1e9:.1f} GB on disk; {existing} has "
+            f"{free / 1e9:.1f} GB free"
+        )
+
+
 def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
     """Write the corpus for `spec` into `out` (replacing nothing: `out` must not exist)."""
     from tqdm import tqdm
 
     started = time.perf_counter()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    check_size(spec, out.parent)
+    files.clear_temporaries(out.parent, out.name)  # what a killed generate left behind
+    tmp = files.marked_temporary(out.parent, out.name)
     try:
         structure = build_structure(spec)
         proj = embeddings.projection(spec)
@@ -172,6 +208,7 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
             ada.close()
         stats = groundtruth.statistics(spec, structure, tmp, plan, truth)
         write_manifest(tmp, generated_manifest(spec, structure, plan, stats, time.perf_counter() - started))
+        files.mark(tmp, "corpus")
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -190,12 +227,10 @@ def sha256(path: Path) -> str:
 def write_manifest(directory: Path, manifest: dict[str, Any], *, checksum: bool = True) -> None:
     """The one manifest writer (generated, imported and calibrated corpora): atomically, after
     recording the sha256 of every other file unless only the manifest itself changed."""
-    from dimbench.study.results import write_atomic
-
     if checksum:
-        others = sorted(p for p in directory.iterdir() if p.name != "manifest.json")
+        others = sorted(p for p in directory.iterdir() if p.name not in UNCHECKED)
         manifest["files"] = {p.name: sha256(p) for p in others}
-    write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    files.write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def generated_manifest(
@@ -237,20 +272,38 @@ def generated_manifest(
 
 
 def verify(directory: Path) -> dict[str, Any]:
-    """The manifest, after checking every file against its checksum (a corrupted cache is an error)."""
+    """The manifest, after checking every file against its checksum (a corrupted cache is an error).
+
+    Every file in the directory must be listed with its checksum, and every file a corpus needs must be
+    there: a file added, removed or changed is a corrupted corpus, never half-read later."""
+    if not directory.is_dir():
+        raise DimbenchError(f"no corpus at {directory}")
+    ours = files.owned(directory, "corpus")
+    fix = (
+        "regenerate it with `dimbench corpus generate --force` (or import it again)"
+        if ours
+        else "it was not made by this version of dimbench: move it away, or import or generate it again"
+    )
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
-        files = manifest["files"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DimbenchError(
-            f"corpus cache {directory} is corrupted (unreadable manifest.json): "
-            "regenerate it with `dimbench corpus generate --force`"
-        ) from exc
-    for name, digest in files.items():
+        listed = manifest["files"]
+        if not isinstance(manifest, dict) or not isinstance(listed, dict):
+            raise TypeError("manifest.json is not an object with a files table")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        if not ours and not (directory / "manifest.json").exists():
+            raise DimbenchError(f"{directory} is not a dimbench corpus (no manifest.json)") from exc
+        raise DimbenchError(f"corpus {directory} is corrupted (unreadable manifest.json): {fix}") from exc
+    present = {p.name for p in directory.iterdir() if p.name not in UNCHECKED}
+    needed = {*REQUIRED, *(EMBEDDED if manifest.get("embedded", True) else ())}
+    for problem in [
+        *(f"{name} has no checksum in manifest.json" for name in sorted(present - set(listed))),
+        *(f"manifest.json lists no {name}" for name in sorted(needed - set(listed))),
+    ]:
+        raise DimbenchError(f"corpus {directory} is corrupted ({problem}): {fix}")
+    for name, digest in sorted(listed.items()):
         path = directory / name
-        if not path.exists() or sha256(path) != digest:
+        if not isinstance(name, str) or "/" in name or not path.is_file() or sha256(path) != digest:
             raise DimbenchError(
-                f"corpus cache {directory} is corrupted ({name} does not match its checksum): "
-                "regenerate it with `dimbench corpus generate --force`"
+                f"corpus {directory} is corrupted ({name} does not match its checksum): {fix}"
             )
     return manifest

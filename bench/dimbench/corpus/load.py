@@ -366,6 +366,8 @@ def load_corpus(
     """Load what is not loaded yet. `after_block` is a test hook called after each committed block."""
     from tqdm import tqdm
 
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise DimbenchError(f"block rows must be a positive integer, got {block_rows!r}")
     key = corpus_key(corpus)
     report = LoadReport(key)
     started = time.perf_counter()

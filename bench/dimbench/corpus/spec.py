@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from dimbench.errors import DimbenchError
-from dimbench.paths import spec_path
-from dimbench.tomlcheck import no_unknown, read_toml, typed
+from dimbench.paths import plain_name, spec_path
+from dimbench.tomlcheck import in_range, no_unknown, read_toml, typed
 
 BUCKETS = ("tiny", "small", "medium", "large")
 # A bucket is the share of all rows a query may see: tiny < 0.1% ≤ small < 1% ≤ medium < 10% ≤ large.
@@ -68,6 +68,9 @@ FIELDS: dict[str, tuple[type, Any]] = {  # key -> (type, default or None if requ
     "k": (int, 10),
     "block_rows": (int, 8192),
 }
+MAX_INT = 2**32 - 1  # seeds and counts: numpy's generators take any, but no corpus needs more
+# A float beyond these is a typo, not an experiment (embeddings are unit vectors; spreads are latent units).
+MAX_FLOAT = {"zipf_exponent": 10.0, "noise": 100.0, "matryoshka_decay": 100.0}
 POSITIVE = {
     "chunks",
     "workspaces",
@@ -85,7 +88,8 @@ POSITIVE = {
 def load_spec(path: str | Path) -> Spec:
     """A spec file, or the name of a spec shipped with dimbench (`smoke`, `datasets/smoke.toml`)."""
     path = spec_path(path)
-    return parse_spec(read_toml(path, "corpus spec"), path.stem, str(path))
+    name = plain_name(path.stem, "a corpus spec's file name", str(path))
+    return parse_spec(read_toml(path, "corpus spec"), name, str(path))
 
 
 def parse_spec(raw: dict[str, Any], name: str, where: str = "spec") -> Spec:
@@ -106,8 +110,10 @@ def parse_spec(raw: dict[str, Any], name: str, where: str = "spec") -> Spec:
         value = typed(corpus, key, kind, default, where, "corpus.")
         if key in POSITIVE and value <= 0:
             raise DimbenchError(f"{where}: corpus.{key} must be a positive integer, got {value}")
-        if kind is float and value < 0:
-            raise DimbenchError(f"{where}: corpus.{key} must not be negative, got {value}")
+        if kind is int and not 0 <= value <= MAX_INT:
+            raise DimbenchError(f"{where}: corpus.{key} must be in [0, {MAX_INT}], got {value}")
+        if kind is float:
+            in_range(value, 0, MAX_FLOAT.get(key, 1e6), where, f"corpus.{key}")
         values[key] = value
     spec = Spec(name=name, **values)
     _check_consistency(spec, where)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 
 def render(results: Path) -> list[Path]:
-    """Write plots/ and DECISION.md for a results directory; returns what was written."""
+    """Write plots/ and DECISION.md for a results directory; returns what was written.
+
+    Everything is rendered into a temporary directory first and swapped in whole once it all succeeded:
+    a report that fails half way leaves the previous plots and DECISION.md exactly as they were.
+    """
+    from dimbench import files
     from dimbench.report import decision_record, plots, story
     from dimbench.report.load import Results, read_results
     from dimbench.vocabulary import DEFAULT_DESIGN, cell_value
 
     data = read_results(results)
+    # plots/ is replaced whole: refuse before rendering if it is not one dimbench wrote.
+    files.refuse_unless_owned(results / "plots", ("plots",), "results directory")
     # The grid's plots show the first run's screening stage of the shared design: the whole grid, one run
     # (DECISION.md covers every run); the story's figures compare the designs.
     first = data.of_run(data.run["run_id"])
@@ -20,7 +29,15 @@ def render(results: Path) -> list[Path]:
         first.run,
         [r for r in first.rows if r["stage"] == "screening" and cell_value(r, "design") == DEFAULT_DESIGN],
     )
-    written = plots.render_all(screening, results / "plots")
-    written += story.render_all(data if len(data.runs) > 1 else first, results / "plots")
-    written.append(decision_record.write(data, results / "DECISION.md"))
-    return written
+    files.clear_temporaries(results, "report")
+    staging = files.marked_temporary(results, "report")
+    try:
+        written = plots.render_all(screening, staging / "plots")
+        written += story.render_all(data if len(data.runs) > 1 else first, staging / "plots")
+        written.append(decision_record.write(data, staging / "DECISION.md"))
+        files.mark(staging / "plots", "plots")
+        files.swap_in(staging / "plots", results / "plots", ("plots",))
+        os.replace(staging / "DECISION.md", results / "DECISION.md")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [results / path.relative_to(staging) for path in written]

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dimbench.files import write_atomic
 from dimbench.report.decide import (
     BUCKETS,
     COLUMN_BYTES,
@@ -25,7 +26,6 @@ from dimbench.report.load import Results
 from dimbench.report.text import fmt, interval
 from dimbench.study.designs import module as design_module
 from dimbench.study.designs import routed
-from dimbench.study.results import write_atomic
 from dimbench.study.sidechannel import chance, leaks, moved_by, p50_floor
 from dimbench.vocabulary import QUERY_GUC
 

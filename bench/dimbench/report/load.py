@@ -7,6 +7,7 @@ measured" and is kept as None, never turned into 0.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,26 @@ TYPES: dict[str, tuple[Any, ...]] = {
     "qps": (dict, type(None)),
 }
 REQUIRED = (*ENUMS, *TYPES)
+# run.json: a key that is present has this type (null is allowed where None is listed).
+OBJECT = (dict, type(None))
+RUN_TYPES: dict[str, tuple[Any, ...]] = {
+    "profile": (str,),
+    "identity": OBJECT,
+    "corpus": OBJECT,
+    "server": OBJECT,
+    "machine": OBJECT,
+    "packages": OBJECT,
+    "phases": OBJECT,
+    "confirmation": OBJECT,
+    "designs": (list, type(None)),
+    "settled": (list, type(None)),
+    "side_channel": (list, type(None)),
+    "planned_cells": (int, type(None)),
+    "measured_cells": (int, type(None)),
+    "finished_at": (str, type(None)),
+}
+# Measured values and the ranges they can take: recall is a share, latencies and rates are positive.
+SHARES = ("recall_mean", "ndcg10", "short_share")
 
 
 @dataclass
@@ -127,6 +148,14 @@ def read_run(path: Path) -> list[dict[str, Any]]:
     for n, run in enumerate(runs):
         if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
             raise DimbenchError(f"{path}: runs[{n}] has no 'run_id'")
+        for key, types in RUN_TYPES.items():
+            if key in run and (isinstance(run[key], bool) or not isinstance(run[key], types)):
+                raise DimbenchError(
+                    f"{path}: runs[{n}].{key} has the wrong type ({type(run[key]).__name__})"
+                )
+        for part in ("grid", "corpus"):
+            if not isinstance((run.get("identity") or {}).get(part, {}), dict):
+                raise DimbenchError(f"{path}: runs[{n}].identity.{part} must be an object")
         builds = run.get("builds", [])
         if not isinstance(builds, list):
             raise DimbenchError(f"{path}: runs[{n}].builds must be a list")
@@ -175,12 +204,31 @@ def check_row(row: Any) -> str | None:
         # bool is an int in Python but never a valid count or measurement here.
         if isinstance(row[key], bool) or not isinstance(row[key], types):
             return f"{key} has the wrong type ({type(row[key]).__name__})"
+    if row["k"] < 1 or row["n_queries"] < 0:
+        return "k must be ≥ 1 and n_queries ≥ 0"
+    for key in SHARES:
+        value = row.get(key)
+        if value is not None and not _number_in(value, 0.0, 1.0):
+            return f"{key} = {value!r} is not a share in [0, 1]"
+    interval = row["recall_ci95"]
+    if interval is not None and (len(interval) != 2 or not all(_number_in(v, 0.0, 1.0) for v in interval)):
+        return "recall_ci95 must be two shares in [0, 1] (or null)"
     latency = row["latency_ms"] or {}
-    if any(v is not None and not isinstance(v, NUMBER) for v in latency.values()):
-        return "latency_ms values must be numbers or null"
+    if any(v is not None and not _number_in(v, 0.0, math.inf) for v in latency.values()):
+        return "latency_ms values must be numbers ≥ 0 or null"
     qps = row["qps"] or {}
     if any(not str(k).isdigit() for k in qps):
         return 'qps keys must be client counts ("1", "2", "4", …)'
-    if any(v is not None and not isinstance(v, NUMBER) for v in qps.values()):
-        return "qps values must be numbers or null"
+    if any(v is not None and not _number_in(v, 0.0, math.inf) for v in qps.values()):
+        return "qps values must be numbers ≥ 0 or null"
     return None
+
+
+def _number_in(value: Any, low: float, high: float) -> bool:
+    """A finite JSON number (not a bool) in [low, high]."""
+    return (
+        isinstance(value, NUMBER)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )

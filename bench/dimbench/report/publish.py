@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
+from dimbench import files
 from dimbench.errors import DimbenchError
-from dimbench.paths import published_dir
+from dimbench.files import ensure_writable, write_atomic
+from dimbench.paths import plain_name, published_dir
 from dimbench.study import runs
 from dimbench.study.cells import cell_key
-from dimbench.study.results import ensure_writable, write_atomic
 
 SHARED = ("grid", "corpus")  # identity parts every published run must share
 
@@ -51,11 +51,14 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
                 raise DimbenchError(
                     f"cannot publish runs {first['run_id']} and {run['run_id']} together: {diff}"
                 )
-    profile = first["profile"]
+    profile = plain_name(first["profile"], "profile", "run.json")
     dest = dest or published_dir(profile)
+    # Only a directory publish made (its marker), an empty one or a new one is ever replaced.
+    files.refuse_unless_owned(dest, ("published",), "--to")
     ensure_writable(dest.parent)
+    files.clear_temporaries(dest.parent, dest.name)
     # Build the new directory beside the old one, then swap: a failure leaves the published one intact.
-    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.publish-"))
+    staging = files.marked_temporary(dest.parent, dest.name)
     try:
         lines = sorted(
             (json.dumps(r, sort_keys=True) for r in rows), key=lambda line: cell_key(json.loads(line))
@@ -63,14 +66,8 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
         write_atomic(staging / "measurements.jsonl", "".join(line + "\n" for line in lines))
         runs.write_runs(staging, profile, gathered)
         render(staging)
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            staging.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(dest)
+        files.mark(staging, "published")
+        files.swap_in(staging, dest, ("published",))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest

