@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_cli(
@@ -32,3 +34,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and directory under root (itself included), with each file's sha256."""
+    out = {".": "dir" if root.is_dir() else hashlib.sha256(root.read_bytes()).hexdigest()}
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            rel = str(path.relative_to(root))
+            out[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return out

@@ -180,6 +180,7 @@ def test_ctrl_c_during_confirmation_keeps_what_was_measured_and_the_rerun_contin
         again = subprocess.run(run_command(pgdata, out), capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr
         assert run_info(out)["run_id"] == interrupted["run_id"]
+        assert f"resuming run {interrupted['run_id']} in {out}" in again.stdout  # and says so
         assert kept <= set(measured_cells(out, "confirmation"))
         assert_complete(pgdata, out)
     finally:
@@ -194,6 +195,6 @@ def test_an_unwritable_results_directory_leaves_earlier_results_intact(tiny_resu
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the results directory should be")
     assert_one_line_error(
-        run_cli("run", "--profile", "tiny", "--dsn", dsn, "--out", str(blocked)), "cannot write results"
+        run_cli("run", "--profile", "tiny", "--dsn", dsn, "--out", str(blocked)), "is not a directory"
     )
     assert (out / "measurements.jsonl").read_bytes() == before

@@ -3,7 +3,6 @@ it made (its marker), and a refused command leaves every file exactly as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,17 +11,7 @@ import pytest
 
 from dimbench import files
 from dimbench.paths import repo_root
-from tests.cli_helpers import assert_one_line_error, run_cli
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file and directory under root (itself included), with each file's sha256."""
-    out = {".": "dir" if root.is_dir() else hashlib.sha256(root.read_bytes()).hexdigest()}
-    if root.is_dir():
-        for path in sorted(root.rglob("*")):
-            rel = str(path.relative_to(root))
-            out[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+from tests.cli_helpers import assert_one_line_error, run_cli, snapshot
 
 
 def published_results() -> dict[str, str]:

@@ -76,3 +76,29 @@ def test_a_measurement_with_a_bad_concurrency_key_is_one_line_naming_it(results)
     row["qps"] = {"many": 3.0}
     replace_line(path, 5, json.dumps(row))
     assert_one_line_error(report(results), "measurements.jsonl:5:", "qps keys")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("recall_mean", 7.5, "recall_mean = 7.5 is not a share in [0, 1]"),
+        ("recall_mean", -0.1, "recall_mean = -0.1 is not a share"),
+        ("recall_ci95", [0.9, 1.2], "recall_ci95 must be two shares"),
+        ("latency_ms", {"p50": -3.0}, "latency_ms values must be numbers ≥ 0"),
+        ("k", 0, "k must be ≥ 1"),
+    ],
+)
+def test_a_measurement_outside_its_range_is_one_line_naming_it(results, field, value, message):
+    path = results / "measurements.jsonl"
+    row = json.loads(path.read_text().splitlines()[1])
+    row[field] = value
+    replace_line(path, 2, json.dumps(row))
+    assert_one_line_error(report(results), "measurements.jsonl:2:", message)
+    assert not (results / "DECISION.md").exists()
+
+
+def test_a_run_json_whose_corpus_is_not_an_object_is_one_line(results):
+    data = json.loads((results / "run.json").read_text())
+    data["runs"][0]["corpus"] = "small"
+    (results / "run.json").write_text(json.dumps(data))
+    assert_one_line_error(report(results), "runs[0].corpus has the wrong type (str)")
