@@ -82,6 +82,8 @@ def changes(draw, document: dict) -> dict:
     """The document with one to three values replaced or removed (deeply, anywhere)."""
     out = document
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        if not paths(out):  # everything removed already
+            break
         where = draw(st.sampled_from(paths(out)))
         out = mutated(out, where, draw(VALUES), draw(st.booleans()))
     return out

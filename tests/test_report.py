@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dimbench import files
 from dimbench.report import decision_record, render
 from dimbench.report.decide import decide
 from dimbench.report.decision_record import render as render_record
@@ -42,7 +43,8 @@ def results(tmp_path) -> Path:
 
 def test_the_report_command_writes_every_plot_and_the_decision_record(rendered):
     written = set(rendered["first"]) - set(rendered["before"])
-    assert written == {f"plots/{plot}.{ext}" for plot in PLOTS for ext in ("png", "svg")} | {"DECISION.md"}
+    figures = {f"plots/{plot}.{ext}" for plot in PLOTS for ext in ("png", "svg")}
+    assert written == figures | {"DECISION.md", f"plots/{files.MARKER}"}  # plots/ is marked as dimbench's
     assert rendered["first"]["DECISION.md"].startswith(b"# Decision record")
 
 
