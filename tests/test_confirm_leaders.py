@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dimbench.report.decide import Candidate, Config
+from dimbench.evidence.rule import Candidate, Config
 from dimbench.study.confirm import Entrant, leading, rounds
 from dimbench.study.grid import Build, Confirm, QuerySetting
 

@@ -84,7 +84,7 @@ def exact_distances(
     """Each row's cosine distance to the query, computed on its own (no index, no design)."""
     statement = sql.SQL(
         "select c.id, {} operator(extensions.<=>) {} from public.document_chunks c where c.id = any (%s)"
-    ).format(base.vector_expression(build, "c"), query_literal(build))
+    ).format(build.expression("c"), query_literal(build))
     return dict(conn.execute(statement, (vector, ids)).fetchall())
 
 

@@ -157,10 +157,10 @@ def _vector():
 
 def test_a_measured_threshold_is_read_at_its_own_query_setting():
     detail = {"thresholds": {"(ef_search=40)/relaxed_order": 5000, "(ef_search=100)/relaxed_order": 300}}
-    assert routed.threshold_for(detail, "(ef_search=100)/relaxed_order") == 300
-    assert routed.threshold_for(detail, "(ef_search=40)/relaxed_order") == 5000
-    assert routed.threshold_for(detail, "(ef_search=200)/relaxed_order") is None
+    assert routed.DESIGN.measured_at(detail, "(ef_search=100)/relaxed_order") == 300
+    assert routed.DESIGN.measured_at(detail, "(ef_search=40)/relaxed_order") == 5000
+    assert routed.DESIGN.measured_at(detail, "(ef_search=200)/relaxed_order") is None
 
 
 def test_one_threshold_for_every_setting_is_read_from_results_written_before_per_setting_calibration():
-    assert routed.threshold_for({"threshold": 960}, "(ef_search=100)/relaxed_order") == 960
+    assert routed.DESIGN.measured_at({"threshold": 960}, "(ef_search=100)/relaxed_order") == 960

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from dimbench import cli
 from dimbench.corpus.spec import parse_spec
 from dimbench.errors import DimbenchError
+from dimbench.evidence.results import check_row
 from dimbench.paths import datasets_dir, grids_dir, repo_root
-from dimbench.report.load import check_row
 from dimbench.study.grid import parse_grid
 from tests.cli_helpers import snapshot
 

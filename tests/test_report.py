@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dimbench import files
+from dimbench.evidence.results import read_results
+from dimbench.evidence.rule import decide
 from dimbench.report import decision_record, render
-from dimbench.report.decide import decide
 from dimbench.report.decision_record import render as render_record
-from dimbench.report.load import read_results
 from tests.cli_helpers import run_cli
 from tests.results_fixture import WINNER, write_results
 

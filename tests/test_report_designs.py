@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from dimbench.report import designs, scale
 from dimbench.report.story import project
-from dimbench.study.sidechannel import leaks
+from dimbench.evidence.side_channel import leaks
 
 
 def row(plan: str, recall: float, p50: float, design: str = "shared", **kw) -> dict:
@@ -125,7 +125,7 @@ def test_a_design_whose_results_shorten_in_every_cycle_leaks_even_at_the_same_la
 
 
 def test_the_chance_of_a_leak_without_any_effect_is_the_rank_test_s():
-    from dimbench.study.sidechannel import chance
+    from dimbench.evidence.side_channel import chance
 
     assert math.isclose(chance(side([1.0] * 4, [1.0] * 3)), 2 / 35)
 
@@ -140,7 +140,7 @@ def test_a_design_unmoved_by_the_foreign_cluster_does_not_leak():
 
 
 def at(chunks: int, qualifies: bool | None, p95: float = 1.0) -> scale.AtSize:
-    from dimbench.report.decide import Candidate, Config
+    from dimbench.evidence.rule import Candidate, Config
 
     if qualifies is None:
         return scale.AtSize(chunks, "r", None)
@@ -194,14 +194,14 @@ def test_a_size_quotes_the_interval_of_its_weakest_cell_over_that_cell_s_own_que
 
 
 def test_an_interval_is_rounded_outward_never_to_a_bound_it_did_not_reach():
-    from dimbench.report.text import interval
+    from dimbench.evidence.text import interval
 
     assert interval([0.9496, 0.98701]) == " [0.949, 0.988]"
     assert interval([0.95, 1.0]) == " [0.950, 1.000]"
 
 
 def test_a_scale_record_follows_the_rule_s_choice_beside_each_design_s_best_each_configuration_once():
-    from dimbench.report.decide import Candidate, Config, Decision
+    from dimbench.evidence.rule import Candidate, Config, Decision
 
     def routed(column_type: str, p95: float, ef: int) -> Candidate:
         query = f'{{"ef_search": {ef}}}'
@@ -217,7 +217,7 @@ def test_a_scale_record_follows_the_rule_s_choice_beside_each_design_s_best_each
 
 
 def test_pgvector_s_defaults_are_shown_on_the_decision_s_column_type_not_the_best_one():
-    from dimbench.report.decide import Candidate, Config, Decision
+    from dimbench.evidence.rule import Candidate, Config, Decision
     from dimbench.report.designs import deployable
 
     def defaults(column_type: str, recall: float) -> Candidate:
@@ -292,8 +292,8 @@ def test_the_record_says_not_judged_for_a_run_measured_before_repeated_cycles():
 
 
 def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp_path):
+    from dimbench.evidence.results import Results
     from dimbench.report.decision_record import scale_cost_lines
-    from dimbench.report.load import Results
 
     key = "vector768/hnsw(ef_construction=64,m=16)"
 
@@ -314,9 +314,9 @@ def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp
 
 
 def test_routed_is_credited_with_the_threshold_of_the_candidates_own_setting(tmp_path):
-    from dimbench.report.decide import Candidate, Config
+    from dimbench.evidence.results import Results
+    from dimbench.evidence.rule import Candidate, Config
     from dimbench.report.designs import threshold_of
-    from dimbench.report.load import Results
 
     key = "vector768/hnsw(ef_construction=64,m=16)"
     thresholds = {"(ef_search=40)/relaxed_order": 131_680, "(ef_search=100)/relaxed_order": 960}
@@ -342,7 +342,7 @@ def test_routed_is_credited_with_the_threshold_of_the_candidates_own_setting(tmp
 def screened_as(design: str, p95: float, stage: str = "screening"):
     import json
 
-    from dimbench.report.decide import Candidate, Config
+    from dimbench.evidence.rule import Candidate, Config
 
     config = Config(
         design, "{}", "vector768", "hnsw", json.dumps({"m": 16}), json.dumps({"ef_search": 100}), "off", "rls"
@@ -351,7 +351,7 @@ def screened_as(design: str, p95: float, stage: str = "screening"):
 
 
 def decided(confirmed: list, screened: list):
-    from dimbench.report.decide import Decision
+    from dimbench.evidence.rule import Decision
 
     return Decision(
         0.95, None, ("rls",), 0.0, confirmed, confirmed[0], None, [], "confirmation", "r", screened
@@ -375,7 +375,7 @@ def test_a_followed_configuration_left_out_of_confirmation_is_followed_through_i
 
 
 def test_the_designs_side_by_side_keep_a_design_confirmation_left_out_through_its_screening(tmp_path):
-    from dimbench.report.load import Results
+    from dimbench.evidence.results import Results
 
     routed = screened_as("routed", 5.0, "confirmation")
     partial = screened_as("partial", 40.0)
@@ -398,13 +398,13 @@ def test_routed_gives_one_threshold_per_query_setting_it_calibrated():
 
     detail = {"thresholds": {"(ef_search=40)/off": 110, "(ef_search=100)/off": 840}}
     assert routed.thresholds(detail) == {"(ef_search=40)/off": 110, "(ef_search=100)/off": 840}
-    assert routed.threshold_for(detail, "(ef_search=100)/off") == 840
+    assert routed.DESIGN.measured_at(detail, "(ef_search=100)/off") == 840
 
 
 def test_routed_results_written_before_per_setting_t_give_their_one_t_for_every_setting():
     from dimbench.study.designs import routed
 
-    assert routed.threshold_for({"threshold": 300}, "(ef_search=100)/off") == 300
+    assert routed.DESIGN.measured_at({"threshold": 300}, "(ef_search=100)/off") == 300
 
 
 def test_the_record_points_at_each_designs_module_where_it_is_in_the_checkout():
@@ -418,7 +418,7 @@ def test_the_record_points_at_each_designs_module_where_it_is_in_the_checkout():
 
 
 def test_the_spread_of_the_passes_without_bounds_what_a_no_can_claim():
-    from dimbench.study.sidechannel import p50_floor
+    from dimbench.evidence.side_channel import p50_floor
 
     assert math.isclose(p50_floor(side([1.0, 1.5, 0.8], [1.0, 1.0])), 0.5)
 

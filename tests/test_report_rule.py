@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dimbench.report.decide import RLS_ARMS, closest, decide, decide_runs
-from dimbench.report.load import Results
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import RLS_ARMS, closest, decide, decide_runs
 
 BUCKETS = ("small", "large")
 

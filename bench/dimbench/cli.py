@@ -92,6 +92,7 @@ def cmd_schema_apply(args: argparse.Namespace) -> int:
 
 
 def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported lazily)
+    from dimbench.report import render_run
     from dimbench.study import pipeline as study
 
     return study.StudyOptions(
@@ -101,6 +102,7 @@ def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported 
         out=getattr(args, "out", None),
         fresh=getattr(args, "fresh", False),
         progress=not args.no_progress,
+        finished=render_run,
     )
 
 

@@ -51,7 +51,13 @@ def typed(table: Mapping[str, Any], key: str, kind: type, default: Any, where: s
 
 
 def in_range(
-    value: float, low: float, high: float, where: str, key: str, *, low_open: bool = False,
+    value: float,
+    low: float,
+    high: float,
+    where: str,
+    key: str,
+    *,
+    low_open: bool = False,
     high_open: bool = False,
 ) -> None:
     """Refuse a number outside [low, high] (either end open), naming the allowed range."""

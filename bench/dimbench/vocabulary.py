@@ -8,6 +8,7 @@ the plots group by it. A new design is a module in dimbench/study/designs plus i
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 # column type -> (pgvector type, dimensions)
@@ -16,6 +17,22 @@ COLUMN_TYPES = {
     "vector1536": ("vector", 1536),
     "halfvec1536": ("halfvec", 1536),
 }
+# column type -> (the stored column it reads, the cast searches and indexes apply to it, or None)
+COLUMN_SOURCE = {
+    "vector768": ("embedding_768", None),
+    "vector1536": ("embedding_1536", None),
+    "halfvec1536": ("embedding_1536", "halfvec(1536)"),
+}
+# pgvector type -> the cosine operator class its indexes use (schema extensions)
+OPCLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}
+
+
+def column_text(column_type: str) -> str:
+    """The indexed expression of a column type as SQL text (for the record's SQL a team applies)."""
+    column, cast = COLUMN_SOURCE[column_type]
+    return f"({column}::extensions.{cast})" if cast else column
+
+
 # Bytes per row of the vector column in the end state (one column; halfvec stored as a halfvec column).
 COLUMN_BYTES = {"vector768": 4 * 768 + 8, "vector1536": 4 * 1536 + 8, "halfvec1536": 2 * 1536 + 8}
 
@@ -78,7 +95,29 @@ BUCKETS = ("tiny", "small", "medium", "large")
 #   bq_rerank    hnsw over binary_quantize(v), candidates reranked by the full vector
 #   partitioned  document_chunks hash-partitioned by workspace_id, one index per partition
 #   inline       the end-state layout: one embedding column, stored inline (after the migration)
-DESIGNS = ("shared", "routed", "partial", "bq_rerank", "partitioned", "inline")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a design's numbers include, as the study measures them and the report reads them back."""
+
+    searches_shared_index: bool = False  # its vector path is the study's own index: storage and install
+    #                                      cost include that index (shared, routed)
+    excludes_shared_index: bool = False  # its own indexes cover the shared index's expression: measured
+    #                                      with the shared index dropped (partial)
+    own_table: bool = False  # searches its own copy of the chunks: the policy variants swapped in on
+    #                          public.document_chunks do not apply to it
+    installs: bool = True  # has structures of its own to install, time and size (shared: none)
+
+
+DESIGNS: dict[str, Layout] = {
+    "shared": Layout(searches_shared_index=True, installs=False),
+    "routed": Layout(searches_shared_index=True),
+    "partial": Layout(excludes_shared_index=True),
+    "bq_rerank": Layout(),
+    "partitioned": Layout(own_table=True),
+    "inline": Layout(own_table=True),
+}
 DEFAULT_DESIGN = "shared"
 
 STAGES = ("screening", "confirmation")

@@ -23,7 +23,7 @@ from dimbench.corpus.load import copy_statement, fixed_width_copy_data, int4_fie
 from dimbench.corpus.reader import Corpus
 from dimbench.progress import bar
 from dimbench.progress import index_build as watch_build
-from dimbench.study.metrics import recall_at_k
+from dimbench.stats import recall_at_k
 
 TABLE = sql.Identifier("dimbench", "calibration_vectors")
 HNSW = {"m": 16, "ef_construction": 64, "ef_search": 40}

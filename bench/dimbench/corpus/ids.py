@@ -27,10 +27,3 @@ def uuid_bytes(digest: str, kind: str, indices: np.ndarray) -> np.ndarray:
 
 def to_uuid(digest: str, kind: str, index: int) -> uuid.UUID:
     return uuid.UUID(bytes=prefix(digest, kind) + int(index).to_bytes(8, "big"))
-
-
-def index_of(digest: str, kind: str, value: uuid.UUID) -> int:
-    raw = value.bytes
-    if raw[:8] != prefix(digest, kind):
-        raise ValueError(f"{value} is not a {kind} of corpus {digest}")
-    return int.from_bytes(raw[8:], "big")

@@ -47,9 +47,3 @@ def request(
     with conn.transaction(force_rollback=not commit):
         conn.execute(SET_ROLE_AND_CLAIMS, (role, payload))
         yield conn
-
-
-def current_role(conn: psycopg.Connection) -> str:
-    row = conn.execute("select current_user").fetchone()
-    assert row is not None
-    return str(row[0])

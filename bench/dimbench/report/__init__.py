@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
+
+
+def render_run(out: Path) -> None:
+    """A finished run's report: DECISION.md always; the plots too when matplotlib (the `report` extra) is
+    installed."""
+    from dimbench.evidence.results import read_results
+    from dimbench.report import decision_record
+
+    if importlib.util.find_spec("matplotlib") is None:
+        decision_record.write(read_results(out), out / "DECISION.md")
+        print(
+            f"plots skipped: they need matplotlib (pip install 'dimbench[report]', then dimbench report "
+            f"--results {out})",
+            file=sys.stderr,
+        )
+        return
+    render(out)
 
 
 def render(results: Path) -> list[Path]:
@@ -14,8 +33,8 @@ def render(results: Path) -> list[Path]:
     a report that fails half way leaves the previous plots and DECISION.md exactly as they were.
     """
     from dimbench import files
+    from dimbench.evidence.results import Results, read_results
     from dimbench.report import decision_record, plots, story
-    from dimbench.report.load import Results, read_results
     from dimbench.vocabulary import DEFAULT_DESIGN, cell_value
 
     data = read_results(results)

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dimbench.report.decide import Candidate, Decision
-from dimbench.report.load import Results
-from dimbench.study.designs import routed
-from dimbench.study.grid import QuerySetting
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import Candidate, Decision
+from dimbench.study import designs
+from dimbench.study.configs import QuerySetting
 from dimbench.vocabulary import BUCKETS, CHOOSABLE, DEFAULT_DESIGN, DESIGNS, cell_value
 
 REGRET_SPEED = 0.8  # the other path's p50 at most 80 % of this cell's
@@ -77,31 +77,30 @@ def _build_key(c: Candidate) -> str:
 def install_seconds(results: Results, c: Candidate) -> float | None:
     key = _build_key(c)
     build = results.builds().get(key) or {}
-    if c.config.design == DEFAULT_DESIGN:
+    layout = DESIGNS[c.config.design]
+    if not layout.installs:
         return build.get("seconds")
     installed = results.designs().get((c.config.design, key)) or {}
     if installed.get("seconds") is None:
         return None
-    # routed adds its count table to the shared index, which it searches
-    extra = (build.get("seconds") or 0.0) if c.config.design == "routed" else 0.0
+    # a design that searches the shared index adds its own structures to that index's build
+    extra = (build.get("seconds") or 0.0) if layout.searches_shared_index else 0.0
     return round(float(installed["seconds"]) + extra, 3)
 
 
 def threshold_of(results: Results, c: Candidate) -> int | None:
-    """Routed's T at the candidate's own query setting."""
-    if c.config.design != routed.NAME:
-        return None
+    """A design's measured value (routed's T) at the candidate's own query setting (None: it has none)."""
     installed = results.designs().get((c.config.design, _build_key(c))) or {}
     setting = QuerySetting(json.loads(c.config.query_params), c.config.iterative_scan)
-    return routed.threshold_for(installed.get("detail") or {}, setting.key)
+    return designs.get(c.config.design).measured_at(installed.get("detail") or {}, setting.key)
 
 
-def routed_calibrations(results: Results) -> list[dict[str, Any]]:
-    """Every calibration of T the run measured: its build, setting, T and the samples T came from
-    (one per routed install and query setting; one per install in results written before that)."""
+def calibrations(results: Results) -> list[dict[str, Any]]:
+    """Every calibration of a measured value (routed's T) the run made: its build, setting, value and the
+    samples it came from (one per install and query setting; one per install in results written before)."""
     out = []
     for (design, key), d in sorted(results.designs().items()):
-        if design != routed.NAME:
+        if designs.get(design).MEASURED is None:
             continue
         detail = d.get("detail") or {}
         per_setting = detail.get("calibrations")
@@ -160,7 +159,7 @@ def regret(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def label_of(row: dict[str, Any]) -> str:
-    from dimbench.report.decide import config_of
+    from dimbench.evidence.rule import config_of
 
     return config_of(row).label
 

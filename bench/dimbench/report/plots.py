@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dimbench.report.decide import BUCKETS, CHOOSABLE, COLUMN_BYTES, config_of, p95
-from dimbench.report.load import Results
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import BUCKETS, CHOOSABLE, COLUMN_BYTES, config_of, p95
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -17,14 +17,14 @@ from dimbench.errors import DimbenchError
 from dimbench.files import ensure_writable, write_atomic
 from dimbench.paths import plain_name, published_dir
 from dimbench.study import runs
-from dimbench.study.cells import cell_key
+from dimbench.vocabulary import cell_key
 
 SHARED = ("grid", "corpus")  # identity parts every published run must share
 
 
 def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
+    from dimbench.evidence.results import read_results
     from dimbench.report import render
-    from dimbench.report.load import read_results
 
     if not run_dirs:
         raise DimbenchError("publish needs at least one run directory")
@@ -86,9 +86,9 @@ def is_scale_grid(run: dict) -> bool:
 
 def compare_with_published(run_dir: Path, profile: str) -> str:
     """One or two lines: does this run's decision agree with the published one, and if not, by how much?"""
-    from dimbench.report.decide import decide, decide_runs
-    from dimbench.report.load import read_results
-    from dimbench.report.text import interval
+    from dimbench.evidence.results import read_results
+    from dimbench.evidence.rule import decide, decide_runs
+    from dimbench.evidence.text import interval
 
     published = published_dir(profile)
     if not (published / "run.json").exists():

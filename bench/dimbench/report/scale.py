@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dimbench.report.decide import Candidate, Config, Decision, decide
-from dimbench.report.load import Results
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import Candidate, Config, Decision, decide
 from dimbench.report.story import PROJECT_TO, corpus_size, project, project_recall
 
 
@@ -137,8 +137,8 @@ def choices(results: Results) -> list[tuple[int, Candidate | None, int]]:
 
 def published_scale() -> Results | None:
     """results/scale of the checkout, if published."""
+    from dimbench.evidence.results import read_results
     from dimbench.paths import published_dir
-    from dimbench.report.load import read_results
 
     path: Path = published_dir("scale")
     if not (path / "run.json").exists():

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dimbench.report.decide import Candidate, config_of, decide, p95
-from dimbench.report.load import Results
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import Candidate, config_of, decide, p95
 from dimbench.report.plots import figure, finish, legend
 from dimbench.vocabulary import BUCKETS
 
@@ -89,7 +89,7 @@ def fig_side_channel(results: Results) -> Figure:
     """One row per design and arm: every pass's p50 over the median of the passes without the cluster —
     grey the passes without, coloured the passes with it (red where every one lies beyond every grey one:
     a leak); and the share of short results without and with the cluster."""
-    from dimbench.study.sidechannel import leaks
+    from dimbench.evidence.side_channel import leaks
 
     side = results.run.get("side_channel") or []
     fig, axes = figure(1, 2, (11, 1.9 + 0.32 * max(len(side), 2)))

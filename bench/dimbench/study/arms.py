@@ -19,9 +19,9 @@ from psycopg import sql
 
 from dimbench.database.rls import claims_for
 from dimbench.errors import DimbenchError
+from dimbench.study.configs import Arm, Build
 from dimbench.study.designs.base import search_function
-from dimbench.study.grid import Build
-from dimbench.vocabulary import ARM_ROLE, DEFAULT_DESIGN, FILTERED
+from dimbench.vocabulary import ARM_ROLE, FILTERED
 
 __all__ = ["ARM_ROLE", "FILTERED", "Answer", "ask", "check_canary", "check_visible", "query_vector"]
 
@@ -76,32 +76,28 @@ def query_vector(vector_1536: np.ndarray, build: Build) -> np.ndarray:
 
 def ask(
     conn: psycopg.Connection,
-    access: str,
-    build: Build,
+    arm: Arm,
     vector: np.ndarray,
-    k: int,
     user: uuid.UUID | None,
     workspaces: Sequence[uuid.UUID] | None,
-    role: str | None = None,
-    design: str = DEFAULT_DESIGN,
 ) -> Answer:
-    """One request through the design's search function, timed client-side from BEGIN to COMMIT (what
-    the app waits for).
+    """One request through the arm's design's search function, timed client-side from BEGIN to COMMIT
+    (what the app waits for).
 
     It runs under the role's statement_timeout, as production does; a request the server cancels for
-    it comes back as a failed answer (no rows), not as an exception. `role` overrides the arm's database
-    role (the tests use it to break RLS on purpose).
+    it comes back as a failed answer (no rows), not as an exception.
     """
-    role = role or ARM_ROLE[access]
+    build = arm.build
+    role = arm.role or ARM_ROLE[arm.access]
     claims = claims_for(role, user if role == "authenticated" else None)
-    filter_ids = list(workspaces) if FILTERED[access] and workspaces is not None else None
-    params = (vector, k, filter_ids, build.dim, build.vector_type == "halfvec")
+    filter_ids = list(workspaces) if FILTERED[arm.access] and workspaces is not None else None
+    params = (vector, arm.k, filter_ids, build.dim, build.vector_type == "halfvec")
     timeout = role_timeouts(conn).get(role)
     start = time.perf_counter_ns()
     try:
         with conn.transaction():
             conn.execute(PREAMBLE, (role, claims, timeout), prepare=True)
-            statement = sql.SQL(SEARCH).format(search_function(design))
+            statement = sql.SQL(SEARCH).format(search_function(arm.design))
             rows = conn.execute(statement, params, prepare=True, binary=True).fetchall()
     except psycopg.errors.QueryCanceled as exc:
         if "statement timeout" not in (exc.diag.message_primary or ""):
@@ -125,25 +121,21 @@ def check_visible(answer: Answer, allowed: set[uuid.UUID], access: str, user: uu
 
 def check_canary(
     conn: psycopg.Connection,
-    access: str,
-    build: Build,
+    arm: Arm,
     vector: np.ndarray,
     canary: uuid.UUID,
     someone_elses: Sequence[uuid.UUID],
-    k: int,
-    role: str | None = None,
-    design: str = DEFAULT_DESIGN,
 ) -> None:
     """A user with no membership must get nothing; proves the arm really ran under RLS.
 
     Filtered arms filter on `someone_elses` (real, populated workspaces), so only RLS stands between
     the canary and their rows.
     """
-    if ARM_ROLE[access] != "authenticated":
+    if ARM_ROLE[arm.access] != "authenticated":
         return
-    answer = ask(conn, access, build, vector, k, canary, someone_elses, role=role, design=design)
+    answer = ask(conn, arm, vector, canary, someone_elses)
     if answer.ids:
         raise IsolationBreach(
             f"isolation breach: the canary user (no memberships) got {len(answer.ids)} row(s) in arm "
-            f"{access} — RLS is not in force (superuser? policy dropped?); the run is void"
+            f"{arm.access} — RLS is not in force (superuser? policy dropped?); the run is void"
         )

@@ -18,26 +18,28 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
 
+from dimbench import stats
 from dimbench.database import seed_policy
 from dimbench.database.settle import MaintenanceWatch
-from dimbench.report.decide import CHOOSABLE, Candidate, Config, candidates
-from dimbench.report.load import Results
-from dimbench.study import arms, designs, index, metrics, plans
-from dimbench.study.cells import cell_fields, cell_key
-from dimbench.study.designs import routed
-from dimbench.study.grid import SCOPES_BY_ACCESS, Build, Confirm, QuerySetting
-from dimbench.study.measure import CellResult, StudyQuery, ask, measurement, recall_of
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import CHOOSABLE, Candidate, Config, candidates
+from dimbench.study import designs, index, plans
+from dimbench.study.configs import Arm, Build, Cell, QuerySetting
+from dimbench.study.grid import SCOPES_BY_ACCESS, Confirm, Grid
+from dimbench.study.measure import CellResult, Observed, StudyQuery, ask, measurement, recall_of
 from dimbench.study.results import MeasurementStore
+from dimbench.study.screening import Sweep, canary_check
+from dimbench.study.session import Session
 from dimbench.vocabulary import DEFAULT_DESIGN, POLICY_VARIANTS
 
 ARMS = ("rls", "rls_filter", "service")  # choosable designs and the service baseline (rls_seed: never chosen)
 AT_LEAST = 5  # the best five choosable configurations are always confirmed
+STAGE = "confirmation"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ class Entrant:
     def group(self) -> tuple[str, str]:
         """What must be installed for it: (design, build key)."""
         return self.design, self.build.key
+
+    def arm(self, k: int) -> Arm:
+        return Arm(self.access, self.build, k, self.design)
+
+    def cell(self, scope: str, bucket: str) -> Cell:
+        params = json.loads(self.design_params)
+        return Cell(self.build, self.setting, self.access, scope, bucket, self.design, params)
 
 
 def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
@@ -138,7 +147,7 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
         if e.group not in groups:
             groups.append(e.group)
             column[e.group] = e.build.column_type
-    standing = [g for g in groups if g[1] in prefer and _uses_shared_index(g[0])]
+    standing = [g for g in groups if g[1] in prefer and designs.get(g[0]).layout.searches_shared_index]
     placed: list[list[tuple[str, str]]] = []
     last_use: dict[str, int] = {}  # column -> the last round that searches its standing index
     for g in [*standing, *(g for g in groups if g not in standing)]:
@@ -149,7 +158,11 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
             if number == len(placed):
                 placed.append([])
             members = placed[number]
-            if all(column[m] != column[g] and (m[0] != g[0] or g[0] == DEFAULT_DESIGN) for m in members):
+            # a design has one schema, so one column a round; shared installs nothing, so it may span
+            if all(
+                column[m] != column[g] and (m[0] != g[0] or not designs.get(g[0]).layout.installs)
+                for m in members
+            ):
                 members.append(g)
                 break
         if g in standing:
@@ -168,47 +181,31 @@ def interleave(
 
 
 class Confirmation:
+    """The confirmation stage of one run: its candidates measured interleaved, round by round."""
+
     def __init__(
         self,
         conn: psycopg.Connection,
-        confirm: Confirm,
+        grid: Grid,
         groups: dict[tuple[str, str], list[StudyQuery]],
         store: MeasurementStore,
-        run_id: str,
-        k: int,
-        warmup: int,
-        order_log: Path,
-        canary: Any,
+        session: Session,
         probe_workspaces: list[Any],
-        concurrency: list[int] | None = None,
     ) -> None:
-        self.conn, self.confirm, self.groups, self.store = conn, confirm, groups, store
-        self.run_id, self.k, self.warmup, self.order_log = run_id, k, warmup, order_log
-        self.canary, self.probe_workspaces = canary, probe_workspaces
-        self.concurrency = concurrency or [1]  # only 1 client is measured here; the rest stay null
+        assert grid.confirm is not None
+        self.conn, self.grid, self.confirm, self.groups, self.store = conn, grid, grid.confirm, groups, store
+        self.session, self.probe_workspaces = session, probe_workspaces
+        self.run_id, self.k, self.warmup = session.run_id, grid.k, grid.warmup
+        self.order_log = session.out / "raw" / "confirmation-order.jsonl"
         self.queries_used: dict[str, int] = {}
         self.builds: list[dict[str, Any]] = []
         self.standing: list[str] = []  # the study indexes that stood when run() began
         self.designs: list[dict[str, Any]] = []  # designs installed for a round (removed after it)
         self.explain = plans.available(conn)
-        self.screened_designs: dict[tuple[str, str], dict[str, Any]] = {}  # (design, build key) -> run.json
-        self.threshold_set: int | None = None  # routed's T as last written to its settings table
-
-    def fields(self, e: Entrant, scope: str, bucket: str) -> dict[str, Any]:
-        return cell_fields(
-            self.run_id,
-            "confirmation",
-            e.build,
-            e.setting,
-            e.access,
-            scope,
-            bucket,
-            e.design,
-            json.loads(e.design_params),
-        )
+        self.measured_set: dict[str, Any] = {}  # design -> its measured value as last applied
 
     def key(self, e: Entrant, scope: str, bucket: str) -> str:
-        return cell_key(self.fields(e, scope, bucket))
+        return e.cell(scope, bucket).key(self.run_id, STAGE)
 
     def run(self, entrants: list[Entrant], bar: Any = None) -> None:
         existing = index.study_indexes(self.conn)
@@ -223,8 +220,8 @@ class Confirmation:
             try:
                 self.measure_round(members, cells, number, bar)
             finally:
-                for name in {e.design for e in members} - {DEFAULT_DESIGN}:
-                    designs.module(name).remove(self.conn)
+                for name in {e.design for e in members}:
+                    designs.get(name).remove(self.conn)
         index.drop_study_indexes(self.conn)
 
     def measure_round(self, members: list[Entrant], cells: list, number: int, bar: Any) -> None:
@@ -239,16 +236,7 @@ class Confirmation:
                 sample = next(iter(self.groups.values()))[0]
                 for e in wanted:
                     self.apply(e)
-                    arms.check_canary(
-                        self.conn,
-                        e.access,
-                        e.build,
-                        arms.query_vector(sample.vector_1536, e.build),
-                        self.canary,
-                        self.probe_workspaces,
-                        self.k,
-                        design=e.design,
-                    )
+                    canary_check(self.conn, e.arm(self.k), sample, self.probe_workspaces)
                 for scope, bucket, ms in cells:
                     todo = [e for e in ms if e in wanted and self.key(e, scope, bucket) not in self.store]
                     if todo:
@@ -261,20 +249,19 @@ class Confirmation:
 
     def install_designs(self, members: list[Entrant], bar: Any = None) -> None:
         """The round's designs, with the parameters screening measured them at (routed: its threshold)."""
-        for design, build_key in sorted({e.group for e in members if e.design != DEFAULT_DESIGN}):
-            e = next(m for m in members if m.group == (design, build_key))
+        for name, build_key in sorted({e.group for e in members}):
+            e = next(m for m in members if m.group == (name, build_key))
+            design = designs.get(name)
             params = json.loads(e.design_params)
-            measured = self.measured_threshold(e)
+            measured = self.measured_value(e)
             if measured is not None:
-                params = {**params, "threshold": measured}  # apply() sets each entrant's own T
-                self.threshold_set = measured
-            if bar is not None:
-                bar.set_postfix_str(f"confirmation: installing {design} for {build_key}")
-            module = designs.module(design)
-            if getattr(module, "EXCLUDES_SHARED_INDEX", False):
-                index.drop_study_indexes(self.conn, column_type=e.build.column_type)
-            installed = module.install(self.conn, e.build, params)
-            self.designs.append({"design": design, "build_key": build_key, "seconds": installed.seconds})
+                params = {**params, design.MEASURED: measured}  # apply() sets each entrant's own value
+                self.measured_set[name] = measured
+            if bar is not None and design.layout.installs:
+                bar.set_postfix_str(f"confirmation: installing {name} for {build_key}")
+            installed, _ = designs.bring_up(self.conn, design, e.build, params)
+            if design.layout.installs:
+                self.designs.append({"design": name, "build_key": build_key, "seconds": installed.seconds})
 
     def prepare_indexes(self, members: list[Entrant], bar: Any = None) -> None:
         """Exactly the round's indexes on the columns it searches: an index of the same key that stands
@@ -284,7 +271,7 @@ class Confirmation:
         needed = {
             index.index_name(e.build): e.build
             for e in members
-            if e.build.index != "exact" and _uses_shared_index(e.design)
+            if e.build.index != "exact" and designs.get(e.design).layout.searches_shared_index
         }
         have = index.study_indexes(self.conn) & set(needed)
         for column_type in sorted({e.build.column_type for e in members}):
@@ -296,7 +283,7 @@ class Confirmation:
             if bar is not None:
                 bar.set_postfix_str(f"confirmation: building {build.key}")
             built = index.build(self.conn, build, progress=bar is not None and not bar.disable)
-            self.builds.append({**_as_dict(built), "reused": False})
+            self.builds.append({**asdict(built), "reused": False})
 
     def cells(self, members: list[Entrant]) -> list[tuple[str, str, list[Entrant]]]:
         out = []
@@ -310,27 +297,30 @@ class Confirmation:
         applied: dict[str, Any] = index.query_settings(
             self.conn, e.build, e.setting.params, e.setting.iterative_scan
         )
-        threshold = self.measured_threshold(e)
-        if threshold is not None and threshold != self.threshold_set:
-            routed.set_threshold(self.conn, threshold)
-            self.threshold_set = threshold
-        return {**applied, "routed.threshold": threshold} if threshold is not None else applied
+        measured = self.measured_value(e)
+        if measured is None:
+            return applied
+        design = designs.get(e.design)
+        if measured != self.measured_set.get(e.design):
+            design.set_measured(self.conn, measured)
+            self.measured_set[e.design] = measured
+        return {**applied, design.setting_name: measured}
 
-    def measured_threshold(self, e: Entrant) -> int | None:
-        """Routed's T as screening measured it at this entrant's query setting (None: not routed, or T
-        fixed by the grid and installed with the design)."""
-        if e.design != routed.NAME or json.loads(e.design_params).get("threshold") != "measured":
+    def measured_value(self, e: Entrant) -> Any:
+        """A design's measured parameter as screening measured it at this entrant's query setting (None:
+        the design measures nothing, or the grid fixed the value and it was installed with the design)."""
+        design = designs.get(e.design)
+        if not design.measures(json.loads(e.design_params)):
             return None
-        detail = self.screened_designs.get((e.design, e.build.key), {}).get("detail") or {}
-        return routed.threshold_for(detail, e.setting.key)
+        return design.measured_at(self.session.design_detail(e.design, e.build.key), e.setting.key)
 
     def measure_cell(self, members: list[Entrant], scope: str, bucket: str, round_number: int = 1) -> None:
         pool = self.groups[(scope, bucket)][: self.confirm.max_queries]
         for e in members:  # warm-up, discarded
             self.apply(e)
             for q in pool[: self.warmup]:
-                ask(self.conn, e.build, e.access, q, self.k, design=e.design)
-        answers: dict[Entrant, list[arms.Answer]] = {e: [] for e in members}
+                ask(self.conn, e.arm(self.k), q)
+        answers: dict[Entrant, list[Any]] = {e: [] for e in members}
         recalls: dict[Entrant, list[float]] = {e: [] for e in members}
         order: list[dict[str, Any]] = []
         used = 0
@@ -339,9 +329,9 @@ class Confirmation:
                 batch = pool[used : used + self.confirm.batch]
                 for e, q in interleave(members, batch, used):
                     self.apply(e)
-                    answer = ask(self.conn, e.build, e.access, q, self.k, design=e.design)
+                    answer = ask(self.conn, e.arm(self.k), q)
                     answers[e].append(answer)
-                    recalls[e].append(recall_of(answer, q, e.build, self.k))
+                    recalls[e].append(recall_of(answer, q, e.arm(self.k)))
                     order.append(
                         {
                             "round": round_number,
@@ -352,10 +342,8 @@ class Confirmation:
                     )
                 used += len(batch)
                 if all(
-                    metrics.decided(
-                        metrics.recall_interval(recalls[e]),
-                        self.confirm.recall_target,
-                        self.confirm.half_width,
+                    stats.decided(
+                        stats.recall_interval(recalls[e]), self.confirm.recall_target, self.confirm.half_width
                     )
                     for e in members
                 ):
@@ -366,38 +354,24 @@ class Confirmation:
         queries = pool[:used]
         for e in members:
             applied = self.apply(e)
+            arm = e.arm(self.k)
             result = CellResult(answers[e], recalls[e])
             total_s = sum(a.latency_ns for a in result.answers) / 1e9
             audits = (
-                [
-                    plans.audit(self.conn, e.build, e.access, q, self.k, e.design)
-                    for q in (queries[0], queries[-1])
-                ]
-                if self.explain
-                else []
+                [plans.audit(self.conn, arm, q) for q in (queries[0], queries[-1])] if self.explain else []
             )
+            qps = {
+                **{str(c): None for c in self.grid.concurrency},
+                "1": len(queries) / total_s if total_s else None,
+            }
+            observed = Observed(qps, plans.summarize(audits), watch.flagged)
             row = measurement(
-                self.fields(e, scope, bucket),
-                e.build,
-                self.k,
-                queries,
-                result,
-                plans.summarize(audits),
-                {
-                    **{str(c): None for c in self.concurrency},
-                    "1": len(queries) / total_s if total_s else None,
-                },
-                watch.flagged,
+                e.cell(scope, bucket).fields(self.run_id, STAGE), arm, queries, result, observed
             )
             row["interleaved_with"] = len(members)
             row["settings"] = applied
             row["plan_audit"] = audits if self.explain else None
             self.store.add(row)
-
-
-def _uses_shared_index(design: str) -> bool:
-    """shared and routed search the study's own index; the other designs build their own."""
-    return design == DEFAULT_DESIGN or getattr(designs.module(design), "NEEDS_SHARED_INDEX", False)
 
 
 def select(results: Results, confirm: Confirm, screening_rows: list[dict[str, Any]]) -> list[Candidate]:
@@ -406,7 +380,40 @@ def select(results: Results, confirm: Confirm, screening_rows: list[dict[str, An
     return leading(screened, confirm)
 
 
-def _as_dict(built: Any) -> dict[str, Any]:
-    from dataclasses import asdict
+def confirm_leaders(
+    conn: psycopg.Connection,
+    grid: Grid,
+    sweep: Sweep,
+    store: MeasurementStore,
+    session: Session,
+    progress: bool,
+) -> None:
+    """Confirmation: the leading candidates of screening, interleaved, until every cell is decided."""
+    from tqdm import tqdm
 
-    return asdict(built)
+    assert grid.confirm is not None
+    info = session.info
+    screening = [r for r in store.rows.values() if r["run_id"] == sweep.run_id and r["stage"] == "screening"]
+    results = Results(session.out, info, screening, [info])
+    entrants = [Entrant.of(c.config) for c in select(results, grid.confirm, screening)]
+    pools = {key: qs[: grid.confirm.max_queries] for key, qs in sweep.groups.items()}
+    stage = Confirmation(conn, grid, pools, store, session, sweep.probe_workspaces)
+    (session.out / "raw").mkdir(parents=True, exist_ok=True)
+    info["confirmation"] = {
+        "status": "running",
+        "candidates": [e.label for e in entrants],
+        "max_queries_per_cell": grid.confirm.max_queries,
+        "pool_per_cell": {f"{s}/{b}": len(qs) for (s, b), qs in sorted(pools.items())},
+    }
+    session.save()
+    total = sum(len(ms) for members in rounds(entrants) for _, _, ms in stage.cells(members))
+    try:
+        with tqdm(desc="confirmation", unit="cell", total=total, disable=not progress) as bar:
+            stage.run(entrants, bar)
+        info["confirmation"]["status"] = "done"
+    finally:
+        info["confirmation"]["queries_per_cell"] = dict(sorted(stage.queries_used.items()))
+        info["confirmation"]["standing"] = stage.standing
+        info["confirmation"]["builds"] = stage.builds
+        info["confirmation"]["designs"] = stage.designs
+        session.save()

@@ -14,11 +14,14 @@ from typing import Any
 
 from dimbench.errors import DimbenchError
 from dimbench.paths import grids_dir, plain_name
+from dimbench.study import designs
+from dimbench.study.configs import Build, QuerySetting  # noqa: F401  (a grid's builds; asv suites import them here)
 from dimbench.tomlcheck import in_range, no_unknown, read_toml, short, typed, unique_list
 from dimbench.vocabulary import (  # noqa: F401  (re-exported: the grid's words are the vocabulary's)
     ACCESS_ARMS,
     BUILD_KEYS,
     COLUMN_TYPES,
+    DEFAULT_DESIGN,
     DESIGNS,
     INDEX_KINDS,
     ITERATIVE,
@@ -35,39 +38,6 @@ def product(params: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """{"m": [16, 24], "ef": [64]} -> [{"m": 16, "ef": 64}, {"m": 24, "ef": 64}] (sorted keys)."""
     keys = sorted(params)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(params[k] for k in keys))]
-
-
-@dataclass(frozen=True)
-class Build:
-    """One index build: which column, which index kind, which build arguments."""
-
-    column_type: str  # vector768 | vector1536 | halfvec1536
-    index: str  # exact | ivfflat | hnsw
-    params: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    @property
-    def dim(self) -> int:
-        return COLUMN_TYPES[self.column_type][1]
-
-    @property
-    def vector_type(self) -> str:
-        return COLUMN_TYPES[self.column_type][0]
-
-    @property
-    def key(self) -> str:
-        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.column_type}/{self.index}({args})"
-
-
-@dataclass(frozen=True)
-class QuerySetting:
-    params: dict[str, Any] = field(hash=False)
-    iterative_scan: str
-
-    @property
-    def key(self) -> str:
-        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"({args})/{self.iterative_scan}"
 
 
 @dataclass
@@ -173,6 +143,12 @@ class Grid:
     def designs_for(self, build: Build) -> list[DesignSpec]:
         """The grid's designs that ride on this build, in the grid's order."""
         return [d for d in self.designs if d.index == build.index and build.column_type in d.column_types]
+
+    def designs_on(self, build: Build) -> list[DesignSpec]:
+        """Every design measured on this build: shared (the build itself, its whole sweep, every arm),
+        then the grid's designs that ride on it."""
+        shared = DesignSpec(DEFAULT_DESIGN, build.index, tuple(self.column_types), tuple(self.access))
+        return [shared, *self.designs_for(build)]
 
     def scopes_for(self, access: str) -> tuple[str, ...]:
         return SCOPES_BY_ACCESS[access]
@@ -305,8 +281,6 @@ def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:
 def _parse_design(
     item: Any, where: str, column_types: list[str], access: list[str], indexes: list[IndexSpec]
 ) -> DesignSpec:
-    from dimbench.study import designs
-
     if not isinstance(item, dict):
         raise DimbenchError(f"{where}: must be a table")
     no_unknown(item, {"name", "index", "column_types", "access", "query", "iterative_scan", "params"}, where)
@@ -320,7 +294,7 @@ def _parse_design(
     specs = [s for s in indexes if s.kind == kind]
     if not specs:
         raise DimbenchError(f"{where}: index {kind!r} has no [[index]] entry in this grid to ride on")
-    module = designs.module(name)
+    module = designs.get(name)
     if kind not in module.INDEX_KINDS:
         raise DimbenchError(f"{where}: {name} works with index {', '.join(module.INDEX_KINDS)}, got {kind!r}")
     cts = _subset(item, "column_types", column_types, where)

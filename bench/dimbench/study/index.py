@@ -18,10 +18,8 @@ from psycopg import sql
 
 from dimbench.errors import DimbenchError
 from dimbench.progress import index_build as watch_build
-from dimbench.study.grid import Build
+from dimbench.study.configs import Build
 from dimbench.vocabulary import COLUMN_TYPES, PGVECTOR_DEFAULTS, QUERY_GUC
-
-OPCLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}
 
 
 @dataclass
@@ -37,14 +35,6 @@ class BuildResult:
     rows: int
     maintenance_work_mem: str
     max_parallel_maintenance_workers: int
-
-
-def column_expression(build: Build) -> sql.Composable:
-    if build.column_type == "vector768":
-        return sql.Identifier("embedding_768")
-    if build.column_type == "vector1536":
-        return sql.Identifier("embedding_1536")
-    return sql.SQL("(embedding_1536::extensions.halfvec(1536))")
 
 
 def index_name(build: Build) -> str:
@@ -103,8 +93,8 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
         statement = sql.SQL("create index {} on public.document_chunks using {} ({} {}) with ({})").format(
             sql.Identifier(name),
             sql.SQL(build.index),
-            column_expression(build),
-            sql.SQL("extensions.") + sql.SQL(OPCLASS[build.vector_type]),
+            build.expression(),
+            build.opclass(),
             sql.SQL(", ").join(
                 sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v)))
                 for k, v in sorted(build.params.items())

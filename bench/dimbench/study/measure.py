@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from dimbench.study import arms, metrics
-from dimbench.study.grid import Build
-from dimbench.vocabulary import DEFAULT_DESIGN
+from dimbench import stats
+from dimbench.study import arms
+from dimbench.study.configs import Arm
 
 
 @dataclass(frozen=True)
@@ -43,50 +43,43 @@ class CellResult:
     recalls: list[float]
 
 
+@dataclass
+class Observed:
+    """What was seen around a cell's queries: throughput, the path its audited calls took, maintenance."""
+
+    qps: dict[str, float | None]
+    plan: str | None = None  # plans.summarize of the audited calls
+    maintenance: bool | None = None  # autovacuum/analyze ran on the study's tables during the cell
+
+
 def allowed_for(query: StudyQuery, access: str) -> set[uuid.UUID]:
     return set(query.filter_ids) if arms.FILTERED[access] else set(query.visible)
 
 
-def ask(
-    conn: psycopg.Connection,
-    build: Build,
-    access: str,
-    query: StudyQuery,
-    k: int,
-    role: str | None = None,
-    design: str = DEFAULT_DESIGN,
-) -> arms.Answer:
-    """One request for one study query through the design's search, checked for foreign rows."""
-    vector = arms.query_vector(query.vector_1536, build)
-    answer = arms.ask(conn, access, build, vector, k, query.user, query.filter_ids, role=role, design=design)
-    arms.check_visible(answer, allowed_for(query, access), access, query.user)
+def ask(conn: psycopg.Connection, arm: Arm, query: StudyQuery) -> arms.Answer:
+    """One request for one study query through the arm, checked for foreign rows."""
+    vector = arms.query_vector(query.vector_1536, arm.build)
+    answer = arms.ask(conn, arm, vector, query.user, query.filter_ids)
+    arms.check_visible(answer, allowed_for(query, arm.access), arm.access, query.user)
     return answer
 
 
-def recall_of(answer: arms.Answer, query: StudyQuery, build: Build, k: int) -> float:
+def recall_of(answer: arms.Answer, query: StudyQuery, arm: Arm) -> float:
     """Recall@k against the exact top-k of the build's dimension; a failed request scores 0."""
+    build = arm.build
     # halfvec distances are rounded: judge those answers by id alone (no tie credit).
     distances = answer.distances if build.vector_type == "vector" else [float("inf")] * len(answer.ids)
-    return metrics.recall_at_k(
-        answer.ids, distances, query.truth_ids[build.dim], query.truth_distances[build.dim], k
+    return stats.recall_at_k(
+        answer.ids, distances, query.truth_ids[build.dim], query.truth_distances[build.dim], arm.k
     )
 
 
-def run_cell(
-    conn: psycopg.Connection,
-    build: Build,
-    access: str,
-    queries: Sequence[StudyQuery],
-    k: int,
-    warmup: int,
-    role: str | None = None,
-    design: str = DEFAULT_DESIGN,
-) -> CellResult:
+def run_cell(conn: psycopg.Connection, arm: Arm, queries: Sequence[StudyQuery], warmup: int) -> CellResult:
     """Warm up (discarded), then each query once; every answer is checked for foreign rows."""
     for query in list(queries)[:warmup]:
-        ask(conn, build, access, query, k, role, design)
-    answers = [ask(conn, build, access, query, k, role, design) for query in queries]
-    return CellResult(answers, [recall_of(a, q, build, k) for a, q in zip(answers, queries, strict=True)])
+        ask(conn, arm, query)
+    answers = [ask(conn, arm, query) for query in queries]
+    return CellResult(answers, [recall_of(a, q, arm) for a, q in zip(answers, queries, strict=True)])
 
 
 def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int = 10) -> float | None:
@@ -94,7 +87,7 @@ def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int =
     for answer, query in zip(answers, queries, strict=True):
         returned = [query.relevance.get(i, 0) for i in answer.ids]
         ideal = sorted(query.relevance.values(), reverse=True)
-        score = metrics.ndcg_at_k(returned, ideal, k)
+        score = stats.ndcg_at_k(returned, ideal, k)
         if score is not None:
             scores.append(score)
     return float(np.mean(scores)) if scores else None
@@ -102,14 +95,11 @@ def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int =
 
 def concurrent_qps(
     connect: Callable[[], psycopg.Connection],
-    build: Build,
-    access: str,
+    arm: Arm,
     queries: Sequence[StudyQuery],
-    k: int,
     clients: int,
     total: int,
     setup: Callable[[psycopg.Connection], None],
-    design: str = DEFAULT_DESIGN,
 ) -> float:
     """Queries per second with `clients` connections each running its share of `total` requests."""
     connections = [connect() for _ in range(clients)]
@@ -124,7 +114,7 @@ def concurrent_qps(
                 barrier.wait()
                 for i in range(share):
                     q = queries[(offset + i) % len(queries)]
-                    ask(c, build, access, q, k, design=design)
+                    ask(c, arm, q)
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 
@@ -148,34 +138,28 @@ def concurrent_qps(
 
 
 def measurement(
-    cell: dict[str, Any],
-    build: Build,
-    k: int,
-    queries: Sequence[StudyQuery],
-    result: CellResult,
-    plan: str | None,
-    qps: dict[str, float | None],
-    maintenance: bool | None = None,
+    fields: dict[str, Any], arm: Arm, queries: Sequence[StudyQuery], result: CellResult, observed: Observed
 ) -> dict[str, Any]:
-    """One measurements.jsonl line: the cell's identity (cells.cell_fields) and what was measured in it."""
+    """One measurements.jsonl line: the cell's identity (Cell.fields) and what was measured in it."""
+    build, k = arm.build, arm.k
     latencies_ms = [a.latency_ns / 1e6 for a in result.answers]
     visible_counts = [len(q.truth_ids[build.dim]) for q in queries]
     return {
-        **cell,
+        **fields,
         "dim": build.dim,
         "k": k,
         "n_queries": len(queries),
         "failed_queries": sum(a.failed for a in result.answers),
         "recall_mean": float(np.mean(result.recalls)) if result.recalls else None,
-        "recall_ci95": metrics.recall_interval(result.recalls),
-        "short_share": metrics.short_share(
+        "recall_ci95": stats.recall_interval(result.recalls),
+        "short_share": stats.short_share(
             [len(a.ids) for a in result.answers], [min(k, n) for n in visible_counts]
         ),
-        "latency_ms": metrics.percentiles(latencies_ms),
-        "latency_p95_ci95": metrics.percentile_ci(latencies_ms, 95),
-        "qps": qps,
+        "latency_ms": stats.percentiles(latencies_ms),
+        "latency_p95_ci95": stats.percentile_ci(latencies_ms, 95),
+        "qps": observed.qps,
         "ndcg10": ndcg(result.answers, queries),
-        "plan": plan,
-        "maintenance": maintenance,  # autovacuum/analyze seen on the study's tables during the cell
+        "plan": observed.plan,
+        "maintenance": observed.maintenance,  # autovacuum/analyze seen on the study's tables during the cell
         "build_key": build.key,
     }

@@ -21,7 +21,7 @@ from psycopg import sql
 from dimbench.database import db
 from dimbench.errors import DimbenchError
 from dimbench.study import arms
-from dimbench.study.grid import Build
+from dimbench.study.configs import Arm, Build
 
 TOLERANCE = 1.10
 
@@ -67,13 +67,11 @@ def harness_p50(
 ) -> float:
     import uuid
 
-    build = Build("vector768", "exact", {})
+    arm = Arm("service", Build("vector768", "exact", {}), 10)
     ws = [uuid.UUID(workspace)]
     for _ in range(warmup):
-        arms.ask(conn, "service", build, vector, 10, None, ws)
-    return statistics.median(
-        arms.ask(conn, "service", build, vector, 10, None, ws).latency_ns / 1e6 for _ in range(n)
-    )
+        arms.ask(conn, arm, vector, None, ws)
+    return statistics.median(arms.ask(conn, arm, vector, None, ws).latency_ns / 1e6 for _ in range(n))
 
 
 def pgbench_p50(dsn: str, vector: np.ndarray, workspace: str, n: int, warmup: int = 20) -> float:

@@ -18,9 +18,8 @@ from typing import Any
 import psycopg
 
 from dimbench.study import measure
-from dimbench.study.grid import Build
+from dimbench.study.configs import Arm
 from dimbench.study.measure import StudyQuery
-from dimbench.vocabulary import DEFAULT_DESIGN
 
 AUTO_EXPLAIN = {
     "auto_explain.log_min_duration": "0",
@@ -145,17 +144,10 @@ def classify(plans: list[dict[str, Any]], methods: dict[str, str]) -> dict[str, 
     }
 
 
-def audit(
-    conn: psycopg.Connection,
-    build: Build,
-    access: str,
-    query: StudyQuery,
-    k: int,
-    design: str = DEFAULT_DESIGN,
-) -> dict[str, Any]:
+def audit(conn: psycopg.Connection, arm: Arm, query: StudyQuery) -> dict[str, Any]:
     """One real call of the cell, explained: its path, the indexes it read, buffers, time."""
     with explaining(conn) as plans:
-        answer = measure.ask(conn, build, access, query, k, design=design)
+        answer = measure.ask(conn, arm, query)
     names = {str(n["Index Name"]) for p in plans for n in _walk(p.get("Plan", {})) if "Index Name" in n}
     found = classify(plans, index_methods(conn, names))
     return {**found, "qid": query.qid, "latency_ms": round(answer.latency_ns / 1e6, 3)}

@@ -15,7 +15,7 @@ import numpy as np
 
 from dimbench.errors import DimbenchError
 from dimbench.files import write_atomic
-from dimbench.study.cells import cell_key
+from dimbench.vocabulary import cell_key
 
 
 class MeasurementStore:

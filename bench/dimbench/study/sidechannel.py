@@ -9,12 +9,9 @@ without, then `cycles` times with a foreign tenant's dense cluster of chunks pla
 queries (`per_query` chunks per query, near-duplicates of the query vector, in a workspace none of the
 victims may see) and without again once the cluster is deleted: A/B/A/B/A/B/A for three cycles.
 
-Why cycles: one A/B/A of ~1 ms latencies is not reproducible. Five single A/B/A runs on this machine
-flagged inline and partitioned in one, shared in another and nothing in the other three, and two passes
-without the cluster differed by up to 72 % — the drift between passes is larger than a pass's own
-bootstrap interval says. So a design leaks only when every pass with the cluster lies beyond
-every pass without it, on the same side (in p50 or in short-result share): a rank test whose chance
-under no effect is 2 / C(2c+1, c) (0.057 for three cycles), stated next to every verdict.
+Why cycles: one A/B/A of ~1 ms latencies is not reproducible (the drift between passes is larger than a
+pass's own bootstrap interval says; README gives the runs that showed it), so the verdict
+(evidence/side_channel.py) asks every pass with the cluster to lie beyond every pass without it.
 
 Each pass installs the design afresh (so its copies and partial indexes hold the cluster exactly when
 public does, as they would in production) after the cluster is inserted (superuser) or deleted and the
@@ -24,18 +21,21 @@ it was.
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
+from dimbench import stats
 from dimbench.database import settle
-from dimbench.study import metrics
+from dimbench.study import designs, index
+from dimbench.study.configs import Arm, Build, QuerySetting
+from dimbench.study.grid import Grid
 from dimbench.study.measure import StudyQuery, run_cell
+from dimbench.study.session import Session
 
 MARK = 900_000_000  # chunk_index of the cluster's rows: no corpus document has that many chunks
 ARMS = {"rls": "all", "rls_filter": "workspace"}  # arm -> the scope its victims' queries have
@@ -104,9 +104,9 @@ def delete_cluster(conn: psycopg.Connection) -> None:
 def summary(result: Any, queries: list[StudyQuery], k: int, dim: int) -> dict[str, Any]:
     latencies = [a.latency_ns / 1e6 for a in result.answers]
     return {
-        "p50_ms": metrics.percentiles(latencies, (50,))["p50"],
-        "p50_ci95": metrics.percentile_ci(latencies, 50),
-        "short_share": metrics.short_share(
+        "p50_ms": stats.percentiles(latencies, (50,))["p50"],
+        "p50_ci95": stats.percentile_ci(latencies, 50),
+        "short_share": stats.short_share(
             [len(a.ids) for a in result.answers], [min(k, len(q.truth_ids[dim])) for q in queries]
         ),
         "recall_mean": float(np.mean(result.recalls)) if result.recalls else None,
@@ -114,48 +114,83 @@ def summary(result: Any, queries: list[StudyQuery], k: int, dim: int) -> dict[st
     }
 
 
+@dataclass(frozen=True)
+class Entrant:
+    """One design in the side channel: on which build, at which query setting, with which parameters."""
+
+    design: str
+    build: Build
+    setting: QuerySetting
+    params: dict[str, Any] = field(hash=False)
+
+
+def entrants(grid: Grid, session: Session) -> list[Entrant]:
+    """Each design (and shared) on its first column type's build of the grid's first hnsw entry, at its
+    first setting (shared: the first with iterative scan on), with the parameters screening measured."""
+    hnsw = next(((b, s) for b, s in grid.builds() if b.index == "hnsw"), None)
+    if hnsw is None:
+        return []
+    first_build, settings = hnsw
+    relaxed = [s for s in settings if s.iterative_scan == "relaxed_order"] or settings
+    shared, *others = grid.designs_on(first_build)
+    out = [Entrant(shared.name, first_build, relaxed[0], {})]
+    for spec in others:
+        build = Build(spec.column_types[0], "hnsw", first_build.params)
+        setting = spec.settings(settings)[0]
+        params = dict(spec.params)
+        design = designs.get(spec.name)
+        if design.measures(params):
+            measured = design.measured_at(session.design_detail(spec.name, build.key), setting.key)
+            if measured is not None:
+                params[design.MEASURED] = measured
+        out.append(Entrant(spec.name, build, setting, params))
+    # A design that drops the shared index (partial) goes first: the index the others need is then
+    # built once, after it, and still stands for confirmation, which reuses it instead of building it.
+    return sorted(out, key=lambda e: not designs.get(e.design).layout.excludes_shared_index)
+
+
 def measure(
     conn: psycopg.Connection,
-    arms_to_measure: list[tuple[str, Any, Callable[[], Any], Callable[[], None]]],
+    entries: list[Entrant],
     groups: dict[tuple[str, str], list[StudyQuery]],
-    n: int,
+    plan: dict[str, int],
     k: int,
     warmup: int,
-    per_query: int,
-    cycles: int = 3,
 ) -> list[dict[str, Any]]:
-    """arms_to_measure: (design name, build, install, remove) per design, `install` also applying the
-    design's query settings. Each design: without, then `cycles` times with the cluster and without."""
-    sets = {arm: victims(groups, n, scope) for arm, scope in ARMS.items()}
+    """Each design: without, then `plan["cycles"]` times with the cluster and without again; `plan` is
+    the grid's [side_channel] (queries per arm, cluster chunks per query, cycles)."""
+    sets = {arm: victims(groups, plan["queries"], scope) for arm, scope in ARMS.items()}
     sets = {arm: qs for arm, qs in sets.items() if qs}
     everyone = [q for qs in sets.values() for q in qs]
     workspace, document = foreign_workspace(conn, everyone)
-    rows = cluster_rows(everyone, per_query)
+    rows = cluster_rows(everyone, plan["per_query"])
 
-    def one_pass(name: str, build: Any, install: Callable[[], Any], remove: Callable[[], None]) -> dict:
-        install()
+    def one_pass(e: Entrant) -> dict:
+        design = designs.get(e.design)
+        designs.bring_up(conn, design, e.build, dict(e.params))
+        index.query_settings(conn, e.build, e.setting.params, e.setting.iterative_scan)
         try:
             settle.wait_quiet(conn)
             return {
-                arm: summary(run_cell(conn, build, arm, qs, k, warmup, design=name), qs, k, build.dim)
+                arm: summary(run_cell(conn, Arm(arm, e.build, k, e.design), qs, warmup), qs, k, e.build.dim)
                 for arm, qs in sets.items()
             }
         finally:
-            remove()
+            design.remove(conn)
 
     out = []
-    for name, build, install, remove in arms_to_measure:
-        passes = [(False, one_pass(name, build, install, remove))]
-        for _ in range(cycles):
+    for e in entries:
+        passes = [(False, one_pass(e))]
+        for _ in range(plan["cycles"]):
             insert_cluster(conn, workspace, document, rows)
             try:
-                passes.append((True, one_pass(name, build, install, remove)))
+                passes.append((True, one_pass(e)))
             finally:
                 delete_cluster(conn)
-            passes.append((False, one_pass(name, build, install, remove)))
+            passes.append((False, one_pass(e)))
         for arm in sets:
             timeline = [{**p[arm], "cluster": c} for c, p in passes]
-            out.append(entry(name, build.key, arm, len(rows), timeline))
+            out.append(entry(e.design, e.build.key, arm, len(rows), timeline))
     return out
 
 
@@ -194,61 +229,3 @@ def pooled(passes: list[dict]) -> dict[str, Any]:
         "n_queries": passes[0]["n_queries"],
         "passes": len(passes),
     }
-
-
-def leaks(entry: dict[str, Any]) -> bool | None:
-    """Did the other tenant's data move this design's numbers in every cycle?
-
-    A leak: every pass with the cluster lies beyond every pass without it, on the same side — in p50 or in
-    short-result share. If the passes were exchangeable (no effect) that happens by chance with
-    probability `chance(entry)` (2 / C(7, 3) ≈ 0.06 for three cycles). None — not judged — for
-    fewer than two passes with the cluster (results measured before repeated cycles): one pass
-    against its neighbours cannot tell a move from the machine's drift between passes."""
-    moved = moved_by(entry)
-    return None if moved is None else bool(moved)
-
-
-def moved_by(entry: dict[str, Any]) -> list[str] | None:
-    """What the cluster separated: "p50" and/or "short share" (empty: nothing); None when not judged."""
-    split = _split(entry)
-    if split is None:
-        return None
-    measures = (("p50", "p50_ms"), ("short share", "short_share"))
-    return [name for name, key in measures if _separated(*split, key)]
-
-
-def _split(entry: dict[str, Any]) -> tuple[list[dict], list[dict]] | None:
-    """(passes without the cluster, passes with it); None — not judged — for fewer than two with it."""
-    passes = entry.get("passes") or []
-    with_ = [p for p in passes if p["cluster"]]
-    if len(with_) < 2:
-        return None
-    return [p for p in passes if not p["cluster"]], with_
-
-
-def _separated(without: list[dict], with_: list[dict], key: str) -> bool:
-    a = [p[key] for p in without]
-    b = [p[key] for p in with_]
-    if None in a or None in b:
-        return False
-    return min(b) > max(a) or max(b) < min(a)
-
-
-def chance(entry: dict[str, Any]) -> float | None:
-    """The probability that exchangeable passes separate as a leak requires (either side)."""
-    split = _split(entry)
-    if split is None:
-        return None
-    without, with_ = split
-    return 2 / math.comb(len(without) + len(with_), len(with_))
-
-
-def p50_floor(entry: dict[str, Any]) -> float | None:
-    """How far the passes without the cluster spread around their median p50 (a share of it): a move
-    inside that spread cannot separate, so a "no" bounds a leak by it rather than ruling one out."""
-    split = _split(entry)
-    if split is None:
-        return None
-    a = [p["p50_ms"] for p in split[0]]
-    median = float(np.median(a))
-    return max(max(a) / median - 1, 1 - min(a) / median) if median else None

@@ -18,9 +18,9 @@ from dimbench.study.pipeline import StudyOptions, run
 
 
 def stability(options: StudyOptions, repeats: int) -> tuple[Path, dict[str, Any]]:
+    from dimbench.evidence.results import read_results
+    from dimbench.evidence.rule import decide
     from dimbench.files import check_writable
-    from dimbench.report.decide import decide
-    from dimbench.report.load import read_results
 
     summary_dir = summary_directory(options.profile)
     check_writable(summary_dir, "the stability summary")  # refused before the first run, not after the last

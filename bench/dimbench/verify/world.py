@@ -120,15 +120,3 @@ def seed_world(conn: psycopg.Connection, world: World | None = None) -> World:
                     (world.chunk_id(doc, j), ws, doc, j, f"chunk {j} of {doc}", v, short),
                 )
     return world
-
-
-def chunk_table(world: World) -> tuple[list[uuid.UUID], list[uuid.UUID], np.ndarray]:
-    """(chunk ids, their workspaces, their 1536-d embeddings) exactly as seed_world wrote them."""
-    docs = world.documents()
-    emb = vectors(len(docs) * world.chunks_per_doc, 1536, seed=7)
-    ids, workspaces = [], []
-    for ws, doc in docs:
-        for j in range(world.chunks_per_doc):
-            ids.append(world.chunk_id(doc, j))
-            workspaces.append(ws)
-    return ids, workspaces, emb

@@ -1,26 +1,47 @@
-"""The designs the study compares: each one a module with the same small interface.
+"""The designs the study compares: one module each, exporting `DESIGN` (see base.Design).
 
-    NAME          its name in the vocabulary (dimbench.vocabulary.DESIGNS)
-    INDEX_KINDS   the index kinds whose builds it can ride on
-    PARAMS        its grid parameters and their defaults
-    install(conn, build, params) -> Installed
-                  build its structures for one build (column type, index arguments), timed and sized,
-                  and its search function `dimbench_<name>.match_document_chunks` (the signature of
-                  public.match_document_chunks, so every access arm calls it the same way)
-    remove(conn)  take all of it away again; idempotent; the harmonized schema is left as it was
-
-`shared` is the harmonized schema itself: nothing to install, the study's own index build.
+`get(name)` finds a design by its word in the vocabulary; `bring_up` is the one way any stage
+(screening, confirmation, the side channel) puts a design in place for a build.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import Any
 
+import psycopg
+
+from dimbench.study import index
+from dimbench.study.configs import Build
+from dimbench.study.designs.base import Design, Installed
 from dimbench.vocabulary import DESIGNS
 
+__all__ = ["Design", "Installed", "bring_up", "get"]
 
-def module(name: str) -> ModuleType:
+
+def get(name: str) -> Design:
     if name not in DESIGNS:
         raise KeyError(name)
-    return importlib.import_module(f"dimbench.study.designs.{name}")
+    return importlib.import_module(f"dimbench.study.designs.{name}").DESIGN
+
+
+def bring_up(
+    conn: psycopg.Connection, design: Design, build: Build, params: dict[str, Any], *, progress: bool = False
+) -> tuple[Installed, index.BuildResult | None]:
+    """Put `design` in place for `build`: the shared index as the design needs it — dropped for a design
+    that must not see it, built (unless it stands) for one that searches it — then the design itself.
+    Returns what the install cost and the index build it needed (None: it stood, or none is needed)."""
+    built = None
+    if design.layout.excludes_shared_index:
+        index.drop_study_indexes(conn, column_type=build.column_type)
+    elif design.layout.searches_shared_index and build.index != "exact":
+        if index.index_name(build) not in index.study_indexes(conn):
+            index.drop_study_indexes(conn, column_type=build.column_type)
+            built = index.build(conn, build, progress=progress)
+    return design.install(conn, build, params), built
+
+
+def remove_all(conn: psycopg.Connection) -> None:
+    """Take every design away (what a killed run may have left installed)."""
+    for name in DESIGNS:
+        get(name).remove(conn)

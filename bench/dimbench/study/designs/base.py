@@ -1,4 +1,5 @@
-"""What every design shares: its own schema, its search function, its sizes, and a catalog snapshot.
+"""The design interface (`Design`), and what every design shares: its own schema, its search function,
+its sizes, and a catalog snapshot.
 
 A design lives in schema `dimbench_<name>` (not exposed by PostgREST), so removing it is one
 `drop schema … cascade` plus the indexes it put on public tables (named `dimbench_<name>_*`). Its
@@ -12,13 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
 
 from dimbench.errors import DimbenchError
-from dimbench.study.grid import Build
+from dimbench.study.configs import Build
+from dimbench.vocabulary import DESIGNS, Layout
 
 SIGNATURE = sql.SQL(
     "query_embedding extensions.vector, match_count integer, filter_workspace_ids uuid[] default null,"
@@ -51,6 +53,65 @@ class Installed:
     index_bytes: int  # every index the design's searches use (all partitions, all partial indexes)
     table_bytes: int  # every table the design added (0 when it searches public.document_chunks)
     detail: dict[str, Any] = field(default_factory=dict)  # e.g. the measured threshold, the partitions
+
+
+class Design:
+    """One table layout and search route. A design is one module exporting `DESIGN`, an instance of a
+    subclass that sets NAME (its word in the vocabulary, with its Layout there) and overrides what
+    differs; the study never names a design, it asks the instance.
+
+    install(conn, build, params) builds the design's structures for one build (timed, sized) and its
+    search function `dimbench_<name>.match_document_chunks` (the signature of
+    public.match_document_chunks, so every access arm calls it the same way); remove(conn) takes all of
+    it away again, idempotently, leaving the harmonized schema as it was.
+
+    A design may measure one of its parameters per query setting (MEASURED: routed's threshold) when the
+    grid gives it as "measured": `calibrate` measures and sets it, `set_measured` applies a value measured
+    earlier, `measured_at` reads one back from what an install recorded.
+    """
+
+    NAME: ClassVar[str]
+    INDEX_KINDS: ClassVar[tuple[str, ...]] = ("hnsw",)
+    PARAMS: ClassVar[dict[str, Any]] = {}  # its grid parameters and their defaults
+    MEASURED: ClassVar[str | None] = None
+
+    @property
+    def layout(self) -> Layout:
+        """What its storage, install cost and arms include (the vocabulary's, shared with the report)."""
+        return DESIGNS[self.NAME]
+
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> Installed:
+        raise NotImplementedError
+
+    def remove(self, conn: psycopg.Connection) -> None:
+        with conn.transaction():
+            drop_design(conn, self.NAME)
+
+    def measures(self, params: dict[str, Any]) -> bool:
+        """Is a parameter of this install measured per query setting (rather than given)?"""
+        return self.MEASURED is not None and params.get(self.MEASURED) == "measured"
+
+    def calibrate(self, conn: psycopg.Connection, build: Build, queries: list[Any], k: int) -> dict[str, Any]:
+        """Measure MEASURED at the session's query settings, set it, and return what was measured (the
+        value under MEASURED's name)."""
+        raise NotImplementedError(f"{self.NAME} measures nothing")
+
+    def set_measured(self, conn: psycopg.Connection, value: Any) -> None:
+        raise NotImplementedError(f"{self.NAME} measures nothing")
+
+    def measured_values(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """What an install recorded, per query setting's key ("": one value for every setting)."""
+        return {}
+
+    def measured_at(self, detail: dict[str, Any], setting_key: str) -> Any:
+        """The value an install recorded for one query setting (None: none)."""
+        values = self.measured_values(detail)
+        return values.get(setting_key, values.get(""))
+
+    @property
+    def setting_name(self) -> str:
+        """How a measured value is recorded among a cell's settings (e.g. routed.threshold)."""
+        return f"{self.NAME}.{self.MEASURED}"
 
 
 def schema_of(name: str) -> str:
@@ -136,15 +197,6 @@ def define_search(conn: psycopg.Connection, name: str, body: sql.Composable) -> 
     )
 
 
-def vector_expression(build: Build, alias: str = "c") -> sql.Composable:
-    """The stored vector as the search compares it (halfvec1536: the cast its expression index uses)."""
-    if build.column_type == "vector768":
-        return sql.Identifier(alias, "embedding_768")
-    if build.column_type == "vector1536":
-        return sql.Identifier(alias, "embedding_1536")
-    return sql.SQL("({}::extensions.halfvec(1536))").format(sql.Identifier(alias, "embedding_1536"))
-
-
 def query_expression(build: Build) -> sql.Composable:
     if build.vector_type == "halfvec":
         return sql.SQL("(query_embedding::extensions.halfvec(1536))")
@@ -152,9 +204,7 @@ def query_expression(build: Build) -> sql.Composable:
 
 
 def distance(build: Build, alias: str = "c") -> sql.Composed:
-    return sql.SQL("{} operator(extensions.<=>) {}").format(
-        vector_expression(build, alias), query_expression(build)
-    )
+    return sql.SQL("{} operator(extensions.<=>) {}").format(build.expression(alias), query_expression(build))
 
 
 def relation_bytes(conn: psycopg.Connection, schema: str, prefix: str = "", kind: str = "i") -> int:

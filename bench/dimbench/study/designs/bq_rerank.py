@@ -15,13 +15,11 @@ import psycopg
 from psycopg import sql
 
 from dimbench.errors import DimbenchError
+from dimbench.study.configs import Build
 from dimbench.study.designs import base
-from dimbench.study.grid import Build
-from dimbench.study.index import column_expression
+from dimbench.vocabulary import COLUMN_SOURCE
 
 NAME = "bq_rerank"
-INDEX_KINDS = ("hnsw",)
-PARAMS: dict[str, Any] = {"factor": 4}  # candidates per answer row
 
 # The candidates, in the bit index's order. A template so a probe (EXPLAIN) can run the very same query
 # with literals where the function has its arguments.
@@ -53,7 +51,7 @@ def index_name(build: Build) -> str:
 
 
 def factor_of(params: dict[str, Any]) -> int:
-    factor = {**PARAMS, **params}["factor"]
+    factor = {**DESIGN.PARAMS, **params}["factor"]
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise DimbenchError(f"design {NAME}: factor must be a positive integer, got {factor!r}")
     return factor
@@ -66,7 +64,7 @@ def quantized(vector: sql.Composable, dim: int) -> sql.Composed:
 
 def stored_column(build: Build) -> sql.Identifier:
     """The table column the rerank reads (halfvec1536 casts embedding_1536)."""
-    return sql.Identifier("embedding_768" if build.dim == 768 else "embedding_1536")
+    return sql.Identifier(COLUMN_SOURCE[build.column_type][0])
 
 
 def _create_index(conn: psycopg.Connection, build: Build) -> int:
@@ -78,7 +76,7 @@ def _create_index(conn: psycopg.Connection, build: Build) -> int:
             " with (m = {}, ef_construction = {})"
         ).format(
             sql.Identifier(name),
-            quantized(column_expression(build), build.dim),
+            quantized(build.expression(), build.dim),
             sql.Literal(int(build.params["m"])),
             sql.Literal(int(build.params["ef_construction"])),
         )
@@ -95,7 +93,7 @@ def candidates(
     return sql.SQL(CANDIDATES).format(
         column=stored_column(build),
         filter=filter_ids,
-        bits=quantized(base.vector_expression(build, "c"), build.dim),
+        bits=quantized(build.expression("c"), build.dim),
         query_bits=quantized(query, build.dim),
         count=count,
     )
@@ -109,31 +107,35 @@ def _body(build: Build, factor: int) -> sql.Composed:
     )
 
 
-def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
-    """The bit index for this build's column and m/ef_construction, then the search function.
+class BqRerank(base.Design):
+    NAME = NAME
+    INDEX_KINDS = ("hnsw",)
+    PARAMS: dict[str, Any] = {"factor": 4}  # candidates per answer row
 
-    Whatever was installed before (another build, another factor) is removed first, so installing twice
-    leaves the same state.
-    """
-    if build.index not in INDEX_KINDS:
-        raise DimbenchError(f"design {NAME} rides on hnsw builds only, not {build.index}")
-    factor = factor_of(params)
-    remove(conn)
-    with base.timed() as seconds:  # the build alone, as index.build times the study's
-        index_bytes = _create_index(conn, build)
-    conn.execute("analyze public.document_chunks")  # the expression's statistics
-    base.create_schema(conn, NAME)
-    base.define_search(conn, NAME, _body(build, factor))
-    return base.Installed(
-        design=NAME,
-        column_type=build.column_type,
-        params={"factor": factor},
-        seconds=seconds[0],
-        index_bytes=index_bytes,
-        table_bytes=0,
-        detail={"factor": factor, "bits": build.dim},
-    )
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+        """The bit index for this build's column and m/ef_construction, then the search function.
+
+        Whatever was installed before (another build, another factor) is removed first, so installing twice
+        leaves the same state.
+        """
+        if build.index not in self.INDEX_KINDS:
+            raise DimbenchError(f"design {NAME} rides on hnsw builds only, not {build.index}")
+        factor = factor_of(params)
+        self.remove(conn)
+        with base.timed() as seconds:  # the build alone, as index.build times the study's
+            index_bytes = _create_index(conn, build)
+        conn.execute("analyze public.document_chunks")  # the expression's statistics
+        base.create_schema(conn, NAME)
+        base.define_search(conn, NAME, _body(build, factor))
+        return base.Installed(
+            design=NAME,
+            column_type=build.column_type,
+            params={"factor": factor},
+            seconds=seconds[0],
+            index_bytes=index_bytes,
+            table_bytes=0,
+            detail={"factor": factor, "bits": build.dim},
+        )
 
 
-def remove(conn: psycopg.Connection) -> None:
-    base.drop_design(conn, NAME)
+DESIGN = BqRerank()

@@ -16,14 +16,10 @@ import psycopg
 from psycopg import sql
 
 from dimbench.errors import DimbenchError
+from dimbench.study.configs import Build
 from dimbench.study.designs import base, tables
-from dimbench.study.grid import Build
-from dimbench.study.index import OPCLASS
 
 NAME = "inline"
-INDEX_KINDS = ("exact", "ivfflat", "hnsw")
-PARAMS: dict[str, Any] = {}
-OWN_TABLE = True  # searches its own copy of the chunks (policy-variant arms do not apply)
 
 INDEX = "document_chunks_embedding_idx"
 ROW_TARGET = 8160  # the largest toast_tuple_target: a row is kept whole while it fits a page
@@ -44,58 +40,6 @@ def distance(build: Build, alias: str = "c") -> sql.Composed:
     )
 
 
-def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
-    """Copy the chunks with the one column, build the index (none for exact), define the search (from
-    scratch: installing twice gives the same state)."""
-    if build.index not in INDEX_KINDS:
-        raise DimbenchError(f"inline works with index {', '.join(INDEX_KINDS)}, got {build.index!r}")
-    columns = (
-        sql.SQL("embedding extensions.{} storage plain").format(sql.SQL(column_type(build))),
-        sql.SQL("embedding_model text"),
-        sql.SQL("created_at timestamptz not null"),
-    )
-    with base.timed() as took, conn.transaction():
-        base.drop_design(conn, NAME)
-        base.create_schema(conn, NAME)
-        qual = base.select_policy_qual(conn)
-        table = tables.create_table(
-            conn, NAME, columns, sql.SQL("with (toast_tuple_target = {})").format(sql.Literal(ROW_TARGET))
-        )
-        tables.secure(conn, table, qual)
-        sources = (
-            base.vector_expression(build, "c"),  # halfvec1536: embedding_1536 converted to halfvec(1536)
-            sql.Identifier("c", model_column(build)),
-            sql.Identifier("c", "created_at"),
-        )
-        tables.copy_rows(conn, table, ("embedding", "embedding_model", "created_at"), sources)
-        if build.index != "exact":
-            conn.execute(
-                sql.SQL("create index {} on {} using {} (embedding {}) {}").format(
-                    sql.Identifier(INDEX),
-                    table,
-                    sql.SQL(build.index),
-                    sql.SQL("extensions.") + sql.SQL(OPCLASS[build.vector_type]),
-                    tables.with_options(build.params),
-                )
-            )
-        tables.finish(conn, NAME, build, distance(build))
-    tables.settle(conn, NAME)  # after the commit, outside the timed install
-    index_bytes = base.relation_bytes(conn, base.schema_of(NAME), prefix=INDEX)
-    return base.Installed(
-        NAME,
-        build.column_type,
-        {},
-        took[0],
-        index_bytes,
-        tables.sizes(conn, NAME, index_bytes),
-        {"storage": embedding_storage(conn), "column": column_type(build)},
-    )
-
-
-def remove(conn: psycopg.Connection) -> None:
-    base.drop_design(conn, NAME)
-
-
 def embedding_storage(conn: psycopg.Connection) -> str:
     """The copy's embedding storage as the catalog has it (plain, by design)."""
     row = conn.execute(
@@ -104,3 +48,49 @@ def embedding_storage(conn: psycopg.Connection) -> str:
     ).fetchone()
     assert row is not None
     return STORAGE[row[0]]
+
+
+class Inline(base.Design):
+    NAME = NAME
+    INDEX_KINDS = ("exact", "ivfflat", "hnsw")
+
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+        """Copy the chunks with the one column, build the index (none for exact), define the search (from
+        scratch: installing twice gives the same state)."""
+        if build.index not in self.INDEX_KINDS:
+            raise DimbenchError(f"inline works with index {', '.join(self.INDEX_KINDS)}, got {build.index!r}")
+        columns = (
+            sql.SQL("embedding extensions.{} storage plain").format(sql.SQL(column_type(build))),
+            sql.SQL("embedding_model text"),
+            sql.SQL("created_at timestamptz not null"),
+        )
+        with base.timed() as took, conn.transaction():
+            base.drop_design(conn, NAME)
+            base.create_schema(conn, NAME)
+            qual = base.select_policy_qual(conn)
+            table = tables.create_table(
+                conn, NAME, columns, sql.SQL("with (toast_tuple_target = {})").format(sql.Literal(ROW_TARGET))
+            )
+            tables.secure(conn, table, qual)
+            sources = (
+                build.expression("c"),  # halfvec1536: embedding_1536 converted to halfvec(1536)
+                sql.Identifier("c", model_column(build)),
+                sql.Identifier("c", "created_at"),
+            )
+            tables.copy_rows(conn, table, ("embedding", "embedding_model", "created_at"), sources)
+            tables.vector_index(conn, table, INDEX, build, sql.Identifier("embedding"))
+            tables.finish(conn, NAME, build, distance(build))
+        tables.settle(conn, NAME)  # after the commit, outside the timed install
+        index_bytes = base.relation_bytes(conn, base.schema_of(NAME), prefix=INDEX)
+        return base.Installed(
+            NAME,
+            build.column_type,
+            {},
+            took[0],
+            index_bytes,
+            tables.sizes(conn, NAME, index_bytes),
+            {"storage": embedding_storage(conn), "column": column_type(build)},
+        )
+
+
+DESIGN = Inline()

@@ -33,14 +33,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dimbench.study import index
+from dimbench.study.configs import Build
 from dimbench.study.designs import base
-from dimbench.study.grid import Build
 
 NAME = "partial"
-INDEX_KINDS = ("hnsw",)
-PARAMS: dict[str, Any] = {"min_rows": 1000}  # a tenant with more chunks than this gets its own index
-EXCLUDES_SHARED_INDEX = True  # its indexes cover the shared index's expression: measured without it
 
 BODY = """
 declare
@@ -125,8 +121,8 @@ def _create_index(conn: psycopg.Connection, build: Build, name: str, workspace: 
             "create index {} on public.document_chunks using hnsw ({} {}) with ({}) where workspace_id = {}"
         ).format(
             sql.Identifier(name),
-            index.column_expression(build),
-            sql.SQL("extensions.") + sql.SQL(index.OPCLASS[build.vector_type]),
+            build.expression(),
+            build.opclass(),
             sql.SQL(", ").join(
                 sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(build.params[k])))
                 for k in ("m", "ef_construction")
@@ -137,70 +133,74 @@ def _create_index(conn: psycopg.Connection, build: Build, name: str, workspace: 
     )
 
 
-def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
-    if build.index not in INDEX_KINDS:
-        raise ValueError(f"design {NAME} rides on {', '.join(INDEX_KINDS)} builds, not {build.index}")
-    settings = {**PARAMS, **params}
-    min_rows = int(settings["min_rows"])
-    remove(conn)
-    with base.timed() as took, conn.transaction():
-        base.create_schema(conn, NAME)
-        tenants, candidate = _name("tenants"), _name("candidate")
-        conn.execute(
-            sql.SQL(
-                "create table {} (workspace_id uuid primary key, index_name text not null,"
-                " chunks bigint not null)"
-            ).format(tenants)
-        )
-        conn.execute(sql.SQL("alter table {} enable row level security").format(tenants))
-        conn.execute(
-            sql.SQL("create policy tenants_select on {} for select to authenticated using ({})").format(
-                tenants, sql.SQL(base.select_policy_qual(conn))
-            )
-        )
-        conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(tenants))
-        conn.execute(
-            sql.SQL(
-                "create type {} as (id uuid, workspace_id uuid, document_id uuid, content text,"
-                " distance double precision)"
-            ).format(candidate)
-        )
-        for number, (workspace, chunks) in enumerate(big_tenants(conn, min_rows), start=1):
-            name = f"{base.index_prefix(NAME)}{build.column_type}_{number}"
-            _create_index(conn, build, name, workspace)
-            conn.execute(
-                sql.SQL("insert into {} values (%s, %s, %s)").format(tenants), (workspace, name, chunks)
-            )
-        body = sql.SQL(BODY).format(
-            prologue=base.prologue(build),
-            tenants=tenants,
-            candidate=candidate,
-            distance=base.distance(build),
-        )
-        base.define_search(conn, NAME, body)
-        conn.execute("analyze public.document_chunks")
-        conn.execute(sql.SQL("analyze {}").format(tenants))
-    indexed = conn.execute(sql.SQL("select count(*) from {}").format(_name("tenants"))).fetchone()
-    assert indexed is not None
-    return base.Installed(
-        NAME,
-        build.column_type,
-        {"min_rows": min_rows},
-        took[0],
-        index_bytes=base.relation_bytes(conn, "public", base.index_prefix(NAME)),
-        table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
-        detail={"indexed_tenants": int(indexed[0]), "min_rows": min_rows},
-    )
-
-
-def remove(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        base.drop_design(conn, NAME)  # the schema (tenant list, type, function) and the partial indexes
-
-
 def indexed_tenants(conn: psycopg.Connection) -> dict[Any, str]:
     """workspace_id -> its partial index's name, as installed."""
     rows = conn.execute(
         sql.SQL("select workspace_id, index_name from {}").format(_name("tenants"))
     ).fetchall()
     return dict(rows)
+
+
+class Partial(base.Design):
+    NAME = NAME
+    INDEX_KINDS = ("hnsw",)
+    PARAMS: dict[str, Any] = {"min_rows": 1000}  # a tenant with more chunks than this gets its own index
+
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+        if build.index not in self.INDEX_KINDS:
+            kinds = ", ".join(self.INDEX_KINDS)
+            raise ValueError(f"design {NAME} rides on {kinds} builds, not {build.index}")
+        settings = {**self.PARAMS, **params}
+        min_rows = int(settings["min_rows"])
+        self.remove(conn)
+        with base.timed() as took, conn.transaction():
+            base.create_schema(conn, NAME)
+            tenants, candidate = _name("tenants"), _name("candidate")
+            conn.execute(
+                sql.SQL(
+                    "create table {} (workspace_id uuid primary key, index_name text not null,"
+                    " chunks bigint not null)"
+                ).format(tenants)
+            )
+            conn.execute(sql.SQL("alter table {} enable row level security").format(tenants))
+            conn.execute(
+                sql.SQL("create policy tenants_select on {} for select to authenticated using ({})").format(
+                    tenants, sql.SQL(base.select_policy_qual(conn))
+                )
+            )
+            conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(tenants))
+            conn.execute(
+                sql.SQL(
+                    "create type {} as (id uuid, workspace_id uuid, document_id uuid, content text,"
+                    " distance double precision)"
+                ).format(candidate)
+            )
+            for number, (workspace, chunks) in enumerate(big_tenants(conn, min_rows), start=1):
+                name = f"{base.index_prefix(NAME)}{build.column_type}_{number}"
+                _create_index(conn, build, name, workspace)
+                conn.execute(
+                    sql.SQL("insert into {} values (%s, %s, %s)").format(tenants), (workspace, name, chunks)
+                )
+            body = sql.SQL(BODY).format(
+                prologue=base.prologue(build),
+                tenants=tenants,
+                candidate=candidate,
+                distance=base.distance(build),
+            )
+            base.define_search(conn, NAME, body)
+            conn.execute("analyze public.document_chunks")
+            conn.execute(sql.SQL("analyze {}").format(tenants))
+        indexed = conn.execute(sql.SQL("select count(*) from {}").format(_name("tenants"))).fetchone()
+        assert indexed is not None
+        return base.Installed(
+            NAME,
+            build.column_type,
+            {"min_rows": min_rows},
+            took[0],
+            index_bytes=base.relation_bytes(conn, "public", base.index_prefix(NAME)),
+            table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
+            detail={"indexed_tenants": int(indexed[0]), "min_rows": min_rows},
+        )
+
+
+DESIGN = Partial()

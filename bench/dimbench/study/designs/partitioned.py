@@ -18,14 +18,10 @@ import psycopg
 from psycopg import sql
 
 from dimbench.errors import DimbenchError
+from dimbench.study.configs import Build
 from dimbench.study.designs import base, tables
-from dimbench.study.grid import Build
-from dimbench.study.index import OPCLASS, column_expression
 
 NAME = "partitioned"
-INDEX_KINDS = ("hnsw", "ivfflat")
-PARAMS: dict[str, Any] = {"partitions": 16}
-OWN_TABLE = True  # searches its own copy of the chunks (policy-variant arms do not apply)
 
 INDEX = "document_chunks_embedding_idx"
 # Besides the key columns: public's vectors with public's storage (6152 + 3080 bytes do not fit a row).
@@ -40,7 +36,7 @@ COPIED = ("embedding_1536", "embedding_768", "embedding_1536_model", "embedding_
 
 
 def partition_count(params: dict[str, Any]) -> int:
-    n = {**PARAMS, **params}["partitions"]
+    n = {**DESIGN.PARAMS, **params}["partitions"]
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise DimbenchError(f"partitioned: partitions must be a positive integer, got {n!r}")
     return n
@@ -48,55 +44,6 @@ def partition_count(params: dict[str, Any]) -> int:
 
 def partition_names(n: int) -> list[sql.Identifier]:
     return [sql.Identifier(base.schema_of(NAME), f"{tables.TABLE}_p{i:02d}") for i in range(n)]
-
-
-def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
-    """Copy the chunks into `partitions` hash partitions, index each, define the search (from scratch:
-    installing twice gives the same state). An exact build gets no vector index."""
-    n = partition_count(params)
-    if build.index not in (*INDEX_KINDS, "exact"):
-        raise DimbenchError(f"partitioned works with index {', '.join(INDEX_KINDS)}, got {build.index!r}")
-    with base.timed() as took, conn.transaction():
-        base.drop_design(conn, NAME)
-        base.create_schema(conn, NAME)
-        qual = base.select_policy_qual(conn)
-        table = tables.create_table(conn, NAME, COLUMNS, sql.SQL("partition by hash (workspace_id)"))
-        parts = partition_names(n)
-        for remainder, part in enumerate(parts):
-            conn.execute(
-                sql.SQL("create table {} partition of {} for values with (modulus {}, remainder {})").format(
-                    part, table, sql.Literal(n), sql.Literal(remainder)
-                )
-            )
-        tables.secure(conn, table, qual, parts)
-        tables.copy_rows(conn, table, COPIED, [sql.Identifier("c", c) for c in COPIED])
-        if build.index != "exact":
-            conn.execute(
-                sql.SQL("create index {} on {} using {} ({} {}) {}").format(
-                    sql.Identifier(INDEX),
-                    table,
-                    sql.SQL(build.index),
-                    column_expression(build),
-                    sql.SQL("extensions.") + sql.SQL(OPCLASS[build.vector_type]),
-                    tables.with_options(build.params),
-                )
-            )
-        tables.finish(conn, NAME, build, base.distance(build))
-    tables.settle(conn, NAME)  # after the commit, outside the timed install
-    index_bytes = partition_index_bytes(conn)
-    return base.Installed(
-        NAME,
-        build.column_type,
-        {"partitions": n},
-        took[0],
-        index_bytes,
-        tables.sizes(conn, NAME, index_bytes),
-        {"partitions": n, "rows_per_partition": rows_per_partition(conn)},
-    )
-
-
-def remove(conn: psycopg.Connection) -> None:
-    base.drop_design(conn, NAME)
 
 
 def partition_index_bytes(conn: psycopg.Connection) -> int:
@@ -121,3 +68,44 @@ def rows_per_partition(conn: psycopg.Connection) -> list[int]:
     ).fetchone()
     assert row is not None
     return [int(row[0]), int(row[1])]
+
+
+class Partitioned(base.Design):
+    NAME = NAME
+    INDEX_KINDS = ("hnsw", "ivfflat")
+    PARAMS: dict[str, Any] = {"partitions": 16}
+
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+        """Copy the chunks into `partitions` hash partitions, index each, define the search (from scratch:
+        installing twice gives the same state). An exact build gets no vector index."""
+        n = partition_count(params)
+        if build.index not in (*self.INDEX_KINDS, "exact"):
+            kinds = ", ".join(self.INDEX_KINDS)
+            raise DimbenchError(f"partitioned works with index {kinds}, got {build.index!r}")
+        with base.timed() as took, conn.transaction():
+            base.drop_design(conn, NAME)
+            base.create_schema(conn, NAME)
+            qual = base.select_policy_qual(conn)
+            table = tables.create_table(conn, NAME, COLUMNS, sql.SQL("partition by hash (workspace_id)"))
+            parts = partition_names(n)
+            for remainder, part in enumerate(parts):
+                partition = "create table {} partition of {} for values with (modulus {}, remainder {})"
+                conn.execute(sql.SQL(partition).format(part, table, sql.Literal(n), sql.Literal(remainder)))
+            tables.secure(conn, table, qual, parts)
+            tables.copy_rows(conn, table, COPIED, [sql.Identifier("c", c) for c in COPIED])
+            tables.vector_index(conn, table, INDEX, build, build.expression())
+            tables.finish(conn, NAME, build, base.distance(build))
+        tables.settle(conn, NAME)  # after the commit, outside the timed install
+        index_bytes = partition_index_bytes(conn)
+        return base.Installed(
+            NAME,
+            build.column_type,
+            {"partitions": n},
+            took[0],
+            index_bytes,
+            tables.sizes(conn, NAME, index_bytes),
+            {"partitions": n, "rows_per_partition": rows_per_partition(conn)},
+        )
+
+
+DESIGN = Partitioned()

@@ -18,7 +18,7 @@ path but never changes which rows it may see (RLS still filters every row read).
 T lives in `dimbench_routed.settings`, so it is data: the study measures both paths on its own queries
 and sets T at the crossover (`calibrate`), or the grid fixes it. The crossover moves with the index's
 query settings (at a low ef_search the index path may never reach the recall target, so everything goes
-exact), so a measured T is measured at each query setting and applied with it (`threshold_for`).
+exact), so a measured T is measured at each query setting and applied with it (`Routed.measured_at`).
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dimbench.study.configs import Build
 from dimbench.study.designs import base
-from dimbench.study.grid import Build
+from dimbench.vocabulary import FILTERED
 
 NAME = "routed"
-INDEX_KINDS = ("hnsw", "ivfflat")
-PARAMS: dict[str, Any] = {"threshold": "measured"}  # or a row count
-NEEDS_SHARED_INDEX = True  # its vector path is the study's own index
 ALWAYS_EXACT = 2**62  # thresholds that force one path (calibration measures each)
 ALWAYS_INDEX = -1
 
@@ -107,89 +105,6 @@ def _name(relation: str) -> sql.Identifier:
     return sql.Identifier(base.schema_of(NAME), relation)
 
 
-def install(conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
-    remove(conn)
-    with base.timed() as took, conn.transaction():
-        base.create_schema(conn, NAME)
-        counts, settings = _name("workspace_chunks"), _name("settings")
-        conn.execute(
-            sql.SQL("create table {} (workspace_id uuid primary key, chunks bigint not null)").format(counts)
-        )
-        conn.execute(sql.SQL("alter table {} enable row level security").format(counts))
-        conn.execute(
-            sql.SQL(
-                "create policy workspace_chunks_select on {} for select to authenticated using ({})"
-            ).format(counts, sql.SQL(base.select_policy_qual(conn)))
-        )
-        conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
-        conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))
-        conn.execute(sql.SQL("alter table {} enable row level security").format(settings))
-        conn.execute(
-            sql.SQL("create policy settings_select on {} for select to authenticated using (true)").format(
-                settings
-            )
-        )
-        for table in (counts, settings):
-            conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(table))
-        conn.execute(
-            sql.SQL(
-                "insert into {} select workspace_id, count(*) from public.document_chunks"
-                " group by workspace_id"
-            ).format(counts)
-        )
-        trigger_function = _name("count_chunks")
-        conn.execute(
-            sql.SQL(
-                "create function {}() returns trigger language plpgsql security definer set search_path = ''"
-                " as {}"
-            ).format(
-                trigger_function, sql.Literal(sql.SQL(COUNT_TRIGGER).format(counts=counts).as_string(conn))
-            )
-        )
-        conn.execute(sql.SQL("revoke execute on function {}() from public").format(trigger_function))
-        for event, tables in (
-            ("insert", "new table as new_rows"),
-            ("delete", "old table as old_rows"),
-            ("update", "old table as old_rows new table as new_rows"),
-        ):
-            conn.execute(
-                sql.SQL(
-                    "create trigger {} after {} on public.document_chunks referencing {}"
-                    " for each statement execute function {}()"
-                ).format(
-                    sql.Identifier(f"dimbench_routed_count_{event}"),
-                    sql.SQL(event),
-                    sql.SQL(tables),
-                    trigger_function,
-                )
-            )
-        body = sql.SQL(BODY).format(
-            prologue=base.prologue(build),
-            counts=counts,
-            settings=settings,
-            distance=base.distance(build),
-        )
-        base.define_search(conn, NAME, body)
-        conn.execute(sql.SQL("analyze {}").format(counts))
-    threshold = params.get("threshold", "measured")
-    if isinstance(threshold, int):
-        set_threshold(conn, threshold)
-    return base.Installed(
-        NAME,
-        build.column_type,
-        dict(params),
-        took[0],
-        index_bytes=0,  # it searches the shared index; its own table is one row per workspace
-        table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
-        detail={"threshold": threshold if isinstance(threshold, int) else None},
-    )
-
-
-def remove(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        base.drop_design(conn, NAME)  # the triggers go with their function
-
-
 def set_threshold(conn: psycopg.Connection, threshold: int) -> None:
     conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (threshold,))
 
@@ -203,12 +118,6 @@ def thresholds(detail: dict[str, Any]) -> dict[str, int]:
     if "thresholds" in detail:
         return dict(detail["thresholds"] or {})
     return {} if detail.get("threshold") is None else {"": detail["threshold"]}
-
-
-def threshold_for(detail: dict[str, Any], setting_key: str) -> int | None:
-    """The T at one query setting."""
-    per_setting = thresholds(detail)
-    return per_setting.get(setting_key, per_setting.get(""))
 
 
 def visible_rows(conn: psycopg.Connection, workspaces: Any) -> int:
@@ -254,49 +163,143 @@ def choose_threshold(samples: list[Sample], recall_target: float) -> int:
     return best[1]
 
 
-def calibrate(
-    conn: psycopg.Connection,
-    build: Build,
-    queries: list[Any],
-    k: int,
-    access: str = "rls",
-    repeats: int = 3,
-    recall_target: float = 0.95,
-) -> dict[str, Any]:
-    """Measure both paths on `queries` (as `access`'s user, the session's index settings), set T at the
-    crossover and return what was measured (the decision record quotes it)."""
-    from dimbench.study import measure
+class Routed(base.Design):
+    NAME = NAME
+    INDEX_KINDS = ("hnsw", "ivfflat")
+    PARAMS: dict[str, Any] = {"threshold": "measured"}  # or a row count
+    MEASURED = "threshold"
 
-    def timed(query: Any) -> tuple[float, float]:
-        answers = [measure.ask(conn, build, access, query, k, design=NAME) for _ in range(repeats)]
-        return statistics.median(a.latency_ns / 1e6 for a in answers), measure.recall_of(
-            answers[0], query, build, k
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+        self.remove(conn)
+        with base.timed() as took, conn.transaction():
+            base.create_schema(conn, NAME)
+            counts, settings = _name("workspace_chunks"), _name("settings")
+            conn.execute(
+                sql.SQL("create table {} (workspace_id uuid primary key, chunks bigint not null)").format(
+                    counts
+                )
+            )
+            conn.execute(sql.SQL("alter table {} enable row level security").format(counts))
+            conn.execute(
+                sql.SQL(
+                    "create policy workspace_chunks_select on {} for select to authenticated using ({})"
+                ).format(counts, sql.SQL(base.select_policy_qual(conn)))
+            )
+            conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
+            conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))
+            conn.execute(sql.SQL("alter table {} enable row level security").format(settings))
+            conn.execute(
+                sql.SQL(
+                    "create policy settings_select on {} for select to authenticated using (true)"
+                ).format(settings)
+            )
+            for table in (counts, settings):
+                conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(table))
+            conn.execute(
+                sql.SQL(
+                    "insert into {} select workspace_id, count(*) from public.document_chunks"
+                    " group by workspace_id"
+                ).format(counts)
+            )
+            trigger_function = _name("count_chunks")
+            conn.execute(
+                sql.SQL(
+                    "create function {}() returns trigger language plpgsql security definer"
+                    " set search_path = '' as {}"
+                ).format(
+                    trigger_function,
+                    sql.Literal(sql.SQL(COUNT_TRIGGER).format(counts=counts).as_string(conn)),
+                )
+            )
+            conn.execute(sql.SQL("revoke execute on function {}() from public").format(trigger_function))
+            for event, tables in (
+                ("insert", "new table as new_rows"),
+                ("delete", "old table as old_rows"),
+                ("update", "old table as old_rows new table as new_rows"),
+            ):
+                conn.execute(
+                    sql.SQL(
+                        "create trigger {} after {} on public.document_chunks referencing {}"
+                        " for each statement execute function {}()"
+                    ).format(
+                        sql.Identifier(f"dimbench_routed_count_{event}"),
+                        sql.SQL(event),
+                        sql.SQL(tables),
+                        trigger_function,
+                    )
+                )
+            body = sql.SQL(BODY).format(
+                prologue=base.prologue(build),
+                counts=counts,
+                settings=settings,
+                distance=base.distance(build),
+            )
+            base.define_search(conn, NAME, body)
+            conn.execute(sql.SQL("analyze {}").format(counts))
+        threshold = params.get("threshold", "measured")
+        if isinstance(threshold, int):
+            set_threshold(conn, threshold)
+        return base.Installed(
+            NAME,
+            build.column_type,
+            dict(params),
+            took[0],
+            index_bytes=0,  # it searches the shared index; its own table is one row per workspace
+            table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
+            detail={"threshold": threshold if isinstance(threshold, int) else None},
         )
 
-    samples = []
-    for query in queries:
-        workspaces = query.filter_ids if measure.arms.FILTERED[access] else query.visible
-        set_threshold(conn, ALWAYS_EXACT)
-        measure.ask(conn, build, access, query, k, design=NAME)  # warm
-        exact_ms, _ = timed(query)
-        set_threshold(conn, ALWAYS_INDEX)
-        measure.ask(conn, build, access, query, k, design=NAME)
-        index_ms, index_recall = timed(query)
-        samples.append(Sample(visible_rows(conn, workspaces), exact_ms, index_ms, index_recall))
-    threshold = choose_threshold(samples, recall_target)
-    set_threshold(conn, threshold)
-    return {
-        "threshold": threshold,
-        "access": access,
-        "repeats": repeats,
-        "recall_target": recall_target,
-        "samples": [
-            {
-                "visible": s.visible,
-                "exact_ms": round(s.exact_ms, 3),
-                "index_ms": round(s.index_ms, 3),
-                "index_recall": round(s.index_recall, 3),
-            }
-            for s in sorted(samples, key=lambda s: s.visible)
-        ],
-    }
+    def __init__(self, access: str = "rls", repeats: int = 3, recall_target: float = 0.95) -> None:
+        # how calibration measures: as which arm's user, how many timings per path, the recall T keeps
+        self.access, self.repeats, self.recall_target = access, repeats, recall_target
+
+    def calibrate(self, conn: psycopg.Connection, build: Build, queries: list[Any], k: int) -> dict[str, Any]:
+        """Measure both paths on `queries` (as `access`'s user, the session's index settings), set T at the
+        crossover and return what was measured (the decision record quotes it)."""
+        from dimbench.study import measure
+        from dimbench.study.configs import Arm
+
+        arm = Arm(self.access, build, k, NAME)
+
+        def timed(query: Any) -> tuple[float, float]:
+            answers = [measure.ask(conn, arm, query) for _ in range(self.repeats)]
+            return statistics.median(a.latency_ns / 1e6 for a in answers), measure.recall_of(
+                answers[0], query, arm
+            )
+
+        samples = []
+        for query in queries:
+            workspaces = query.filter_ids if FILTERED[self.access] else query.visible
+            set_threshold(conn, ALWAYS_EXACT)
+            measure.ask(conn, arm, query)  # warm
+            exact_ms, _ = timed(query)
+            set_threshold(conn, ALWAYS_INDEX)
+            measure.ask(conn, arm, query)
+            index_ms, index_recall = timed(query)
+            samples.append(Sample(visible_rows(conn, workspaces), exact_ms, index_ms, index_recall))
+        threshold = choose_threshold(samples, self.recall_target)
+        set_threshold(conn, threshold)
+        return {
+            "threshold": threshold,
+            "access": self.access,
+            "repeats": self.repeats,
+            "recall_target": self.recall_target,
+            "samples": [
+                {
+                    "visible": s.visible,
+                    "exact_ms": round(s.exact_ms, 3),
+                    "index_ms": round(s.index_ms, 3),
+                    "index_recall": round(s.index_recall, 3),
+                }
+                for s in sorted(samples, key=lambda s: s.visible)
+            ],
+        }
+
+    def set_measured(self, conn: psycopg.Connection, value: Any) -> None:
+        set_threshold(conn, int(value))
+
+    def measured_values(self, detail: dict[str, Any]) -> dict[str, Any]:
+        return thresholds(detail)
+
+
+DESIGN = Routed()

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dimbench.study.configs import Build
 from dimbench.study.designs import base
-from dimbench.study.grid import Build
 
 TABLE = "document_chunks"
 SELECT_POLICY = "document_chunks_select"
@@ -119,6 +119,25 @@ def settle(conn: psycopg.Connection, name: str) -> None:
     load: freshly written rows have no hint bits or visibility map, and autovacuum's insert threshold
     would otherwise start on them during the measurements. Partitions are vacuumed with their parent."""
     conn.execute(sql.SQL("vacuum (analyze) {}").format(table_of(name)))
+
+
+def vector_index(
+    conn: psycopg.Connection, table: sql.Identifier, name: str, build: Build, column: sql.Composable
+) -> None:
+    """The build's vector index on a design's table (none for exact): on a partitioned parent,
+    PostgreSQL builds one per partition."""
+    if build.index == "exact":
+        return
+    conn.execute(
+        sql.SQL("create index {} on {} using {} ({} {}) {}").format(
+            sql.Identifier(name),
+            table,
+            sql.SQL(build.index),
+            column,
+            build.opclass(),
+            with_options(build.params),
+        )
+    )
 
 
 def with_options(params: dict[str, Any]) -> sql.Composable:

@@ -31,9 +31,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dimbench.report.load import Results
-from dimbench.report.text import interval
-from dimbench.vocabulary import BUCKETS, CHOOSABLE, COLUMN_BYTES, DEFAULT_DESIGN, RLS_ARMS, cell_value
+from dimbench.evidence.results import Results
+from dimbench.evidence.text import interval
+from dimbench.vocabulary import (
+    BUCKETS,
+    CHOOSABLE,
+    COLUMN_BYTES,
+    DEFAULT_DESIGN,
+    DESIGNS,
+    RLS_ARMS,
+    cell_value,
+)
 
 __all__ = ["BUCKETS", "CHOOSABLE", "COLUMN_BYTES", "RLS_ARMS", "Candidate", "Config", "Decision", "decide"]
 # Ties are decided by overlapping p95 intervals; a what-if may widen them by this share of the best's p95.
@@ -175,12 +183,13 @@ def storage_per_million(results: Results, row: dict[str, Any]) -> float | None:
         return None
     index_bytes = build["index_bytes"]
     design = cell_value(row, "design")
-    if design != DEFAULT_DESIGN:
+    layout = DESIGNS[design]
+    if layout.installs:
         installed = results.designs(row.get("run_id")).get((design, row.get("build_key", "")))
         if not installed or installed.get("index_bytes") is None:
             return None
-        # routed searches the shared index; the others search only their own
-        index_bytes = installed["index_bytes"] + (build["index_bytes"] if design == "routed" else 0)
+        # a design that searches the shared index adds its own structures to it; the others use only theirs
+        index_bytes = installed["index_bytes"] + (build["index_bytes"] if layout.searches_shared_index else 0)
     return (index_bytes / build["rows"] + COLUMN_BYTES[row["column_type"]]) * 1e6
 
 

@@ -48,20 +48,6 @@ def percentiles(values_ms: Sequence[float], qs: Sequence[int] = (50, 95, 99)) ->
     return {f"p{q}": float(np.percentile(arr, q)) for q in qs}
 
 
-def bootstrap_ci(
-    values: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> list[float] | None:
-    """Percentile-bootstrap interval of the mean; deterministic for a given seed. None when empty."""
-    if len(values) == 0:
-        return None
-    arr = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, len(arr), size=(resamples, len(arr)))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return [float(lo), float(hi)]
-
-
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
 

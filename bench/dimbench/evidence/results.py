@@ -150,9 +150,7 @@ def read_run(path: Path) -> list[dict[str, Any]]:
             raise DimbenchError(f"{path}: runs[{n}] has no 'run_id'")
         for key, types in RUN_TYPES.items():
             if key in run and (isinstance(run[key], bool) or not isinstance(run[key], types)):
-                raise DimbenchError(
-                    f"{path}: runs[{n}].{key} has the wrong type ({type(run[key]).__name__})"
-                )
+                raise DimbenchError(f"{path}: runs[{n}].{key} has the wrong type ({type(run[key]).__name__})")
         for part in ("grid", "corpus"):
             if not isinstance((run.get("identity") or {}).get(part, {}), dict):
                 raise DimbenchError(f"{path}: runs[{n}].identity.{part} must be an object")
