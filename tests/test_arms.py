@@ -13,9 +13,9 @@ from psycopg import sql
 
 from dimbench.database import db, seed_policy
 from dimbench.study import arms
-from dimbench.study.cells import cell_fields
+from dimbench.study.configs import Arm, Cell
 from dimbench.study.grid import Build, QuerySetting
-from dimbench.study.measure import StudyQuery, measurement, run_cell
+from dimbench.study.measure import Observed, StudyQuery, measurement, run_cell
 from tests.world import World, chunk_table, seed_world
 
 K = 4
@@ -76,9 +76,9 @@ def test_exact_search_has_recall_one_in_every_arm(conn, column_type, access):
     build = Build(column_type, "exact", {})
     if access in seed_policy.VARIANTS:
         with seed_policy.seed_policy(conn, access):
-            result = run_cell(conn, build, access, queries, K, warmup=1)
+            result = run_cell(conn, Arm(access, build, K), queries, warmup=1)
     else:
-        result = run_cell(conn, build, access, queries, K, warmup=1)
+        result = run_cell(conn, Arm(access, build, K), queries, warmup=1)
     assert result.recalls == [1.0, 1.0, 1.0]
 
 
@@ -86,11 +86,13 @@ def test_a_measurement_line_has_every_field_of_the_contract(conn):
     world = World()
     queries = [make_query(world, "member", "workspace", s) for s in range(3)]
     build = Build("vector1536", "exact", {})
-    result = run_cell(conn, build, "rls_filter", queries, K, warmup=0)
-    cell = cell_fields(
-        "run-1", "screening", build, QuerySetting({}, "off"), "rls_filter", "workspace", "tiny"
+    arm = Arm("rls_filter", build, K)
+    result = run_cell(conn, arm, queries, warmup=0)
+    cell = Cell(build, QuerySetting({}, "off"), "rls_filter", "workspace", "tiny").fields(
+        "run-1", "screening"
     )
-    row = measurement(cell, build, K, queries, result, "Seq Scan", {"1": 10.0, "2": None, "4": None}, False)
+    observed = Observed({"1": 10.0, "2": None, "4": None}, plan="Seq Scan", maintenance=False)
+    row = measurement(cell, arm, queries, result, observed)
     assert {k: row[k] for k in cell} == cell
     assert row["recall_mean"] == 1.0 and row["short_share"] == 0.0 and row["ndcg10"] == 1.0
     assert row["latency_ms"]["p50"] > 0 and row["failed_queries"] == 0
@@ -113,15 +115,17 @@ def test_a_request_cancelled_by_the_roles_statement_timeout_is_a_failed_query_wi
                 db.use_vectors(conn)
                 with locker.transaction():  # the search waits on this lock until the timeout cancels it
                     locker.execute("lock table public.document_chunks in access exclusive mode")
-                    result = run_cell(conn, build, "rls", queries[:1], K, warmup=0)
-                result_after = run_cell(conn, build, "rls", queries[1:], K, warmup=0)
+                    result = run_cell(conn, Arm("rls", build, K), queries[:1], warmup=0)
+                result_after = run_cell(conn, Arm("rls", build, K), queries[1:], warmup=0)
         finally:
             admin.execute(per_database.format(sql.Identifier(dbname), sql.SQL("reset statement_timeout")))
     (answer,) = result.answers
     assert answer.failed and answer.ids == [] and result.recalls == [0.0]
     assert answer.latency_ns >= 100e6
-    cell = cell_fields("run-1", "screening", build, QuerySetting({}, "off"), "rls", "all", "small")
-    row = measurement(cell, build, K, queries[:1], result, None, {"1": None}, False)
+    cell = Cell(build, QuerySetting({}, "off"), "rls", "all", "small").fields("run-1", "screening")
+    row = measurement(
+        cell, Arm("rls", build, K), queries[:1], result, Observed({"1": None}, plan=None, maintenance=False)
+    )
     assert row["failed_queries"] == 1 and row["recall_mean"] == 0.0
     assert result_after.recalls == [1.0] and not result_after.answers[0].failed
 
@@ -153,7 +157,7 @@ def test_a_request_cancelled_by_someone_else_stops_the_cell_instead_of_counting_
             canceller.start()
             try:
                 with pytest.raises(psycopg.errors.QueryCanceled, match="user request"):
-                    run_cell(conn, build, "rls", [make_query(world, "viewer", "all", 0)], K, warmup=0)
+                    run_cell(conn, Arm("rls", build, K), [make_query(world, "viewer", "all", 0)], warmup=0)
             finally:
                 canceller.join()
 
@@ -162,10 +166,10 @@ def test_the_canary_check_fires_when_rls_is_disabled(conn):
     world = World()
     build = Build("vector768", "exact", {})
     vector = arms.query_vector(make_query(world, "viewer", "all", 0).vector_1536, build)
-    arms.check_canary(conn, "rls", build, vector, uuid.uuid4(), [world.ws_a], K)  # RLS on: silent
+    arms.check_canary(conn, Arm("rls", build, K), vector, uuid.uuid4(), [world.ws_a])  # RLS on: silent
     conn.execute("alter table document_chunks disable row level security")
     with pytest.raises(arms.IsolationBreach, match="canary"):
-        arms.check_canary(conn, "rls", build, vector, uuid.uuid4(), [world.ws_a], K)
+        arms.check_canary(conn, Arm("rls", build, K), vector, uuid.uuid4(), [world.ws_a])
 
 
 def test_the_canary_check_fires_when_the_arm_runs_as_a_superuser(conn):
@@ -174,7 +178,9 @@ def test_the_canary_check_fires_when_the_arm_runs_as_a_superuser(conn):
     vector = arms.query_vector(make_query(world, "viewer", "all", 0).vector_1536, build)
     superuser = conn.execute("select current_user").fetchone()[0]
     with pytest.raises(arms.IsolationBreach, match="canary"):
-        arms.check_canary(conn, "rls_filter", build, vector, uuid.uuid4(), [world.ws_a], K, role=superuser)
+        arms.check_canary(
+            conn, Arm("rls_filter", build, K, role=superuser), vector, uuid.uuid4(), [world.ws_a]
+        )
 
 
 def test_a_foreign_row_fails_the_cell(conn):
@@ -182,7 +188,7 @@ def test_a_foreign_row_fails_the_cell(conn):
     queries = [make_query(world, "nonmember", "all", 1)]
     superuser = conn.execute("select current_user").fetchone()[0]
     with pytest.raises(arms.IsolationBreach, match="isolation breach: arm rls returned"):
-        run_cell(conn, Build("vector768", "exact", {}), "rls", queries, 20, warmup=0, role=superuser)
+        run_cell(conn, Arm("rls", Build("vector768", "exact", {}), 20, role=superuser), queries, warmup=0)
 
 
 def test_the_seed_policy_variant_is_swapped_back(conn):
@@ -200,12 +206,9 @@ def test_the_canary_sees_nothing_under_a_policy_variant(conn, access):
     world = World()
     q = make_query(world, "viewer", "all", 0)
     with seed_policy.seed_policy(conn, access):
-        arms.check_canary(
-            conn, access, Build("vector768", "exact", {}), q.vector_1536[:768], uuid.uuid4(), [world.ws_a], K
-        )
-        answer = arms.ask(
-            conn, access, Build("vector768", "exact", {}), q.vector_1536[:768], K, uuid.uuid4(), None
-        )
+        arm = Arm(access, Build("vector768", "exact", {}), K)
+        arms.check_canary(conn, arm, q.vector_1536[:768], uuid.uuid4(), [world.ws_a])
+        answer = arms.ask(conn, arm, q.vector_1536[:768], uuid.uuid4(), None)
     assert answer.ids == []
 
 

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from dimbench.database import db
 from dimbench.study import arms, index
+from dimbench.study.configs import Arm
 from dimbench.study.designs import base, bq_rerank
 from dimbench.study.grid import Build
 from dimbench.study.measure import StudyQuery, recall_of, run_cell
@@ -40,7 +41,7 @@ def own(admin) -> Iterator[psycopg.Connection]:
     try:
         yield admin
     finally:
-        bq_rerank.remove(admin)
+        bq_rerank.DESIGN.remove(admin)
 
 
 @pytest.fixture
@@ -54,11 +55,11 @@ def installed(request, tiny_corpus_db) -> Iterator[Build]:
     only search it (TestSearch); removed when the class is done with it."""
     build = hnsw(request.param)
     with db.connect(tiny_corpus_db[0]) as conn:
-        bq_rerank.install(conn, build, {})
+        bq_rerank.DESIGN.install(conn, build, {})
         try:
             yield build
         finally:
-            bq_rerank.remove(conn)
+            bq_rerank.DESIGN.remove(conn)
 
 
 def set_hnsw(conn: psycopg.Connection, ef_search: int, iterative_scan: str) -> None:
@@ -102,9 +103,11 @@ class TestSearch:
         build = installed
         someone_elses = sorted({ws for q in queries for ws in q.filter_ids})
         vector = arms.query_vector(queries[0].vector_1536, build)
-        arms.check_canary(admin, access, build, vector, uuid.uuid4(), someone_elses, K, design=NAME)
+        arms.check_canary(admin, Arm(access, build, K, NAME), vector, uuid.uuid4(), someone_elses)
         # the check can fail: the same request as service_role (no RLS) does see those rows
-        seen = arms.ask(admin, access, build, vector, K, uuid.uuid4(), someone_elses, "service_role", NAME)
+        seen = arms.ask(
+            admin, Arm(access, build, K, NAME, "service_role"), vector, uuid.uuid4(), someone_elses
+        )
         assert seen.ids
 
     def test_every_answer_passes_the_foreign_row_check_in_every_arm(self, admin, queries, installed):
@@ -112,7 +115,7 @@ class TestSearch:
         set_hnsw(admin, 40, "relaxed_order")
         for access in ("service", "rls", "rls_filter"):
             # run_cell raises on any foreign row
-            result = run_cell(admin, build, access, queries, K, warmup=0, design=NAME)
+            result = run_cell(admin, Arm(access, build, K, NAME), queries, warmup=0)
             assert all(a.ids for a in result.answers)
 
     def test_the_inner_query_scans_the_bit_index(self, admin, queries, installed):
@@ -124,7 +127,7 @@ class TestSearch:
         build = installed
         for query in queries:
             vector = arms.query_vector(query.vector_1536, build)
-            answer = arms.ask(admin, "service", build, vector, K, query.user, query.filter_ids, design=NAME)
+            answer = arms.ask(admin, Arm("service", build, K, NAME), vector, query.user, query.filter_ids)
             exact = exact_distances(admin, build, vector, answer.ids)
             assert answer.distances == sorted(answer.distances)
             assert answer.distances == pytest.approx([exact[i] for i in answer.ids], abs=1e-6)
@@ -133,30 +136,31 @@ class TestSearch:
 def test_install_then_remove_leaves_the_catalog_as_it_was_and_both_are_idempotent(own):
     before = base.catalog(own)
     build = hnsw("vector768")
-    first = bq_rerank.install(own, build, {})
+    first = bq_rerank.DESIGN.install(own, build, {})
     installed = base.catalog(own)
-    second = bq_rerank.install(own, build, {})
+    second = bq_rerank.DESIGN.install(own, build, {})
     assert base.catalog(own) == installed
     assert installed != before
     assert first.index_bytes > 0 and second.index_bytes > 0  # hnsw levels are random: sizes vary a little
     assert first.detail == {"factor": 4, "bits": 768} and first.table_bytes == 0
-    bq_rerank.remove(own)
-    bq_rerank.remove(own)
+    bq_rerank.DESIGN.remove(own)
+    bq_rerank.DESIGN.remove(own)
     assert base.catalog(own) == before
 
 
 def mean_recall(conn: psycopg.Connection, build: Build, queries: list[StudyQuery]) -> float:
-    answers = run_cell(conn, build, "service", queries, K, warmup=0, design=NAME).answers
-    return float(np.mean([recall_of(a, q, build, K) for a, q in zip(answers, queries, strict=True)]))
+    arm = Arm("service", build, K, NAME)
+    answers = run_cell(conn, arm, queries, warmup=0).answers
+    return float(np.mean([recall_of(a, q, arm) for a, q in zip(answers, queries, strict=True)]))
 
 
 @pytest.mark.parametrize("column_type", COLUMN_TYPES)
 def test_a_large_factor_recovers_recall_and_factor_one_does_no_better(own, queries, column_type):
     build = hnsw(column_type)
     set_hnsw(own, 400, "relaxed_order")
-    bq_rerank.install(own, build, {"factor": 50})
+    bq_rerank.DESIGN.install(own, build, {"factor": 50})
     wide = mean_recall(own, build, queries)
-    bq_rerank.install(own, build, {"factor": 1})
+    bq_rerank.DESIGN.install(own, build, {"factor": 1})
     narrow = mean_recall(own, build, queries)
     assert wide >= 0.9
     assert narrow <= wide
@@ -165,7 +169,7 @@ def test_a_large_factor_recovers_recall_and_factor_one_does_no_better(own, queri
 @pytest.mark.parametrize("column_type", COLUMN_TYPES)
 def test_the_bit_index_is_smaller_than_the_full_hnsw_index_of_the_column(own, column_type):
     build = hnsw(column_type)
-    installed = bq_rerank.install(own, build, {})
+    installed = bq_rerank.DESIGN.install(own, build, {})
     try:
         full = index.build(own, build)
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from dimbench.database import db
 from dimbench.study import arms
+from dimbench.study.configs import Arm
 from dimbench.study.designs import base, inline
 from dimbench.study.grid import Build
 from dimbench.study.measure import StudyQuery, run_cell
@@ -34,7 +35,7 @@ def conn(tiny_corpus_db: tuple[str, list[StudyQuery]]) -> Iterator[psycopg.Conne
     with db.connect(dsn) as connection:
         db.use_vectors(connection)
         yield connection
-        inline.remove(connection)  # whatever a failed test left behind
+        inline.DESIGN.remove(connection)  # whatever a failed test left behind
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +46,20 @@ def queries(tiny_corpus_db: tuple[str, list[StudyQuery]]) -> list[StudyQuery]:
 @contextmanager
 def installed(conn: psycopg.Connection, build: Build) -> Iterator[base.Installed]:
     try:
-        yield inline.install(conn, build, {})
+        yield inline.DESIGN.install(conn, build, {})
     finally:
-        inline.remove(conn)
+        inline.DESIGN.remove(conn)
 
 
 def test_install_then_remove_leaves_the_catalog_as_it_was(conn):
     build = BUILDS[2]
     before = base.catalog(conn)
-    inline.install(conn, build, {})
+    inline.DESIGN.install(conn, build, {})
     once = base.catalog(conn)
-    inline.install(conn, build, {})
+    inline.DESIGN.install(conn, build, {})
     assert base.catalog(conn) == once != before
-    inline.remove(conn)
-    inline.remove(conn)
+    inline.DESIGN.remove(conn)
+    inline.DESIGN.remove(conn)
     assert base.catalog(conn) == before
 
 
@@ -70,14 +71,14 @@ def test_the_canary_gets_no_rows(conn, queries, access):
         others = [
             r[0] for r in conn.execute("select distinct workspace_id from public.document_chunks limit 3")
         ]
-        arms.check_canary(conn, access, build, vector, uuid.uuid4(), others, K, design=inline.NAME)
+        arms.check_canary(conn, Arm(access, build, K, inline.NAME), vector, uuid.uuid4(), others)
 
 
 @pytest.mark.parametrize("build", BUILDS, ids=lambda b: b.key)
 def test_no_arm_returns_a_foreign_row(conn, queries, build):
     with installed(conn, build):
         for access in ARMS:  # run_cell raises IsolationBreach on any row outside what the query may see
-            result = run_cell(conn, build, access, queries, K, warmup=0, design=inline.NAME)
+            result = run_cell(conn, Arm(access, build, K, inline.NAME), queries, warmup=0)
             assert all(a.ids for a in result.answers), access
 
 
@@ -90,9 +91,9 @@ def test_exact_search_is_the_shared_exact_search(conn, queries, column_type):
         for access in ARMS:
             for q in queries:
                 vector = arms.query_vector(q.vector_1536, build)
-                ask = [access, build, vector, K, q.user, q.filter_ids]
-                shared = arms.ask(conn, *ask)
-                mine = arms.ask(conn, *ask, design=inline.NAME)
+                ask = [vector, q.user, q.filter_ids]
+                shared = arms.ask(conn, Arm(access, build, K), *ask)
+                mine = arms.ask(conn, Arm(access, build, K, inline.NAME), *ask)
                 if mine.ids != shared.ids or not shared.ids:
                     differ.append((access, q.qid))
         assert differ == []

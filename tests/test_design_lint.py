@@ -12,8 +12,7 @@ import psycopg
 import pytest
 
 from dimbench.database import db
-from dimbench.study import index
-from dimbench.study.designs import module
+from dimbench.study import designs, index
 from dimbench.study.grid import Build
 from dimbench.vocabulary import DEFAULT_DESIGN, DESIGNS
 from tests.splinter import CHECKS, findings
@@ -21,6 +20,7 @@ from tests.splinter import CHECKS, findings
 HNSW = Build("vector768", "hnsw", {"m": 16, "ef_construction": 64})
 PARAMS: dict[str, dict[str, Any]] = {  # small enough for the tiny corpus, each design's real structures
     "routed": {"threshold": 100},
+    "probed": {"threshold": 100},
     "partial": {"min_rows": 100},
     "partitioned": {"partitions": 4},
     "bq_rerank": {"factor": 4},
@@ -34,7 +34,7 @@ def conn(tiny_corpus_db) -> Iterator[psycopg.Connection]:
         db.use_vectors(connection)
         yield connection
         for name in PARAMS:
-            module(name).remove(connection)
+            designs.get(name).remove(connection)
         index.drop_study_indexes(connection)
 
 
@@ -73,8 +73,8 @@ def test_the_checks_find_a_finding_a_design_could_add(conn):
 @pytest.mark.parametrize("design", sorted(PARAMS))
 def test_installing_a_design_adds_no_linter_finding(conn, design):
     before = findings(conn)
-    if getattr(module(design), "NEEDS_SHARED_INDEX", False):
+    if designs.get(design).layout.searches_shared_index:
         index.build(conn, HNSW)
-    module(design).install(conn, HNSW, PARAMS[design])
+    designs.get(design).install(conn, HNSW, PARAMS[design])
     after = findings(conn)
     assert {name: after[name] - before[name] for name in CHECKS} == {name: set() for name in CHECKS}

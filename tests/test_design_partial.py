@@ -12,6 +12,7 @@ import pytest
 
 from dimbench.database import db
 from dimbench.study import arms, index
+from dimbench.study.configs import Arm
 from dimbench.study.designs import base, partial
 from dimbench.study.grid import Build
 from dimbench.study.measure import StudyQuery, recall_of, run_cell
@@ -41,9 +42,9 @@ def installed(corpus_conn: psycopg.Connection) -> Iterator[base.Installed]:
     """The shared study index (the build the design rides on) and the design over it."""
     try:
         index.build(corpus_conn, VECTOR768)
-        yield partial.install(corpus_conn, VECTOR768, {"min_rows": MIN_ROWS})
+        yield partial.DESIGN.install(corpus_conn, VECTOR768, {"min_rows": MIN_ROWS})
     finally:
-        partial.remove(corpus_conn)
+        partial.DESIGN.remove(corpus_conn)
         index.drop_study_indexes(corpus_conn)
         pgvector_defaults(corpus_conn)
 
@@ -75,13 +76,10 @@ def plans_of(dsn: str, access: str, build: Build, query: StudyQuery) -> str:
             conn.execute("select set_config(%s, %s, false)", (name, value))
         arms.ask(
             conn,
-            access,
-            build,
+            Arm(access, build, K, partial.NAME),
             arms.query_vector(query.vector_1536, build),
-            K,
             query.user,
             query.filter_ids,
-            design=partial.NAME,
         )
     return "\n".join(logged)
 
@@ -107,14 +105,14 @@ def btrees_of_chunks(conn: psycopg.Connection) -> set[str]:
 def test_install_then_remove_leaves_the_catalog_as_it_was(corpus_conn):
     before = base.catalog(corpus_conn)
     try:
-        partial.install(corpus_conn, VECTOR768, {"min_rows": MIN_ROWS})
+        partial.DESIGN.install(corpus_conn, VECTOR768, {"min_rows": MIN_ROWS})
         once = base.catalog(corpus_conn)
-        partial.install(corpus_conn, VECTOR768, {"min_rows": MIN_ROWS})
+        partial.DESIGN.install(corpus_conn, VECTOR768, {"min_rows": MIN_ROWS})
         assert base.catalog(corpus_conn) == once
         assert once != before
     finally:
-        partial.remove(corpus_conn)
-        partial.remove(corpus_conn)
+        partial.DESIGN.remove(corpus_conn)
+        partial.DESIGN.remove(corpus_conn)
     assert base.catalog(corpus_conn) == before
 
 
@@ -122,13 +120,13 @@ def test_halfvec_tenants_are_served_by_their_halfvec_partial_index(tiny_corpus_d
     halfvec = Build("halfvec1536", "hnsw", HNSW)
     try:
         index.build(corpus_conn, halfvec)
-        partial.install(corpus_conn, halfvec, {"min_rows": MIN_ROWS})
+        partial.DESIGN.install(corpus_conn, halfvec, {"min_rows": MIN_ROWS})
         names = partial.indexed_tenants(corpus_conn)
         query = next(q for q in queries if q.scope == "all" and set(q.visible) & set(names))
         used = indexes_used(plans_of(tiny_corpus_db[0], "rls", halfvec, query))
         assert {names[ws] for ws in set(query.visible) & set(names)} <= used
     finally:
-        partial.remove(corpus_conn)
+        partial.DESIGN.remove(corpus_conn)
         index.drop_study_indexes(corpus_conn, column_type=halfvec.column_type)
 
 
@@ -150,12 +148,12 @@ def test_install_indexes_exactly_the_tenants_above_min_rows(corpus_conn, install
 def test_the_canary_gets_nothing_through_the_design(corpus_conn, installed, queries, access):
     indexed = list(partial.indexed_tenants(corpus_conn))  # real, populated, partially indexed
     vector = arms.query_vector(queries[0].vector_1536, VECTOR768)
-    arms.check_canary(corpus_conn, access, VECTOR768, vector, uuid.uuid4(), indexed, K, design=partial.NAME)
+    arms.check_canary(corpus_conn, Arm(access, VECTOR768, K, partial.NAME), vector, uuid.uuid4(), indexed)
 
 
 @pytest.mark.parametrize("access", ["service", "rls", "rls_filter"])
 def test_no_answer_holds_a_foreign_row(corpus_conn, installed, queries, access):
-    result = run_cell(corpus_conn, VECTOR768, access, queries, K, warmup=0, design=partial.NAME)
+    result = run_cell(corpus_conn, Arm(access, VECTOR768, K, partial.NAME), queries, warmup=0)
     assert len(result.answers) == len(queries) and not any(a.failed for a in result.answers)
 
 
@@ -182,7 +180,7 @@ def test_with_a_wide_ef_search_every_answer_is_the_exact_top_k(corpus_conn, inst
     pgvector_defaults(corpus_conn)
     corpus_conn.execute("select set_config('hnsw.ef_search', '400', false)")
     try:
-        result = run_cell(corpus_conn, VECTOR768, access, queries, K, warmup=0, design=partial.NAME)
+        result = run_cell(corpus_conn, Arm(access, VECTOR768, K, partial.NAME), queries, warmup=0)
     finally:
         pgvector_defaults(corpus_conn)
     assert result.recalls == [1.0] * len(queries)
@@ -192,22 +190,21 @@ def test_small_tenants_are_exact_whatever_the_ef_search(corpus_conn, installed, 
     indexed = set(partial.indexed_tenants(corpus_conn))
     small = [q for q in queries if not set(q.filter_ids) & indexed]
     assert small
+    arm = Arm("rls_filter", VECTOR768, K, partial.NAME)
     # ef_search 1 makes any vector index a poor answer; sort off makes the planner want one anyway.
     corpus_conn.execute("select set_config('hnsw.ef_search', '1', false)")
     corpus_conn.execute("set enable_sort = off")
     try:
-        result = run_cell(corpus_conn, VECTOR768, "rls_filter", small, K, warmup=0, design=partial.NAME)
+        result = run_cell(corpus_conn, arm, small, warmup=0)
     finally:
         pgvector_defaults(corpus_conn)
         corpus_conn.execute("reset enable_sort")
-    assert [recall_of(a, q, VECTOR768, K) for a, q in zip(result.answers, small, strict=True)] == [1.0] * len(
-        small
-    )
+    assert [recall_of(a, q, arm) for a, q in zip(result.answers, small, strict=True)] == [1.0] * len(small)
 
 
 def test_service_without_a_filter_searches_every_workspace(corpus_conn, installed, queries):
     vector = arms.query_vector(queries[0].vector_1536, VECTOR768)
-    answer = arms.ask(corpus_conn, "service", VECTOR768, vector, K, None, None, design=partial.NAME)
+    answer = arms.ask(corpus_conn, Arm("service", VECTOR768, K, partial.NAME), vector, None, None)
     exact = corpus_conn.execute(
         "select id from (select id, embedding_768 <=> %s as d from public.document_chunks offset 0) s"
         " order by d limit %s",

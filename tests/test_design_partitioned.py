@@ -15,6 +15,7 @@ import pytest
 
 from dimbench.database import db
 from dimbench.study import arms
+from dimbench.study.configs import Arm
 from dimbench.study.designs import base, partitioned
 from dimbench.study.grid import Build
 from dimbench.study.measure import StudyQuery, run_cell
@@ -31,7 +32,7 @@ def conn(tiny_corpus_db: tuple[str, list[StudyQuery]]) -> Iterator[psycopg.Conne
     with db.connect(dsn) as connection:
         db.use_vectors(connection)
         yield connection
-        partitioned.remove(connection)  # whatever a failed test left behind
+        partitioned.DESIGN.remove(connection)  # whatever a failed test left behind
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,9 @@ def installed(
     conn: psycopg.Connection, build: Build, params: dict[str, Any] | None = None
 ) -> Iterator[base.Installed]:
     try:
-        yield partitioned.install(conn, build, params or {})
+        yield partitioned.DESIGN.install(conn, build, params or {})
     finally:
-        partitioned.remove(conn)
+        partitioned.DESIGN.remove(conn)
 
 
 def populated_workspaces(conn: psycopg.Connection) -> list[uuid.UUID]:
@@ -55,12 +56,12 @@ def populated_workspaces(conn: psycopg.Connection) -> list[uuid.UUID]:
 
 def test_install_then_remove_leaves_the_catalog_as_it_was(conn):
     before = base.catalog(conn)
-    partitioned.install(conn, HNSW, {})
+    partitioned.DESIGN.install(conn, HNSW, {})
     once = base.catalog(conn)
-    partitioned.install(conn, HNSW, {})
+    partitioned.DESIGN.install(conn, HNSW, {})
     assert base.catalog(conn) == once != before
-    partitioned.remove(conn)
-    partitioned.remove(conn)
+    partitioned.DESIGN.remove(conn)
+    partitioned.DESIGN.remove(conn)
     assert base.catalog(conn) == before
 
 
@@ -69,14 +70,14 @@ def test_the_canary_gets_no_rows(conn, queries, access):
     with installed(conn, HNSW):
         vector = arms.query_vector(queries[0].vector_1536, HNSW)
         others = populated_workspaces(conn)
-        arms.check_canary(conn, access, HNSW, vector, uuid.uuid4(), others, K, design=partitioned.NAME)
+        arms.check_canary(conn, Arm(access, HNSW, K, partitioned.NAME), vector, uuid.uuid4(), others)
 
 
 @pytest.mark.parametrize("build", [HNSW, IVFFLAT], ids=lambda b: b.key)
 def test_no_arm_returns_a_foreign_row(conn, queries, build):
     with installed(conn, build):
         for access in ARMS:  # run_cell raises IsolationBreach on any row outside what the query may see
-            result = run_cell(conn, build, access, queries, K, warmup=0, design=partitioned.NAME)
+            result = run_cell(conn, Arm(access, build, K, partitioned.NAME), queries, warmup=0)
             assert all(a.ids for a in result.answers), access
 
 
@@ -88,9 +89,9 @@ def test_exact_search_through_the_partitions_is_the_shared_exact_search(conn, qu
         for access in ARMS:
             for q in queries:
                 vector = arms.query_vector(q.vector_1536, build)
-                ask = [access, build, vector, K, q.user, q.filter_ids]
-                shared = arms.ask(conn, *ask)
-                mine = arms.ask(conn, *ask, design=partitioned.NAME)
+                ask = [vector, q.user, q.filter_ids]
+                shared = arms.ask(conn, Arm(access, build, K), *ask)
+                mine = arms.ask(conn, Arm(access, build, K, partitioned.NAME), *ask)
                 if mine.ids != shared.ids or not shared.ids:
                     differ.append((access, q.qid))
         assert differ == []
@@ -179,7 +180,7 @@ def test_a_one_workspace_filter_is_pruned_to_one_partition_at_plan_time(tiny_cor
     with db.connect(tiny_corpus_db[0]) as conn, installed(conn, HNSW):
         db.use_vectors(conn)
         with nested_plans(conn) as plans:
-            arms.ask(conn, "rls_filter", HNSW, vector, K, q.user, q.filter_ids, design=partitioned.NAME)
+            arms.ask(conn, Arm("rls_filter", HNSW, K, partitioned.NAME), vector, q.user, q.filter_ids)
         assert len(partitions_in(plans)) == 1
 
 
@@ -192,5 +193,5 @@ def test_rls_alone_searches_every_partition(tiny_corpus_db, queries):
     with db.connect(tiny_corpus_db[0]) as conn, installed(conn, HNSW):
         db.use_vectors(conn)
         with nested_plans(conn) as plans:
-            answer = arms.ask(conn, "rls", HNSW, vector, K, q.user, q.filter_ids, design=partitioned.NAME)
+            answer = arms.ask(conn, Arm("rls", HNSW, K, partitioned.NAME), vector, q.user, q.filter_ids)
         assert answer.ids and len(partitions_in(plans)) == 16

@@ -10,6 +10,7 @@ import pytest
 
 from dimbench.database import db
 from dimbench.study import arms, index, measure, plans
+from dimbench.study.configs import Arm
 from dimbench.study.designs import base, routed
 from dimbench.study.grid import Build
 
@@ -23,7 +24,7 @@ def conn(tiny_corpus_db) -> Iterator[psycopg.Connection]:
     with db.connect(dsn) as connection:
         db.use_vectors(connection)
         yield connection
-        routed.remove(connection)
+        routed.DESIGN.remove(connection)
         index.drop_study_indexes(connection)
 
 
@@ -35,17 +36,17 @@ def queries(tiny_corpus_db):
 @pytest.fixture
 def installed(conn) -> psycopg.Connection:
     index.build(conn, HNSW)
-    routed.install(conn, HNSW, {"threshold": "measured"})
+    routed.DESIGN.install(conn, HNSW, {"threshold": "measured"})
     return conn
 
 
 def test_install_then_remove_leaves_the_catalog_as_it_was(conn):
     before = base.catalog(conn)
-    routed.install(conn, HNSW, {"threshold": 100})
-    routed.install(conn, HNSW, {"threshold": 100})
+    routed.DESIGN.install(conn, HNSW, {"threshold": 100})
+    routed.DESIGN.install(conn, HNSW, {"threshold": 100})
     assert base.catalog(conn) != before
-    routed.remove(conn)
-    routed.remove(conn)
+    routed.DESIGN.remove(conn)
+    routed.DESIGN.remove(conn)
     assert base.catalog(conn) == before
 
 
@@ -55,7 +56,7 @@ def test_the_canary_gets_nothing_through_either_path(installed):
         someone = installed.execute("select workspace_id from public.document_chunks limit 1").fetchone()
         for access in ("rls", "rls_filter"):
             answer = arms.ask(
-                installed, access, HNSW, _vector(), K, uuid.uuid4(), [someone[0]], design=routed.NAME
+                installed, Arm(access, HNSW, K, routed.NAME), _vector(), uuid.uuid4(), [someone[0]]
             )
             assert answer.ids == []
 
@@ -64,15 +65,16 @@ def test_every_arm_returns_only_rows_its_user_may_see(installed, queries):
     for threshold in (routed.ALWAYS_EXACT, routed.ALWAYS_INDEX):
         routed.set_threshold(installed, threshold)
         for access in ("service", "rls", "rls_filter"):
-            measure.run_cell(installed, HNSW, access, queries, K, 0, design=routed.NAME)  # raises on a breach
+            measure.run_cell(installed, Arm(access, HNSW, K, routed.NAME), queries, 0)  # raises on a breach
 
 
 def test_the_exact_path_returns_exactly_the_exact_top_k(installed, queries):
     routed.set_threshold(installed, routed.ALWAYS_EXACT)
     for access in ("rls", "rls_filter", "service"):
-        result = measure.run_cell(installed, HNSW, access, queries, K, 0, design=routed.NAME)
+        arm = Arm(access, HNSW, K, routed.NAME)
+        result = measure.run_cell(installed, arm, queries, 0)
         for answer, q in zip(result.answers, queries, strict=True):
-            assert answer.ids == q.truth_ids[768] or measure.recall_of(answer, q, HNSW, K) == 1.0
+            assert answer.ids == q.truth_ids[768] or measure.recall_of(answer, q, arm) == 1.0
 
 
 def test_the_index_path_returns_the_rows_of_the_shared_index_at_the_same_settings(installed, queries):
@@ -80,8 +82,8 @@ def test_the_index_path_returns_the_rows_of_the_shared_index_at_the_same_setting
     index.query_settings(installed, HNSW, {"ef_search": 40}, "relaxed_order")
     installed.execute("set enable_sort = off")  # so the shared design's plan uses its index too
     for q in queries:
-        shared = measure.ask(installed, HNSW, "rls_filter", q, K)
-        mine = measure.ask(installed, HNSW, "rls_filter", q, K, design=routed.NAME)
+        shared = measure.ask(installed, Arm("rls_filter", HNSW, K), q)
+        mine = measure.ask(installed, Arm("rls_filter", HNSW, K, routed.NAME), q)
         assert mine.ids == shared.ids
 
 
@@ -92,8 +94,9 @@ def test_under_rls_the_largest_tenant_takes_the_index_and_the_smallest_the_btree
     threshold = routed.visible_rows(installed, smallest.visible)
     assert routed.visible_rows(installed, largest.visible) > threshold
     routed.set_threshold(installed, threshold)
-    assert plans.audit(installed, HNSW, "rls", largest, K, design=routed.NAME)["path"] == "vector index"
-    assert plans.audit(installed, HNSW, "rls", smallest, K, design=routed.NAME)["path"] == "btree + sort"
+    arm = Arm("rls", HNSW, K, routed.NAME)
+    assert plans.audit(installed, arm, largest)["path"] == "vector index"
+    assert plans.audit(installed, arm, smallest)["path"] == "btree + sort"
 
 
 def test_the_count_follows_inserts_and_deletes(installed):
@@ -142,7 +145,7 @@ def test_samples_the_index_answers_badly_are_not_routed_to_it():
 
 
 def test_calibration_sets_the_threshold_it_reports(installed, queries):
-    found = routed.calibrate(installed, HNSW, queries[:6], K, repeats=1)
+    found = routed.Routed(repeats=1).calibrate(installed, HNSW, queries[:6], K)
     (stored,) = installed.execute("select threshold from dimbench_routed.settings").fetchone()
     assert stored == found["threshold"]
     assert len(found["samples"]) == 6

@@ -16,10 +16,10 @@ import pytest
 from dimbench.corpus.cache import ensure_corpus
 from dimbench.database import db
 from dimbench.paths import datasets_dir
-from dimbench.study.cells import cell_fields, cell_key
+from dimbench.study.configs import Cell
 from dimbench.study.grid import load_grid
 from dimbench.study.inputs import study_queries
-from dimbench.study.pipeline import BUCKETS
+from dimbench.vocabulary import BUCKETS, cell_key
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +55,7 @@ def expected_cells(run_id: str) -> set[str]:
                 for scope in grid.scopes_for(access):
                     for bucket in BUCKETS:
                         if (scope, bucket) in present:
-                            keys.add(
-                                cell_key(
-                                    cell_fields(run_id, "screening", build, setting, access, scope, bucket)
-                                )
-                            )
+                            keys.add(Cell(build, setting, access, scope, bucket).key(run_id, "screening"))
     return keys
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from dimbench.report import designs, scale
-from dimbench.report.story import project
 from dimbench.evidence.side_channel import leaks
+from dimbench.report import designs, scale
+from dimbench.report.scale import project
 
 
 def row(plan: str, recall: float, p50: float, design: str = "shared", **kw) -> dict:
@@ -182,7 +182,7 @@ def test_an_undecided_size_neither_holds_nor_stops_the_not_failed_reach():
 def test_a_size_quotes_the_interval_of_its_weakest_cell_over_that_cell_s_own_queries():
     from dataclasses import replace
 
-    from dimbench.report.decision_record import at_size
+    from dimbench.report.scale_record import at_size
 
     point = recall_at(300, 0.9496, 0.987)
     assert point.candidate is not None
@@ -255,7 +255,7 @@ def test_the_recall_projection_is_a_straight_line_against_log_n():
 def test_a_recall_projected_below_the_target_is_said_to_need_a_new_measurement():
     from dataclasses import replace
 
-    from dimbench.report.decision_record import projection_lines
+    from dimbench.report.scale_record import projection_lines
 
     falling = []
     for chunks, recall in ((100_000, 0.990), (1_000_000, 0.970)):
@@ -272,7 +272,7 @@ def test_a_recall_projected_below_the_target_is_said_to_need_a_new_measurement()
 
 
 def test_a_configuration_whose_interval_straddles_the_target_reads_undecided_not_no():
-    from dimbench.report.decision_record import meets
+    from dimbench.report.common import meets
 
     straddling = recall_at(100, 0.93, 1.0).candidate
     below = recall_at(100, 0.80, 0.90).candidate
@@ -282,7 +282,7 @@ def test_a_configuration_whose_interval_straddles_the_target_reads_undecided_not
 
 
 def test_the_record_says_not_judged_for_a_run_measured_before_repeated_cycles():
-    from dimbench.report.decision_record import side_channel_lines
+    from dimbench.report.side_channel_text import side_channel_lines
 
     summary = {"p50_ms": 1.0, "short_share": 0.0, "recall_mean": 1.0, "n_queries": 20}
     old = {"design": "shared", "build_key": "b", "access": "rls", "cluster_rows": 50, "order": "A/B/A"}
@@ -293,7 +293,7 @@ def test_the_record_says_not_judged_for_a_run_measured_before_repeated_cycles():
 
 def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp_path):
     from dimbench.evidence.results import Results
-    from dimbench.report.decision_record import scale_cost_lines
+    from dimbench.report.scale_record import scale_cost_lines
 
     key = "vector768/hnsw(ef_construction=64,m=16)"
 
@@ -410,7 +410,7 @@ def test_routed_results_written_before_per_setting_t_give_their_one_t_for_every_
 def test_the_record_points_at_each_designs_module_where_it_is_in_the_checkout():
     from pathlib import Path
 
-    from dimbench.report.decision_record import design_source
+    from dimbench.report.apply_sql import design_source
     from dimbench.vocabulary import DESIGNS
 
     root = Path(__file__).resolve().parent.parent
@@ -424,7 +424,7 @@ def test_the_spread_of_the_passes_without_bounds_what_a_no_can_claim():
 
 
 def verdict_of(*entries: dict) -> str:
-    from dimbench.report.decision_record import side_channel_verdict
+    from dimbench.report.side_channel_text import side_channel_verdict
 
     return "\n".join(side_channel_verdict(list(entries)))
 

@@ -96,7 +96,7 @@ def test_every_design_of_the_grid_is_measured_under_its_arms(tiny_run):
     rows = [r for r in lines(out) if r["stage"] == "screening"]
     for spec in load_grid("tiny").designs:
         mine = [r for r in rows if r.get("design") == spec.name]
-        own_table = getattr(designs.module(spec.name), "OWN_TABLE", False)
+        own_table = designs.get(spec.name).layout.own_table
         arms = {a for a in spec.access if not (own_table and a in POLICY_VARIANTS)}
         assert {r["access"] for r in mine} == arms, spec.name
         assert {r["column_type"] for r in mine} == set(spec.column_types), spec.name
@@ -105,7 +105,14 @@ def test_every_design_of_the_grid_is_measured_under_its_arms(tiny_run):
 def test_each_design_records_its_install_cost_and_size(tiny_run):
     _, out = tiny_run
     installed = run_of(out)["designs"]
-    assert {d["design"] for d in installed} == {"routed", "partial", "bq_rerank", "partitioned", "inline"}
+    assert {d["design"] for d in installed} == {
+        "routed",
+        "probed",
+        "partial",
+        "bq_rerank",
+        "partitioned",
+        "inline",
+    }
     assert all(d["seconds"] > 0 for d in installed)
     assert all(d["index_bytes"] > 0 for d in installed if d["design"] not in ("routed",))
 
@@ -116,6 +123,7 @@ def test_the_side_channel_is_measured_for_every_design(tiny_run):
     assert {e["design"] for e in side} == {
         "shared",
         "routed",
+        "probed",
         "partial",
         "bq_rerank",
         "partitioned",

@@ -10,51 +10,13 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
+from dimbench.cliargs import OneLineParser, add_target_args, positive_float, positive_int
 from dimbench.errors import DimbenchError
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 SPEC_HELP = "a spec file, or the name of a shipped spec (tiny, smoke, small, medium, large)"
 PROFILE_HELP = "a grid of bench/grids: smoke, tiny, small (default), scale, medium, large"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (what is wrong and where to look), not a usage dump."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number ≥ 1 (sizes, counts, batches)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0 (ratios, limits)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def add_target_args(parser: argparse.ArgumentParser) -> None:
-    """Every command that touches a database takes --dsn and --pgdata."""
-    group = parser.add_argument_group("database (default: the embedded server in .dimbench/pgdata)")
-    group.add_argument("--dsn", help="an external PostgreSQL/Supabase DSN (or DIMBENCH_DSN)")
-    group.add_argument("--pgdata", help="the embedded server's data directory (or DIMBENCH_PGDATA)")
 
 
 # --- commands ------------------------------------------------------------------------------------

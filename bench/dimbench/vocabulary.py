@@ -91,6 +91,7 @@ BUCKETS = ("tiny", "small", "medium", "large")
 # Designs: the table layout and search route a request goes through (dimbench/study/designs/<name>.py).
 #   shared       one approximate index over all chunks (the harmonized schema as migrated)
 #   routed       the search function routes per call: exact below T visible rows, the index above
+#   probed       routed's rule, the rows counted by a bounded probe at call time (nothing on the write path)
 #   partial      one partial index per tenant above a size threshold, the rest exact
 #   bq_rerank    hnsw over binary_quantize(v), candidates reranked by the full vector
 #   partitioned  document_chunks hash-partitioned by workspace_id, one index per partition
@@ -113,6 +114,7 @@ class Layout:
 DESIGNS: dict[str, Layout] = {
     "shared": Layout(searches_shared_index=True, installs=False),
     "routed": Layout(searches_shared_index=True),
+    "probed": Layout(searches_shared_index=True),
     "partial": Layout(excludes_shared_index=True),
     "bq_rerank": Layout(),
     "partitioned": Layout(own_table=True),

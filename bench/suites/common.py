@@ -6,10 +6,16 @@ asv installs each commit's wheel in its own environment and runs these suites fr
 everything is found through the installed package (its shipped specs and migrations, paths.state_dir()),
 never through the working tree. Databases are named by a digest of the migrations, so commits with
 different schemas never share one.
+
+asv runs every benchmark (and setup_cache) in a process of its own and has no hook after the last one,
+so each of those processes stops the embedded server it started (`Server`): nothing a suite started
+outlives `asv run`. DIMBENCH_ASV_DSN names a server of the user's instead; it is never started or
+stopped. DIMBENCH_ASV_CORPUS picks another shipped spec than smoke (the tests use tiny).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -28,12 +34,31 @@ def pgdata():
     return state_dir() / "asv" / "pgdata"
 
 
-def server_dsn() -> str:
-    from dimbench.database import db
+class Server:
+    """The server a benchmark process uses: the user's (DIMBENCH_ASV_DSN), or the embedded one in
+    asv/pgdata, started if needed and stopped again by `release` only if this process started it."""
 
-    directory = pgdata()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    return db.EmbeddedServer(directory).start()
+    def __init__(self) -> None:
+        from dimbench.database import db
+
+        self.started = False
+        self.dsn = os.environ.get("DIMBENCH_ASV_DSN") or ""
+        if self.dsn:
+            return
+        directory = pgdata()
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        self.embedded = db.EmbeddedServer(directory)
+        self.started = not self.embedded.running()
+        self.dsn = self.embedded.start()
+
+    def release(self) -> None:
+        if self.started:
+            self.embedded.stop()
+            self.started = False
+
+
+def corpus_name() -> str:
+    return os.environ.get("DIMBENCH_ASV_CORPUS", "smoke")
 
 
 def schema_digest() -> str:
@@ -51,18 +76,17 @@ def smoke_corpus():
     from dimbench.corpus.cache import ensure_corpus
     from dimbench.paths import datasets_dir
 
-    return ensure_corpus(datasets_dir() / "smoke.toml", progress=False, log=lambda *_: None)
+    return ensure_corpus(datasets_dir() / f"{corpus_name()}.toml", progress=False, log=lambda *_: None)
 
 
-def prepare(index: str) -> dict[str, Any]:
-    """Database asv_<index>_<schema digest>, created or reused: schema, smoke corpus, both indexes."""
+def prepare(index: str, admin: str) -> dict[str, Any]:
+    """Database asv_<index>_<corpus>_<schema digest>, created or reused: schema, corpus, both indexes."""
     from dimbench.corpus.load import load_corpus
     from dimbench.database import db, schema
     from dimbench.study import index as indexes
     from dimbench.study.grid import Build
 
-    admin = server_dsn()
-    name = f"asv_{index}_{schema_digest()}"
+    name = f"asv_{index}_{corpus_name()}_{schema_digest()}"
     db.ensure_database(admin, name)
     dsn = db.with_dbname(admin, name)
     corpus = smoke_corpus()
@@ -98,15 +122,17 @@ def session(dsn: str, index: str, column: str):
 
 
 def recall(conn, build, access: str, qs: list) -> float:
+    from dimbench.study.configs import Arm
     from dimbench.study.measure import run_cell
 
-    return float(np.mean(run_cell(conn, build, access, qs, 10, warmup=2).recalls))
+    return float(np.mean(run_cell(conn, Arm(access, build, 10), qs, warmup=2).recalls))
 
 
 def one_request(conn, build, access: str, q) -> None:
     from dimbench.study import arms
+    from dimbench.study.configs import Arm
 
-    arms.ask(conn, access, build, arms.query_vector(q.vector_1536, build), 10, q.user, q.filter_ids)
+    arms.ask(conn, Arm(access, build, 10), arms.query_vector(q.vector_1536, build), q.user, q.filter_ids)
 
 
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/asv-canary")

@@ -13,7 +13,8 @@ class Load:
     def setup(self) -> None:
         from dimbench.database import db, schema
 
-        admin = common.server_dsn()
+        self.server = common.Server()
+        admin = self.server.dsn
         with db.connect(admin) as conn:
             conn.execute("drop database if exists asv_load")
             conn.execute("create database asv_load")
@@ -32,3 +33,6 @@ class Load:
         return report.rows["document_chunks"] / report.seconds
 
     track_load_chunks_per_second.unit = "chunks/s"
+
+    def teardown(self) -> None:
+        self.server.release()

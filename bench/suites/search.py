@@ -14,14 +14,20 @@ class Search:
     timeout = 600
 
     def setup_cache(self) -> dict:
-        return {index: common.prepare(index) for index in common.INDEXES}
+        server = common.Server()
+        try:
+            return {index: common.prepare(index, server.dsn) for index in common.INDEXES}
+        finally:
+            server.release()
 
     def setup(self, cache: dict, index: str, column: str, access: str) -> None:
+        self.server = common.Server()
         self.conn, self.build = common.session(cache[index]["dsn"], index, column)
         self.queries = common.queries()
 
     def teardown(self, cache: dict, index: str, column: str, access: str) -> None:
         self.conn.close()
+        self.server.release()
 
     def track_recall(self, cache: dict, index: str, column: str, access: str) -> float:
         return common.recall(self.conn, self.build, access, self.queries)
@@ -38,7 +44,11 @@ class Build:
     timeout = 600
 
     def setup_cache(self) -> dict:
-        return {index: common.prepare(index) for index in common.INDEXES}
+        server = common.Server()
+        try:
+            return {index: common.prepare(index, server.dsn) for index in common.INDEXES}
+        finally:
+            server.release()
 
     def track_build_seconds(self, cache: dict, index: str, column: str) -> float:
         return cache[index]["build_seconds"][column]

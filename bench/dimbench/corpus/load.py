@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from dimbench.corpus.reader import MODEL_768, MODEL_1536, ChunkBlock, Corpus
+from dimbench.database.schema import TABLES
 from dimbench.errors import DimbenchError
 
 LEDGER_DDL = """
@@ -31,14 +32,7 @@ create table if not exists dimbench.load_progress (
   loaded_at timestamptz not null default now(),
   primary key (corpus, tbl, block)
 )"""
-CONTENT_TABLES = (
-    "document_chunks",
-    "processed_documents",
-    "pdf_documents",
-    "documents",
-    "workspace_members",
-    "workspaces",
-)
+CONTENT_TABLES = tuple(reversed(TABLES))  # children first
 CHUNK_COLUMNS = (
     "id",
     "workspace_id",

@@ -35,7 +35,8 @@ ENUMS: dict[str, tuple[Any, ...]] = {
     "scope": SCOPES,
     "bucket": BUCKETS,
 }
-OPTIONAL_ENUMS: dict[str, tuple[Any, ...]] = {"design": DESIGNS}  # absent in results older than designs
+# absent in results older than designs
+OPTIONAL_ENUMS: dict[str, tuple[Any, ...]] = {"design": tuple(DESIGNS)}
 NUMBER = (int, float)
 # field -> accepted JSON types; None inside the tuple means the field may be null.
 TYPES: dict[str, tuple[Any, ...]] = {

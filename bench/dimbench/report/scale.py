@@ -8,14 +8,57 @@ projection wherever it is shown, never a measurement.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import Candidate, Config, Decision, decide
-from dimbench.report.story import PROJECT_TO, corpus_size, project, project_recall
+
+PROJECT_TO = 10_000_000  # the size the records project to (labelled a projection)
+
+
+def corpus_size(run: dict[str, Any]) -> int | None:
+    counts = (run.get("corpus") or {}).get("counts") or {}
+    return counts.get("chunks") or (run.get("corpus") or {}).get("chunks")
+
+
+class ScalePoint(NamedTuple):
+    """One followed configuration at one corpus size (None: not measured there)."""
+
+    chunks: int
+    recall: float | None  # worst-bucket mean recall
+    p95: float | None  # worst cell's p95 ms
+    lower: float | None  # lowest lower bound of any cell's 95 % recall interval
+    upper: float | None  # lowest upper bound: the band the rule judges against the target
+
+
+def project(points: list[tuple[int, float]], to: int = PROJECT_TO, log_y: bool = True) -> float | None:
+    """Least-squares line through (log N, log y) — or (log N, y) when not log_y, as for a recall that
+    falls by about as much per tenfold N — evaluated at `to`: a projection, not a measurement."""
+    usable = [
+        (math.log(n), math.log(y) if log_y else y)
+        for n, y in points
+        if n > 0 and y is not None and (y > 0 or not log_y)
+    ]
+    if len(usable) < 2:
+        return None
+    mx = sum(x for x, _ in usable) / len(usable)
+    my = sum(y for _, y in usable) / len(usable)
+    sxx = sum((x - mx) ** 2 for x, _ in usable)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in usable) / sxx
+    value = my + slope * (math.log(to) - mx)
+    return math.exp(value) if log_y else value
+
+
+def project_recall(points: list[tuple[int, float]], to: int = PROJECT_TO) -> float | None:
+    """A recall at `to` on a straight line against log N, kept within [0, 1]: a projection."""
+    value = project(points, to, log_y=False)
+    return None if value is None else min(1.0, max(0.0, value))
 
 
 def sizes(results: Results) -> list[tuple[int, str]]:

@@ -381,12 +381,7 @@ def select(results: Results, confirm: Confirm, screening_rows: list[dict[str, An
 
 
 def confirm_leaders(
-    conn: psycopg.Connection,
-    grid: Grid,
-    sweep: Sweep,
-    store: MeasurementStore,
-    session: Session,
-    progress: bool,
+    conn: psycopg.Connection, grid: Grid, sweep: Sweep, store: MeasurementStore, session: Session
 ) -> None:
     """Confirmation: the leading candidates of screening, interleaved, until every cell is decided."""
     from tqdm import tqdm
@@ -408,7 +403,7 @@ def confirm_leaders(
     session.save()
     total = sum(len(ms) for members in rounds(entrants) for _, _, ms in stage.cells(members))
     try:
-        with tqdm(desc="confirmation", unit="cell", total=total, disable=not progress) as bar:
+        with tqdm(desc="confirmation", unit="cell", total=total, disable=not session.progress) as bar:
             stage.run(entrants, bar)
         info["confirmation"]["status"] = "done"
     finally:

@@ -115,9 +115,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     )
     described = {**corpus.describe(), "generator_version": corpus.corpus.manifest.get("generator_version")}
     git = runs.git_tree()
-    ident = runs.identity(
-        runs.machine(), server, grid.raw, grid.profile, described, git, runs.packages()["dimbench"]
-    )
+    ident = runs.identity(server, grid.raw, grid.profile, described, git)
     out, previous = runs.choose(grid.profile, options.out, ident, options.fresh)
     runs.create(out)
     run_info = previous or {
@@ -149,14 +147,14 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
         )
     run_info["settled"] = [*run_info.get("settled", []), corpus.settled]
     store = MeasurementStore(out / "measurements.jsonl")
-    session = Session(out, grid.profile, run_info, phases, dict(run_info.get("phases") or {}))
+    session = Session(
+        out, grid.profile, run_info, phases, dict(run_info.get("phases") or {}), options.progress
+    )
     session.save()
     try:
         with phases.timed("study"), db.connect(provisioned.dsn) as conn:
             db.use_vectors(conn)
-            sweep = measure_grid(
-                conn, provisioned.dsn, grid, corpus.queries, store, session, options.progress
-            )
+            sweep = measure_grid(conn, provisioned.dsn, grid, corpus.queries, store, session)
             if grid.side_channel and run_info.get("side_channel") is None:
                 with phases.timed("side_channel"):
                     entrants = sidechannel.entrants(grid, session)
@@ -166,7 +164,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
                 session.save()
             if grid.confirm is not None and run_info["confirmation"]["status"] != "done":
                 with phases.timed("confirmation"):
-                    confirm_leaders(conn, grid, sweep, store, session, options.progress)
+                    confirm_leaders(conn, grid, sweep, store, session)
             index.drop_study_indexes(conn)
         run_info["finished_at"] = runs.now()
     finally:

@@ -93,18 +93,18 @@ def packages() -> dict[str, str | None]:
 
 
 def identity(
-    machine_info: dict[str, Any],
-    server: dict[str, Any],
-    grid: dict[str, Any],
-    profile: str,
-    corpus: dict[str, Any],
-    git: dict[str, Any],
-    dimbench_version: str | None,
+    server: dict[str, Any], grid: dict[str, Any], profile: str, corpus: dict[str, Any], git: dict[str, Any]
 ) -> dict[str, Any]:
+    """What a run's numbers depend on: this machine, the server, the code (`git`: git_tree()), the grid as
+    read and the corpus."""
     return {
-        "machine": machine_info,
+        "machine": machine(),
         "server": {k: server.get(k) for k in ("postgresql", "pgvector", "settings_changed")},
-        "code": {"git_sha": git.get("sha"), "git_dirty": git.get("dirty"), "dimbench": dimbench_version},
+        "code": {
+            "git_sha": git.get("sha"),
+            "git_dirty": git.get("dirty"),
+            "dimbench": packages()["dimbench"],
+        },
         "grid": {"profile": profile, "digest": digest(grid)},
         "corpus": {k: corpus.get(k) for k in ("name", "digest", "generator_version")},
     }

@@ -73,7 +73,6 @@ class Sweep:
     session: Session
     bar: Any
     probe_workspaces: list[uuid.UUID]
-    progress: bool = False
     explain: bool = False  # auto_explain could be loaded: each cell's sampled calls are explained
 
     @property
@@ -104,7 +103,7 @@ class Sweep:
     def measure_build(self, build: Build, settings: list[QuerySetting]) -> None:
         self.bar.set_postfix_str(f"building {build.key}")
         index.drop_study_indexes(self.conn, column_type=build.column_type)
-        self.session.record_build(index.build(self.conn, build, progress=self.progress))
+        self.session.record_build(index.build(self.conn, build, progress=self.session.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
         todo = [spec for spec, cell in self.cells(build, settings) if not self.measured(cell)]
         try:
@@ -254,7 +253,6 @@ def measure_grid(
     queries: list[StudyQuery],
     store: MeasurementStore,
     session: Session,
-    progress: bool,
 ) -> Sweep:
     """Screening: every cell of the grid, `queries_per_cell` queries each."""
     from tqdm import tqdm
@@ -263,8 +261,8 @@ def measure_grid(
     groups = {key: qs[: grid.queries_per_cell] for key, qs in pools.items()}
     builds = list(grid.builds())
     probe = sorted({ws for q in queries for ws in q.visible})[:1]
-    with tqdm(desc="screening", unit="cell", disable=not progress) as bar:
-        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe, progress, plans.available(conn))
+    with tqdm(desc="screening", unit="cell", disable=not session.progress) as bar:
+        sweep = Sweep(conn, dsn, grid, groups, store, session, bar, probe, plans.available(conn))
         session.info["plan_audit"] = "auto_explain" if sweep.explain else None
         session.info["planned_cells"] = sweep.planned(builds)
         bar.total = sum(sweep.todo(b, s) for b, s in builds)

@@ -36,6 +36,7 @@ class Session:
     info: dict[str, Any]
     phases: Phases = field(default_factory=Phases)
     base_phases: dict[str, float] = field(default_factory=dict)
+    progress: bool = False  # progress bars on a terminal
 
     @property
     def run_id(self) -> str:

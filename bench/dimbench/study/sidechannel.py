@@ -132,9 +132,9 @@ def entrants(grid: Grid, session: Session) -> list[Entrant]:
         return []
     first_build, settings = hnsw
     relaxed = [s for s in settings if s.iterative_scan == "relaxed_order"] or settings
-    shared, *others = grid.designs_on(first_build)
+    shared = grid.designs_on(first_build)[0]
     out = [Entrant(shared.name, first_build, relaxed[0], {})]
-    for spec in others:
+    for spec in grid.designs:  # each on its own first column type, with the first hnsw build's arguments
         build = Build(spec.column_types[0], "hnsw", first_build.params)
         setting = spec.settings(settings)[0]
         params = dict(spec.params)

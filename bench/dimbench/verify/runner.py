@@ -126,7 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from dimbench.cli import add_target_args
+    from dimbench.cliargs import add_target_args
 
     parser = sub.add_parser(
         "verify", help="probe a database's RLS: privileges, isolation matrix, search, membership removal"

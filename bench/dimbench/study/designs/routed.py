@@ -259,7 +259,7 @@ class Routed(base.Design):
         from dimbench.study import measure
         from dimbench.study.configs import Arm
 
-        arm = Arm(self.access, build, k, NAME)
+        arm = Arm(self.access, build, k, self.NAME)
 
         def timed(query: Any) -> tuple[float, float]:
             answers = [measure.ask(conn, arm, query) for _ in range(self.repeats)]
@@ -270,15 +270,15 @@ class Routed(base.Design):
         samples = []
         for query in queries:
             workspaces = query.filter_ids if FILTERED[self.access] else query.visible
-            set_threshold(conn, ALWAYS_EXACT)
+            self.set_measured(conn, ALWAYS_EXACT)
             measure.ask(conn, arm, query)  # warm
             exact_ms, _ = timed(query)
-            set_threshold(conn, ALWAYS_INDEX)
+            self.set_measured(conn, ALWAYS_INDEX)
             measure.ask(conn, arm, query)
             index_ms, index_recall = timed(query)
-            samples.append(Sample(visible_rows(conn, workspaces), exact_ms, index_ms, index_recall))
+            samples.append(Sample(self.visible(conn, workspaces), exact_ms, index_ms, index_recall))
         threshold = choose_threshold(samples, self.recall_target)
-        set_threshold(conn, threshold)
+        self.set_measured(conn, threshold)
         return {
             "threshold": threshold,
             "access": self.access,
@@ -297,6 +297,10 @@ class Routed(base.Design):
 
     def set_measured(self, conn: psycopg.Connection, value: Any) -> None:
         set_threshold(conn, int(value))
+
+    def visible(self, conn: psycopg.Connection, workspaces: Any) -> int:
+        """The chunks in these workspaces, as the search function counts them (calibration's x axis)."""
+        return visible_rows(conn, workspaces)
 
     def measured_values(self, detail: dict[str, Any]) -> dict[str, Any]:
         return thresholds(detail)

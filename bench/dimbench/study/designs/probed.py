@@ -1,0 +1,141 @@
+"""`probed`: routed's rule — exact below T visible rows, the vector index above — with nothing on the
+write path.
+
+routed counts a caller's rows from a per-workspace count row that a statement trigger updates on every
+insert and delete: the row stays locked until the writing transaction commits, so every writer of a
+workspace waits for the one before it (a 10-chunk ingest beside a 400-chunk one held open for 10 s is
+cancelled by `authenticated`'s 8 s statement_timeout). probed keeps no count. Each call probes:
+
+    ids      := filter_workspace_ids, else the caller's workspaces (their memberships)
+    visible  := count(*) of at most T + 1 chunks of those workspaces (the workspace_id btree, under the
+                chunks' RLS), so the probe reads no more than T + 1 index entries whatever the tenant's size
+    visible <= T → exact: those workspaces' rows sorted by distance;  visible > T → the vector index
+
+The count is exact and always fresh (a chunk is counted as soon as its insert commits: MVCC, not a
+trigger), writers never touch anything of the design's, and a tenant that grows past T is routed to the
+index on its next call. T lives in `dimbench_probed.settings` (read, never written, by requests), measured
+at the crossover of both paths at each query setting, as routed's is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dimbench.study.configs import Build
+from dimbench.study.designs import base
+from dimbench.study.designs.routed import ALWAYS_EXACT, Routed
+
+NAME = "probed"
+
+BODY = """
+declare
+  ids uuid[] := filter_workspace_ids;
+  visible bigint;
+  threshold bigint;
+  sort_setting text;
+begin
+{prologue}
+  if ids is null and (select auth.uid()) is not null then
+    -- The caller's own memberships, read through the members' RLS (as the policies see them).
+    select coalesce(array_agg(m.workspace_id), '{{}}') into ids
+    from public.workspace_members m
+    where m.user_id = (select auth.uid());
+  end if;
+  select s.threshold into threshold from {settings} s;
+  -- At most T + 1 rows: the probe's cost is bounded by T, not by the tenant's size.
+  select count(*) into visible
+  from (
+    select 1 from public.document_chunks c
+    where ids is null or c.workspace_id = any (ids)
+    limit least(threshold, {cap}) + 1
+  ) probe;
+
+  if visible <= threshold then
+    return query
+      with candidates as materialized (
+        select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
+        from public.document_chunks c
+        where ids is null or c.workspace_id = any (ids)
+      )
+      select v.id, v.workspace_id, v.document_id, v.content, 1 - v.distance
+      from candidates v
+      order by v.distance
+      limit match_count;
+  else
+    sort_setting := current_setting('enable_sort');
+    perform set_config('enable_sort', 'off', true);
+    return query
+      select s.id, s.workspace_id, s.document_id, s.content, 1 - s.distance
+      from (
+        select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
+        from public.document_chunks c
+        where ids is null or c.workspace_id = any (ids)
+        order by {distance}
+        limit match_count
+      ) s
+      order by s.distance;
+    perform set_config('enable_sort', sort_setting, true);
+  end if;
+end
+"""
+# A probe never needs more than this many rows (T is a few thousand): "always exact" while calibrating
+# stays a bounded count too.
+PROBE_CAP = 1_000_000
+
+
+def _name(relation: str) -> sql.Identifier:
+    return sql.Identifier(base.schema_of(NAME), relation)
+
+
+class Probed(Routed):
+    NAME = NAME
+
+    def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
+        self.remove(conn)
+        settings = _name("settings")
+        with base.timed() as took, conn.transaction():
+            base.create_schema(conn, NAME)
+            conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
+            conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))
+            conn.execute(sql.SQL("alter table {} enable row level security").format(settings))
+            conn.execute(
+                sql.SQL(
+                    "create policy settings_select on {} for select to authenticated using (true)"
+                ).format(settings)
+            )
+            conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(settings))
+            body = sql.SQL(BODY).format(
+                prologue=base.prologue(build),
+                settings=settings,
+                distance=base.distance(build),
+                cap=sql.Literal(PROBE_CAP),
+            )
+            base.define_search(conn, NAME, body)
+        threshold = params.get("threshold", "measured")
+        if isinstance(threshold, int):
+            self.set_measured(conn, threshold)
+        return base.Installed(
+            NAME,
+            build.column_type,
+            dict(params),
+            took[0],
+            index_bytes=0,  # it searches the shared index; its own table is one row
+            table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
+            detail={"threshold": threshold if isinstance(threshold, int) else None},
+        )
+
+    def set_measured(self, conn: psycopg.Connection, value: Any) -> None:
+        conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (int(value),))
+
+    def visible(self, conn: psycopg.Connection, workspaces: Any) -> int:
+        row = conn.execute(
+            "select count(*) from public.document_chunks where workspace_id = any (%s)", (list(workspaces),)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+DESIGN = Probed()
