@@ -2,7 +2,9 @@
 
 Every migration is also written to be idempotent on its own, so the same files apply to a fresh
 database, to a legacy RAG database (upgraded in place) and to a real Supabase project. The ledger
-(`dimbench.migrations`, a schema PostgREST does not expose) lets a second run change nothing and say so.
+(`dimbench.migrations`, a schema PostgREST does not expose) lets a second run change nothing and say so,
+once the objects the migrations create are all there (inventory.py): if any was dropped, every file runs
+again.
 Every file but one kind runs in one transaction, sent as one multi-statement string (no splitting).
 A file whose first line contains `no-transaction` holds statements that cannot run in a transaction
 block (`create index concurrently`); a multi-statement string is one implicit transaction, so such a
@@ -21,23 +23,15 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
+from dimbench.database import inventory
 from dimbench.errors import DimbenchError
 from dimbench.paths import schema_dir
 
-# The harmonized schema's tables, parents before children (in public).
-TABLES = (
-    "workspaces",
-    "workspace_members",
-    "documents",
-    "pdf_documents",
-    "processed_documents",
-    "document_chunks",
-)
 # A migration that could not get its lock runs this many times in all, pausing between runs.
 LOCK_TRIES = 4
 LOCK_PAUSE_S = 1.0
@@ -71,8 +65,14 @@ class Migration:
 class ApplyReport:
     applied: list[str]
     unchanged: list[str]
+    restored: list[inventory.Item] = field(default_factory=list)  # missing although the ledger had it
 
     def summary(self) -> str:
+        if self.restored:
+            return (
+                f"the schema was missing {inventory.listing(self.restored)}:"
+                f" re-applied {len(self.applied)} migration(s), nothing is missing now"
+            )
         if not self.applied:
             return f"schema is up to date: {len(self.unchanged)} migrations, nothing changed"
         return f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}"
@@ -104,18 +104,32 @@ def apply(
     tries: int = LOCK_TRIES,
     pause_s: float = LOCK_PAUSE_S,
 ) -> ApplyReport:
-    """Apply what is new or changed. `conn` must be in autocommit mode and connected as an owner."""
+    """Apply what is new or changed, and all of schema/ again if anything it creates is missing.
+
+    `conn` must be in autocommit mode and connected as an owner. `migrations` (tests) are applied as
+    given, without the inventory check, which describes schema/ alone.
+    """
     if not conn.autocommit:
         raise ValueError("schema.apply needs an autocommit connection")
+    ours = migrations is None
     migrations = migrations if migrations is not None else load_migrations()
     done = applied_checksums(conn)
     report = ApplyReport(applied=[], unchanged=[])
+    if ours and done:
+        report.restored = inventory.missing(conn)
+        if report.restored:
+            done = {}  # the ledger says more than stands: every file again (each is idempotent)
     for migration in migrations:
         if done.get(migration.name) == migration.checksum:
             report.unchanged.append(migration.name)
             continue
         _run_retrying(conn, migration, tries, pause_s)
         report.applied.append(migration.name)
+    if ours and (left := inventory.missing(conn)):
+        raise DimbenchError(
+            f"schema apply: {inventory.listing(left)} still missing after the migrations ran (they do not"
+            " re-create it where its table already exists): restore it by hand or from a backup"
+        )
     return report
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import psycopg
 
+from dimbench.database.inventory import TABLES
+
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN")
 COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
@@ -20,15 +22,7 @@ EXECUTE = frozenset({"EXECUTE"})
 Expected = dict[str, dict[str, frozenset[str]]]  # object -> role -> privileges
 
 EXPECTED_TABLES: Expected = {
-    f"public.{table}": {"anon": NONE, "authenticated": DML, "service_role": DML}
-    for table in (
-        "workspaces",
-        "workspace_members",
-        "documents",
-        "pdf_documents",
-        "processed_documents",
-        "document_chunks",
-    )
+    f"public.{table}": {"anon": NONE, "authenticated": DML, "service_role": DML} for table in TABLES
 } | {
     "dimbench.migrations": {role: NONE for role in API_ROLES},
     "dimbench.saved_policies": {role: NONE for role in API_ROLES},
