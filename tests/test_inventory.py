@@ -64,3 +64,21 @@ def test_what_the_migrations_cannot_restore_is_named_in_one_line(fresh_schema_ds
     assert_one_line_error(
         result, "constraint workspace_members_role_check on public.workspace_members still missing", "by hand"
     )
+
+
+def test_a_migration_the_ledger_lacks_is_applied_not_taken_for_a_restore(fresh_schema_dsn: str):
+    # A new release's file creates what the inventory lists: it is applied as new, nothing "restored".
+    with db.connect(fresh_schema_dsn) as conn:
+        conn.execute(f"drop {SEARCH}")
+        conn.execute("delete from dimbench.migrations where name = '0008_match_document_chunks.sql'")
+        report = schema.apply(conn)
+        assert (report.applied, report.restored) == (["0008_match_document_chunks.sql"], [])
+        assert inventory.missing(conn) == []
+
+
+def test_rls_switched_off_is_switched_back_on(fresh_schema_dsn: str):
+    with db.connect(fresh_schema_dsn) as conn:
+        conn.execute("alter table public.document_chunks disable row level security")
+        report = schema.apply(conn)
+        assert [str(item) for item in report.restored] == ["row level security on public.document_chunks"]
+        assert inventory.missing(conn) == []

@@ -115,21 +115,23 @@ def apply(
     migrations = migrations if migrations is not None else load_migrations()
     done = applied_checksums(conn)
     report = ApplyReport(applied=[], unchanged=[])
-    if ours and done:
-        report.restored = inventory.missing(conn)
-        if report.restored:
-            done = {}  # the ledger says more than stands: every file again (each is idempotent)
     for migration in migrations:
         if done.get(migration.name) == migration.checksum:
             report.unchanged.append(migration.name)
             continue
         _run_retrying(conn, migration, tries, pause_s)
         report.applied.append(migration.name)
-    if ours and (left := inventory.missing(conn)):
-        raise DimbenchError(
-            f"schema apply: {inventory.listing(left)} still missing after the migrations ran (they do not"
-            " re-create it where its table already exists): restore it by hand or from a backup"
-        )
+    if ours and (missing := inventory.missing(conn)):
+        # The ledger says more than stands: every file again (each is idempotent), in order.
+        for migration in migrations:
+            _run_retrying(conn, migration, tries, pause_s)
+        report = ApplyReport(applied=[m.name for m in migrations], unchanged=[], restored=missing)
+        if left := inventory.missing(conn):
+            raise DimbenchError(
+                f"schema apply: {inventory.listing(left)} still missing after every migration ran again"
+                " (they do not re-create it where its table already exists): restore it by hand or from a"
+                " backup"
+            )
     return report
 
 
