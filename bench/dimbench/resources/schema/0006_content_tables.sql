@@ -57,7 +57,7 @@ create table if not exists public.document_chunks (
   id uuid not null default gen_random_uuid(),
   workspace_id uuid not null,
   document_id uuid not null,
-  -- squawk-ignore prefer-bigint-over-int -- a count per document, far below 2^31: not an id
+  -- squawk-ignore prefer-bigint-over-int -- a position in its document, far below 2^31: not an id
   chunk_index integer not null,
   content text not null,
   embedding_1536 extensions.vector(1536),
