@@ -388,15 +388,19 @@ def test_publish_refuses_a_run_with_cells_missing(tiny_run, tmp_path):
     )
 
 
-def test_a_run_with_rls_switched_off_fails_loudly(tiny_run, tmp_path):
+def test_a_run_whose_rls_lets_everyone_read_fails_loudly(tiny_run, tmp_path):
+    # An extra policy that opens every chunk to every signed-in user: RLS is off for reads. (Switching RLS
+    # off itself no longer reaches the measurement: the run's `schema apply` switches it back on.)
     dsn, _ = tiny_run
     with db.connect(dsn) as conn:
-        conn.execute("alter table document_chunks disable row level security")
+        conn.execute(
+            "create policy test_leak on public.document_chunks for select to authenticated using (true)"
+        )
     try:
         result = run_tiny(dsn, tmp_path / "broken")
     finally:
         with db.connect(dsn) as conn:
-            conn.execute("alter table document_chunks enable row level security")
+            conn.execute("drop policy test_leak on public.document_chunks")
     assert_one_line_error(result, "isolation breach", "canary")
 
 

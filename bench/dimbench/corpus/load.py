@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from dimbench.corpus.reader import MODEL_768, MODEL_1536, ChunkBlock, Corpus
-from dimbench.database.schema import TABLES
+from dimbench.database.inventory import TABLES
 from dimbench.errors import DimbenchError
 
 LEDGER_DDL = """

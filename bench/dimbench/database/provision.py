@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dimbench.database import db, schema
+from dimbench.database import db, inventory, schema
 
 
 @dataclass
@@ -38,7 +38,7 @@ def table_rows(conn) -> dict[str, int]:
     from psycopg import sql
 
     rows = {}
-    for name in schema.TABLES:
+    for name in inventory.TABLES:
         query = sql.SQL("select count(*) from {}").format(sql.Identifier("public", name))
         rows[name] = conn.execute(query).fetchone()[0]
     return rows

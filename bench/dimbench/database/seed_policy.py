@@ -104,6 +104,11 @@ def restore(conn: psycopg.Connection) -> bool:
                 "a policy variant was installed but the optimized policy was not saved: re-create it by"
                 " applying schema/0007_row_level_security.sql"
             )
+        # `schema apply` re-creates a missing optimized policy from 0007 (the same definition) even while
+        # a variant stands: replace it.
+        conn.execute(
+            sql.SQL("drop policy if exists {} on public.document_chunks").format(sql.Identifier(OPTIMIZED))
+        )
         # The text comes from pg_policies (the server's own rendering of our migration), not from a user.
         conn.execute(
             sql.SQL(

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dimbench.database.schema import TABLES
+from dimbench.database.inventory import TABLES
 
 # Maintenance in progress on a study table or its TOAST table, and how many finished so far. The study's
 # tables: the harmonized schema's, and every table a design made in its own schema (`dimbench_<name>`:

@@ -99,6 +99,8 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     phases = Phases()
     with phases.timed("provision"):
         provisioned = provision.provision(options.dsn, options.pgdata)
+    if provisioned.report.restored:  # something of the schema had been dropped: say what was re-created
+        print(provisioned.report.summary(), flush=True)
     server = server_info(provisioned.dsn, provisioned.info)
     spec_path = datasets_dir() / f"{grid.corpus}.toml"
     with db.connect(provisioned.dsn) as conn:

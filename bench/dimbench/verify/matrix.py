@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from dimbench.database import rls
-from dimbench.database.schema import TABLES
+from dimbench.database.inventory import TABLES
 from dimbench.verify.world import World
 
 CONTENT = TABLES[2:]

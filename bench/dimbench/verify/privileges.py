@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psycopg
 
-from dimbench.database.schema import TABLES
+from dimbench.database.inventory import TABLES
 
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN")

@@ -6,6 +6,7 @@ owner: seed probe workspaces, users and chunks (tests' personas, fresh ids), the
   * the isolation matrix (every table × command × persona, as PostgREST requests),
   * match_document_chunks as each persona,
   * the membership check (a removed or demoted member keeps nothing, also under replica mode),
+  * that everything schema/ creates is there (database/inventory.py, which `schema apply` checks too),
 and print one line per finding and a summary; exit non-zero on any finding.
 
 Nothing the probe writes is ever committed: all of it runs in one transaction that is rolled back,
@@ -21,7 +22,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from dimbench.database import db
+from dimbench.database import db, inventory
 from dimbench.errors import DimbenchError
 from dimbench.verify.matrix import (
     PERSONAS,
@@ -35,24 +36,20 @@ from dimbench.verify.matrix import (
 from dimbench.verify.privileges import privilege_findings
 from dimbench.verify.world import PROBE_MARKER, World, seed_world
 
-REQUIRED = (
-    "select to_regclass('public.document_chunks') is not null"
-    " and to_regclass('public.workspace_members') is not null"
-    " and to_regprocedure('private.workspace_ids(text[])') is not null"
-    " and exists (select from pg_catalog.pg_proc where proname = 'match_document_chunks'"
-    "             and pronamespace = 'public'::regnamespace)"
-    " and to_regprocedure('auth.uid()') is not null"
-    " and (select count(*) from pg_catalog.pg_roles"
-    "      where rolname in ('anon', 'authenticated', 'service_role')) = 3"
-)
 
+def require_schema(conn: psycopg.Connection) -> list[str]:
+    """Refuse a database the probe cannot run on; what else of the schema is missing, as findings.
 
-def require_schema(conn: psycopg.Connection) -> None:
-    row = conn.execute(REQUIRED).fetchone()
-    if not row or not row[0]:
+    The same inventory `schema apply` checks, so the two agree on what is missing (and apply restores it).
+    """
+    lacking = inventory.missing(conn)
+    foundations = [item for item in lacking if item.kind in inventory.FOUNDATIONS]
+    if foundations:
         raise DimbenchError(
-            "this database does not have dimbench's schema (run `dimbench schema apply` first)"
+            f"this database does not have dimbench's schema: {inventory.listing(foundations)} missing"
+            " (run `dimbench schema apply` first)"
         )
+    return [f"schema: {item} is missing (run `dimbench schema apply`)" for item in lacking]
 
 
 def remove_leftovers(conn: psycopg.Connection) -> int:
@@ -88,12 +85,11 @@ def replica_allowed(conn: psycopg.Connection) -> bool:
 
 def findings(conn: psycopg.Connection, log: Callable[[str], None] = lambda _: None) -> list[str]:
     """Every finding on this database; the probe world exists only inside a rolled-back transaction."""
-    require_schema(conn)
+    found = require_schema(conn)
     db.use_vectors(conn)
     left = remove_leftovers(conn)
     if left:
         log(f"removed {left} probe workspace(s) an earlier run left behind")
-    found: list[str] = []
     with conn.transaction(force_rollback=True):
         world = seed_world(conn, World.probe())
         found += privilege_findings(conn)

@@ -1,6 +1,10 @@
 -- Workspaces and their members: the tenancy every other table is keyed by.
 -- Closes the seed's holes: one membership per (workspace, user) (the primary key), a role check,
 -- and (in 0009) an index on user_id, which every policy looks up.
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 create table if not exists public.workspaces (
   id uuid not null default gen_random_uuid(),
   name text not null,

@@ -13,11 +13,17 @@
 -- Earlier releases kept a trigger-maintained copy (private.user_workspaces). Triggers and foreign-key
 -- actions do not fire under session_replication_role = replica (logical replication, data-only
 -- restores), so the copy could keep a removed member's access: it is dropped here.
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 create schema if not exists private;
 revoke all on schema private from public;
 
 drop trigger if exists workspace_members_sync_user_workspaces on public.workspace_members;
+-- squawk-ignore ban-drop-table -- earlier releases' copy, dropped on purpose (above): nothing reads it
 drop table if exists private.user_workspaces;
+-- squawk-ignore ban-drop-function -- that copy's trigger function; its trigger is gone (above)
 drop function if exists private.sync_user_workspaces();
 
 -- The ids of the caller's workspaces in which the caller holds one of `roles`.

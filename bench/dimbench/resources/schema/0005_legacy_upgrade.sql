@@ -6,6 +6,10 @@
 --   and the rows still to embed are tracked by a partial index (0009);
 -- * new columns use constant defaults, which PostgreSQL stores in the catalog: no table rewrite;
 -- * keys are swapped later (0009 builds their indexes concurrently, 0010 attaches them).
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 do $upgrade$
 declare
   default_workspace constant uuid := '00000000-0000-4000-8000-000000000000';

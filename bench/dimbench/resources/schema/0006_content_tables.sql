@@ -3,6 +3,10 @@
 -- without redesign. A legacy RAG database already has documents/document_chunks in this shape after
 -- 0005, so `if not exists` skips them there. The keys of documents and document_chunks are attached
 -- in 0010 from indexes built concurrently in 0009, the same way on a fresh and a legacy database.
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 create table if not exists public.documents (
   id uuid not null default gen_random_uuid(),
   workspace_id uuid not null,
@@ -22,6 +26,7 @@ create table if not exists public.pdf_documents (
   document_id uuid not null,
   storage_path text not null,
   file_size_bytes bigint,
+  -- squawk-ignore prefer-bigint-over-int -- a count per document, far below 2^31: not an id
   page_count integer,
   sha256 text,
   created_at timestamptz not null default now(),
@@ -35,6 +40,7 @@ create table if not exists public.processed_documents (
   document_id uuid not null,
   status text not null default 'queued',
   processor text,
+  -- squawk-ignore prefer-bigint-over-int -- a count per document, far below 2^31: not an id
   chunk_count integer,
   error text,
   started_at timestamptz,
@@ -51,6 +57,7 @@ create table if not exists public.document_chunks (
   id uuid not null default gen_random_uuid(),
   workspace_id uuid not null,
   document_id uuid not null,
+  -- squawk-ignore prefer-bigint-over-int -- a position in its document, far below 2^31: not an id
   chunk_index integer not null,
   content text not null,
   embedding_1536 extensions.vector(1536),

@@ -13,6 +13,10 @@
 -- workspace-creation trigger (0004), everyone else is added by an owner or admin. Only owners grant
 -- or revoke the owner role.
 
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 alter table public.workspaces enable row level security;
 alter table public.workspace_members enable row level security;
 alter table public.documents enable row level security;

@@ -8,6 +8,10 @@
 -- halfvec(1536), served by an expression index on (embedding_1536::halfvec(1536)).
 -- The inner query keeps the index's order; the outer sort restores exact order after an iterative
 -- `relaxed_order` scan.
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 create or replace function public.match_document_chunks(
   query_embedding extensions.vector,
   match_count integer,

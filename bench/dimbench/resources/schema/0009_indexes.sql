@@ -3,6 +3,13 @@
 -- in 0010. Covers every foreign key exactly (splinter: unindexed_foreign_keys) and the user_id
 -- lookup every policy makes. Vector (ANN) indexes are not here: the study builds and drops them.
 
+-- squawk-disable-assume-in-transaction -- schema apply runs this file through psql (first line)
+
+-- The drop below takes ACCESS EXCLUSIVE: give up after 3 s, as every migration does (README,
+-- "The schema"); schema apply retries the file.
+set lock_timeout = '3s';
+set statement_timeout = '1min';
+
 -- A concurrent build that failed leaves an INVALID index that `if not exists` would keep: drop ours.
 do $drop_invalid$
 declare
@@ -21,6 +28,12 @@ begin
   end loop;
 end
 $drop_invalid$;
+
+-- A concurrent build blocks no reads or writes while it waits for the transactions before it, but
+-- gives up its build when its wait times out: wait longer than any API request runs
+-- (authenticated's statement_timeout is 8 s), and let a build of a large table take its time.
+set lock_timeout = '1min';
+set statement_timeout = '1h';
 
 create unique index concurrently if not exists documents_pk
   on public.documents (workspace_id, id);

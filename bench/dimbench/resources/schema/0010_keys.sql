@@ -1,6 +1,10 @@
 -- Primary and foreign keys of the content tables, attached from the unique indexes 0009 built
 -- concurrently (`using index`: no second build). A legacy database drops its old (id) keys here.
 -- Foreign keys are added NOT VALID (a brief lock) and validated in 0011 (no write lock).
+-- Lock waits bounded (README, "The schema"): give up after 3 s and let schema apply retry.
+set local lock_timeout = '3s';
+set local statement_timeout = '1min';
+
 do $keys$
 declare
   pk record;
@@ -29,21 +33,27 @@ begin
 end
 $keys$;
 
-alter table public.documents drop constraint if exists documents_workspace_id_fkey;
-alter table public.documents add constraint documents_workspace_id_fkey
-  foreign key (workspace_id) references public.workspaces (id) on delete cascade not valid;
-
-alter table public.document_chunks drop constraint if exists document_chunks_document_fkey;
-alter table public.document_chunks add constraint document_chunks_document_fkey
-  foreign key (workspace_id, document_id) references public.documents (workspace_id, id)
-  on delete cascade not valid;
-
-alter table public.pdf_documents drop constraint if exists pdf_documents_document_fkey;
-alter table public.pdf_documents add constraint pdf_documents_document_fkey
-  foreign key (workspace_id, document_id) references public.documents (workspace_id, id)
-  on delete cascade not valid;
-
-alter table public.processed_documents drop constraint if exists processed_documents_document_fkey;
-alter table public.processed_documents add constraint processed_documents_document_fkey
-  foreign key (workspace_id, document_id) references public.documents (workspace_id, id)
-  on delete cascade not valid;
+-- Each foreign key is added only where it is missing, so applying this file again neither drops a
+-- validated key nor leaves it NOT VALID (0011 may not run again), and locks nothing.
+do $foreign_keys$
+declare
+  fk record;
+begin
+  for fk in
+    select * from (values
+      ('public.documents'::regclass, 'documents_workspace_id_fkey',
+       'foreign key (workspace_id) references public.workspaces (id) on delete cascade'),
+      ('public.document_chunks'::regclass, 'document_chunks_document_fkey',
+       'foreign key (workspace_id, document_id) references public.documents (workspace_id, id) on delete cascade'),
+      ('public.pdf_documents'::regclass, 'pdf_documents_document_fkey',
+       'foreign key (workspace_id, document_id) references public.documents (workspace_id, id) on delete cascade'),
+      ('public.processed_documents'::regclass, 'processed_documents_document_fkey',
+       'foreign key (workspace_id, document_id) references public.documents (workspace_id, id) on delete cascade')
+    ) as k (tbl, conname, definition)
+  loop
+    if not exists (select from pg_catalog.pg_constraint where conrelid = fk.tbl and conname = fk.conname) then
+      execute format('alter table %s add constraint %I %s not valid', fk.tbl, fk.conname, fk.definition);
+    end if;
+  end loop;
+end
+$foreign_keys$;
