@@ -35,6 +35,9 @@ class StudyQuery:
     truth_ids: dict[int, list[uuid.UUID]] = field(repr=False)  # dim -> exact top-k ids
     truth_distances: dict[int, list[float]] = field(repr=False)
     relevance: dict[uuid.UUID, int] = field(repr=False)  # graded labels for nDCG@10
+    # dim -> the query's own vector for that column (an imported 768 is another model's, not the 1536's
+    # prefix); empty: derive 768 from vector_1536 (arms.query_vector)
+    vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -57,7 +60,7 @@ def ask(
     design: str = DEFAULT_DESIGN,
 ) -> arms.Answer:
     """One request for one study query through the design's search, checked for foreign rows."""
-    vector = arms.query_vector(query.vector_1536, build)
+    vector = arms.query_vector(query, build)
     answer = arms.ask(conn, access, build, vector, k, query.user, query.filter_ids, role=role, design=design)
     arms.check_visible(answer, allowed_for(query, access), access, query.user)
     return answer
