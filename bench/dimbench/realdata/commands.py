@@ -9,15 +9,23 @@ from pathlib import Path
 from dimbench.errors import DimbenchError
 
 
-def positive(text: str) -> int:
-    """An argparse type: an integer ≥ 1 (a batch of -1 texts once embedded nothing, marked embedded)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def at_least(minimum: int):
+    """An argparse type: an integer ≥ minimum (a batch of -1 texts once embedded nothing, marked
+    embedded)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive = at_least(1)
 
 
 def model_labels(pairs: list[str]) -> dict[str, str]:
@@ -144,6 +152,8 @@ def register(corpus_sub: argparse._SubParsersAction) -> None:
     )
     emb.add_argument("--ada", action="store_true", help="also embed with text-embedding-ada-002")
     emb.add_argument("--batch-size", type=positive, default=256)
-    emb.add_argument("--max-retries", type=int, default=5, help="retries of a failed request (default 5)")
+    emb.add_argument(
+        "--max-retries", type=at_least(0), default=5, help="retries of a failed request (default 5)"
+    )
     emb.add_argument("--no-progress", action="store_true")
     emb.set_defaults(handler=cmd_embed)
