@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dimbench.corpus.generate import verify
 from dimbench.corpus.reader import Corpus
@@ -115,3 +116,19 @@ def test_loaded_rows_name_the_models_that_made_each_column(tmp_path, new_databas
         ).fetchall()
     assert labels == [("text-embedding-ada-002", "text-embedding-ada-002 (truncate to 768 + renormalize)")]
     assert corpus.manifest["provenance"]["embeddings"] == {"1536": "team", "768": "derived"}
+
+
+def test_a_corpus_imported_before_columns_had_their_own_truth_is_refused_when_its_768_is_its_own(tmp_path):
+    from dimbench.errors import DimbenchError
+
+    records = [{**r, "embedding_768": unit(i, 768)} for i, r in enumerate(with_ids(rows()))]
+    corpus = imported(tmp_path, records)
+    data = corpus.queries()
+    np.savez(
+        corpus.directory / "queries.npz",
+        **{k: v for k, v in data.items() if not k.startswith("vector_")},
+        vector=data["vector_1536"],
+    )  # the old layout: one 1536 query vector
+    corpus.manifest["generator_version"] = "import-1"
+    with pytest.raises(DimbenchError, match="import it again"):
+        corpus.query_vectors()

@@ -98,11 +98,17 @@ def graded_labels(corpus: Corpus, data: dict[str, np.ndarray]) -> dict[int, dict
 
 
 def prepare_corpus(
-    spec_path: Path, dsn: str, phases, progress: bool = True, calibrate: bool = False, replace: bool = False
+    spec_path: Path | Corpus,
+    dsn: str,
+    phases,
+    progress: bool = True,
+    calibrate: bool = False,
+    replace: bool = False,
 ) -> StudyCorpus:
-    """Generate (or reuse) the corpus, calibrate it if asked and not done yet, load it: each phase timed."""
+    """Generate (or reuse) the corpus of a spec — or take an already verified Corpus (an imported one:
+    `dimbench run --corpus DIR`) — calibrate it if asked and not done yet, load it: each phase timed."""
     with phases.timed("corpus"):
-        corpus = ensure_corpus(spec_path, progress=progress)
+        corpus = spec_path if isinstance(spec_path, Corpus) else ensure_corpus(spec_path, progress=progress)
     with db.connect(dsn) as conn:
         db.use_vectors(conn)
         if calibrate and not corpus.manifest.get("calibration"):

@@ -46,6 +46,7 @@ class StudyOptions:
     fresh: bool = False
     progress: bool = True
     report: bool = True
+    corpus: Any = None  # helper-data: an imported, verified corpus.reader.Corpus instead of the spec
 
 
 @dataclass
@@ -102,7 +103,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     with phases.timed("provision"):
         provisioned = provision.provision(options.dsn, options.pgdata)
     server = server_info(provisioned.dsn, provisioned.info)
-    spec_path = datasets_dir() / f"{grid.corpus}.toml"
+    spec_path = options.corpus or datasets_dir() / f"{grid.corpus}.toml"  # helper-data: run --corpus
     with db.connect(provisioned.dsn) as conn:
         clean_up(conn)  # before the load: leftover indexes would slow it (and be fed every row)
     corpus = prepare_corpus(
