@@ -124,13 +124,18 @@ def tiny_corpus_db(new_database: Callable[[str], str]):
     queries (each with its exact answer per dimension): what the design tests search. Tests must leave it
     as they found it (remove what they install)."""
     from dimbench.corpus.cache import ensure_corpus
+    from dimbench.paths import datasets_dir
+
+    corpus = ensure_corpus(datasets_dir() / "tiny.toml", progress=False, log=lambda *_: None)
+    return loaded_and_settled(new_database("designs"), corpus)
+
+
+def loaded_and_settled(dsn: str, corpus) -> tuple[str, list]:
+    """The schema applied, `corpus` loaded and vacuumed into `dsn`: (dsn, the corpus's study queries)."""
     from dimbench.corpus.load import load_corpus
     from dimbench.database.settle import vacuum_analyze
-    from dimbench.paths import datasets_dir
     from dimbench.study.inputs import study_queries
 
-    dsn = new_database("designs")
-    corpus = ensure_corpus(datasets_dir() / "tiny.toml", progress=False, log=lambda *_: None)
     with db.connect(dsn) as conn:
         schema.apply(conn)
         db.use_vectors(conn)

@@ -3,7 +3,9 @@
 Embeddings are deterministic functions of (model, text); `dimensions=768` returns the renormalized
 first 768 dims of the 1536 one, as the real API does (unless `break_matryoshka` is set). `failures` is
 a queue of HTTP statuses to answer the next requests with (a 429 carries Retry-After: `retry_after` seconds;
-5xx carry none, so the client backs off on its own).
+5xx carry none, so the client backs off on its own). `width` makes a model of another width (e.g. 384,
+a MiniLM-like one); `refuse_after` answers 400 once that many requests were answered; `poison` returns
+one zero vector ("zero") or one with a NaN ("nan") in every answer.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 
-def vector_for(model: str, text: str) -> np.ndarray:
+def vector_for(model: str, text: str, width: int = 1536) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(f"{model}|{text}".encode()).digest()[:8], "big")
-    v = np.random.default_rng(seed).standard_normal(1536)
+    v = np.random.default_rng(seed).standard_normal(width)
     return v / np.linalg.norm(v)
 
 
@@ -30,6 +32,10 @@ class FakeOpenAI:
         self.break_matryoshka = False
         self.retry_after = "0.01"
         self.times: list[float] = []  # when each request arrived (time.monotonic)
+        self.width = 1536
+        self.refuse_after: int | None = None
+        self.poison: str | None = None
+        self.answered = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,8 +46,9 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 server.times.append(time.monotonic())
-                if server.failures:
-                    status = server.failures.pop(0)
+                refused = server.refuse_after is not None and server.answered >= server.refuse_after
+                if server.failures or refused:
+                    status = server.failures.pop(0) if server.failures else 400
                     self.send_response(status)
                     if status == 429:
                         self.send_header("Retry-After", server.retry_after)
@@ -55,11 +62,13 @@ class FakeOpenAI:
                 dims = body.get("dimensions")
                 data = []
                 for i, text in enumerate(inputs):
-                    v = vector_for(body["model"], text)
+                    v = vector_for(body["model"], text, server.width)
                     if dims:
                         v = v[:dims] / np.linalg.norm(v[:dims])
                         if server.break_matryoshka:
                             v = np.roll(v, 1)
+                    if server.poison and i == 0:
+                        v = v * (0.0 if server.poison == "zero" else float("nan"))
                     data.append({"object": "embedding", "index": i, "embedding": v.tolist()})
                 payload = {
                     "object": "list",
@@ -67,6 +76,7 @@ class FakeOpenAI:
                     "model": body["model"],
                     "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
                 }
+                server.answered += 1
                 raw = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -14,7 +14,7 @@ from dimbench.corpus.load import load_corpus
 from dimbench.corpus.reader import Corpus, read_texts
 from dimbench.database import db, schema
 from dimbench.errors import DimbenchError
-from dimbench.realdata import embed
+from dimbench.realdata import embed, providers
 from dimbench.realdata.cache import EmbeddingCache
 from dimbench.realdata.importer import import_file
 from tests.cli_helpers import assert_one_line_error, run_cli
@@ -47,15 +47,17 @@ def test_a_jsonl_import_becomes_a_loadable_corpus(tmp_path, new_database):
     records = rows()
     directory = import_file(write_jsonl(tmp_path / "chunks.jsonl", records), tmp_path / "corpus")
     corpus = Corpus(directory, verify(directory))
-    assert corpus.manifest["counts"]["chunks"] == len(records) and corpus.manifest["embedded"]
+    assert corpus.manifest["embedded"] and corpus.manifest["counts"]["queries"] > 0
     dsn = new_database("import")
     with db.connect(dsn) as conn:
         schema.apply(conn)
         db.use_vectors(conn)
         load_corpus(conn, corpus, progress=False)
-        texts = {r[0] for r in conn.execute("select content from document_chunks").fetchall()}
+        texts = [r[0] for r in conn.execute("select content from document_chunks").fetchall()]
         names = {r[0] for r in conn.execute("select name from workspaces").fetchall()}
-    assert texts == {r["text"] for r in records}
+    asked = set(json.loads((directory / "asks.json").read_text())["texts"])
+    assert len(texts) == corpus.manifest["counts"]["chunks"]
+    assert set(texts) | asked == {r["text"] for r in records} and not set(texts) & asked
     assert names == {"tenant 0", "tenant 1", "tenant 2"}
 
 
@@ -136,18 +138,21 @@ def imported(tmp_path) -> Path:
     )
 
 
-def embedder(tmp_path: Path, **options) -> embed.Embedder:
-    return embed.Embedder(embed.client_from_env(), EmbeddingCache(tmp_path / "cache.sqlite"), **options)
+def embedder(tmp_path: Path, max_retries: int = providers.MAX_RETRIES, **options) -> embed.Embedder:
+    provider = providers.openai_provider(max_retries=max_retries)
+    return embed.Embedder(provider, EmbeddingCache(tmp_path / "cache.sqlite"), **options)
 
 
 def test_texts_are_embedded_batched_and_768_is_the_truncated_1536(server, imported, tmp_path):
     e = embedder(tmp_path, batch_size=10)
     result = embed.embed_corpus(imported, e, progress=False)
     texts = read_texts(imported)
+    asked = json.loads((imported / "asks.json").read_text())["texts"]
     full = np.load(imported / "emb_1536.npy")
     np.testing.assert_allclose(full[0], vector_for("text-embedding-3-small", texts[0]), atol=1e-6)
     batches = [r for r in server.requests if "dimensions" not in r]
-    assert len(batches) == -(-len(texts) // 10) and all(len(r["input"]) <= 10 for r in batches)
+    distinct = len(set(texts) | set(asked))  # chunks and questions; the first text alone tells the width
+    assert len(batches) == 1 + -(-(distinct - 1) // 10) and all(len(r["input"]) <= 10 for r in batches)
     assert result["matryoshka_cosine"] > 0.999
     corpus = Corpus(imported, verify(imported))
     assert corpus.manifest["embedded"] and corpus.manifest["counts"]["queries"] > 0

@@ -65,15 +65,35 @@ def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported 
         fresh=getattr(args, "fresh", False),
         progress=not args.no_progress,
         finished=render_run,
+        corpus=imported_corpus(args.corpus) if getattr(args, "corpus", None) else None,
     )
+
+
+def imported_corpus(directory: str):  # -> corpus.reader.Corpus, verified and embedded
+    from pathlib import Path
+
+    from dimbench.corpus.generate import verify
+    from dimbench.corpus.reader import Corpus
+
+    manifest = verify(Path(directory))
+    if not manifest.get("embedded", True):
+        raise DimbenchError(f"{directory} has no embeddings yet: run `dimbench corpus embed` first")
+    return Corpus(Path(directory), manifest)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dimbench.report.publish import compare_with_published
     from dimbench.study import pipeline as study
+    from dimbench.study.grid import load_grid
     from dimbench.study.runs import read_runs
 
-    outs = study.run_scale(study_options(args))
+    options = study_options(args)
+    if options.corpus is not None:
+        if load_grid(options.profile).corpora:
+            raise DimbenchError(f"--corpus studies one corpus: profile {options.profile} is a scale grid")
+        outs = [study.run(options)]
+    else:
+        outs = study.run_scale(options)
     for out in outs:
         run = read_runs(out)[0]
         print(
@@ -83,6 +103,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"decision record: {out / 'DECISION.md'}")
     if len(outs) > 1:
         print(f"a scale profile: publish its runs together (dimbench publish {' '.join(map(str, outs))})")
+    elif options.corpus is not None:
+        print(
+            f"corpus {options.corpus.name} ({options.corpus.digest}): your own data, "
+            "no published run to compare with"
+        )
     else:
         print(compare_with_published(outs[0], read_runs(outs[0])[0]["profile"]))
     return 0
@@ -219,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="small", help=PROFILE_HELP)
     run.add_argument("--out", help="run directory (default: runs/<profile>/<run id>, or DIMBENCH_RUNS)")
     run.add_argument("--fresh", action="store_true", help="start a new run instead of resuming one")
+    run.add_argument(
+        "--corpus", help="study an imported corpus directory (`corpus import`) instead of the grid's"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(run)
     run.set_defaults(handler=cmd_run)

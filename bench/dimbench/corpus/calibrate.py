@@ -15,8 +15,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from dimbench.corpus import embeddings
-from dimbench.corpus.arrays import RowReader
+from dimbench.corpus import columns
 from dimbench.corpus.generate import write_manifest
 from dimbench.corpus.groundtruth import TopK
 from dimbench.corpus.load import copy_statement, fixed_width_copy_data, int4_fields, vector_fields
@@ -43,14 +42,14 @@ def sample(queries: np.ndarray, at_most: int = MAX_QUERIES) -> np.ndarray:
 def exact_unfiltered(
     corpus: Corpus, queries: np.ndarray, dim: int, k: int, block: int = 8192
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, k) ids and cosine distances of the true top-k over the whole corpus (no tenant filter)."""
-    emb = RowReader(corpus.directory / "emb_1536.npy")
-    q = queries if dim == 1536 else embeddings.shorten(queries)
-    top = TopK(len(q), k)
+    """(Q, k) ids and cosine distances of the true top-k over the whole corpus (no tenant filter), among
+    the rows of the `dim` column itself; `queries` are that column's query vectors."""
+    emb = columns.ColumnRows(corpus.directory, str(dim))
+    top = TopK(len(queries), k)
     for start in range(0, len(emb), block):
         e = emb.rows(start, min(len(emb), start + block))
-        e = e if dim == 1536 else embeddings.shorten(e)
-        top.push((1.0 - q @ e.T).astype(np.float32), start)
+        top.push((1.0 - queries @ e.T).astype(np.float32), start)
+    emb.close()
     return top.result()
 
 
@@ -70,7 +69,8 @@ def _load_scratch(conn: psycopg.Connection, corpus: Corpus, progress: bool) -> N
 
 def calibrate(conn: psycopg.Connection, corpus: Corpus, *, progress: bool = True) -> dict[str, Any]:
     k = int(corpus.spec["k"])
-    every = corpus.queries()["vector"]
+    vectors = corpus.query_vectors()
+    every = vectors["1536"]
     queries = sample(every)
     conn.execute("create schema if not exists dimbench")
     conn.execute(sql.SQL("drop table if exists {}").format(TABLE))
@@ -103,13 +103,13 @@ def calibrate(conn: psycopg.Connection, corpus: Corpus, *, progress: bool = True
                 )
             build_seconds = time.perf_counter() - started
             conn.execute("set hnsw.ef_search = 40")
-            truth_ids, truth_dist = exact_unfiltered(corpus, queries, dim, k)
+            asked = sample(vectors[str(dim)])
+            truth_ids, truth_dist = exact_unfiltered(corpus, asked, dim, k)
             search = sql.SQL(
                 "select id, {col} operator(extensions.<=>) %s::extensions.vector from {}"
                 " order by {col} operator(extensions.<=>) %s::extensions.vector limit %s"
             ).format(TABLE, col=sql.Identifier(column))
             recalls = []
-            asked = queries if dim == 1536 else embeddings.shorten(queries)
             for q, want_ids, want_dist in zip(asked, truth_ids, truth_dist, strict=True):
                 got = conn.execute(search, (q, q, k), prepare=True).fetchall()
                 recalls.append(

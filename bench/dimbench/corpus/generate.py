@@ -1,8 +1,9 @@
 """Generate a corpus directory from a spec: deterministic, streamed in blocks, cached by digest.
 
 Files: manifest.json (spec, counts, statistics, sha256 of every other file), structure arrays,
-emb_1536.npy (and emb_ada.npy), queries.npz with exact ground truth. Written into a temporary
-directory and renamed at the end, so a corpus directory is either complete or absent.
+emb_1536.npy (and emb_ada.npy), queries.npz with each column's query vectors and exact ground truth.
+Written into a temporary directory and renamed at the end, so a corpus directory is either complete or
+absent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from dimbench import files
 from dimbench.corpus import embeddings, groundtruth
-from dimbench.corpus.arrays import RowReader, RowWriter
+from dimbench.corpus.arrays import RowWriter
 from dimbench.corpus.spec import BUCKETS, Spec, bucket_of
 from dimbench.corpus.structure import Structure, build_structure
 from dimbench.errors import DimbenchError
@@ -185,28 +186,23 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
         emb_out.close()
         if ada_out is not None:
             ada_out.close()
-        emb = RowReader(tmp / "emb_1536.npy")
-        ada = RowReader(tmp / "emb_ada.npy") if spec.ada else None
         plan = plan_queries(spec, structure)
         vectors, source = query_vectors(spec, structure, proj, topics, docs, doc_tails, plan)
-        ada_vectors = None
+        # The 768 column is derived (columns.py): its queries are the 1536 ones, truncated likewise.
+        asked = {"1536": vectors, "768": embeddings.shorten(vectors)}
         if spec.ada:
-            ada_vectors = embeddings.embed_ada(
+            asked["ada"] = embeddings.embed_ada(
                 proj, docs[source], spec.noise, np.random.default_rng([spec.seed, 6])
             )
-        truth = groundtruth.exact_topk(spec, structure, emb, ada, plan, vectors, ada_vectors, progress)
+        truth = groundtruth.exact_topk(spec.k, spec.block_rows, structure, plan, tmp, asked, progress)
         np.savez(
             tmp / "queries.npz",
             **plan,
-            vector=vectors,
+            **{f"vector_{name}": v for name, v in asked.items()},
             source_document=source,
             **truth,
-            **({"vector_ada": ada_vectors} if ada_vectors is not None else {}),
         )
-        emb.close()
-        if ada is not None:
-            ada.close()
-        stats = groundtruth.statistics(spec, structure, tmp, plan, truth)
+        stats = groundtruth.statistics(structure, tmp, plan, truth, seed=spec.seed, users=spec.users)
         write_manifest(tmp, generated_manifest(spec, structure, plan, stats, time.perf_counter() - started))
         files.mark(tmp, "corpus")
         tmp.rename(out)

@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from dimbench.corpus import embeddings
+from dimbench.corpus import columns
 from dimbench.corpus.arrays import RowReader
-from dimbench.corpus.spec import Spec
 from dimbench.corpus.structure import Structure
 
 
@@ -53,39 +52,41 @@ class TopK:
 
 
 def exact_topk(
-    spec: Spec,
+    k: int,
+    block_rows: int,
     structure: Structure,
-    emb: np.ndarray,
-    ada: np.ndarray | None,
     plan: dict[str, np.ndarray],
-    vectors: np.ndarray,
-    ada_vectors: np.ndarray | None,
+    directory: Path,
+    queries: dict[str, np.ndarray],
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
-    """truth_<dim>_ids / truth_<dim>_dist for 768, 1536 (and ada): cosine distance = 1 - dot."""
+    """truth_<column>_ids / truth_<column>_dist for each column in `queries` (its query vectors), each
+    searched over that column's own rows (columns.py): cosine distance = 1 - dot."""
     from tqdm import tqdm
 
     visible = visibility(structure, plan)
     chunk_ws = np.repeat(np.arange(len(structure.ws_documents)), structure.ws_chunks)
-    q768 = embeddings.shorten(vectors)
-    tops = {"768": TopK(len(vectors), spec.k), "1536": TopK(len(vectors), spec.k)}
-    if ada is not None:
-        tops["ada"] = TopK(len(vectors), spec.k)
-    n = len(emb)
-    with tqdm(total=n, desc="ground truth", unit="chunk", disable=not progress) as bar:
-        for start in range(0, n, spec.block_rows):
-            stop = min(n, start + spec.block_rows)
-            block = emb.rows(start, stop)
-            hidden = ~visible[:, chunk_ws[start:stop]]
-            for name, q, b in (("1536", vectors, block), ("768", q768, embeddings.shorten(block))):
-                d = (1.0 - q @ b.T).astype(np.float32)
-                d[hidden] = np.inf
-                tops[name].push(d, start)
-            if ada is not None and ada_vectors is not None:
-                d = (1.0 - ada_vectors @ ada.rows(start, stop).T).astype(np.float32)
-                d[hidden] = np.inf
-                tops["ada"].push(d, start)
-            bar.update(stop - start)
+    sources = {name: columns.source_file(directory, name) for name in queries}
+    readers = {file: RowReader(Path(directory) / file) for file in set(sources.values())}
+    tops = {name: TopK(len(q), k) for name, q in queries.items()}
+    n = structure.n_chunks
+    try:
+        with tqdm(total=n, desc="ground truth", unit="chunk", disable=not progress) as bar:
+            for start in range(0, n, block_rows):
+                stop = min(n, start + block_rows)
+                raw = {file: reader.rows(start, stop) for file, reader in readers.items()}
+                hidden = ~visible[:, chunk_ws[start:stop]]
+                for name, q in queries.items():
+                    block = raw[sources[name]]
+                    if columns.derived(directory, name):
+                        block = columns.derive(block)
+                    d = (1.0 - q @ block.T).astype(np.float32)
+                    d[hidden] = np.inf
+                    tops[name].push(d, start)
+                bar.update(stop - start)
+    finally:
+        for reader in readers.values():
+            reader.close()
     out: dict[str, np.ndarray] = {}
     for name, top in tops.items():
         ids, dist = top.result()
@@ -104,22 +105,22 @@ def pairwise_cosine(sample: np.ndarray) -> dict[str, float]:
 
 
 def statistics(
-    spec: Spec,
     structure: Structure,
     directory: Path,
     plan: dict[str, np.ndarray],
     truth: dict[str, np.ndarray],
+    *,
+    seed: int,
+    users: int,
 ) -> dict[str, Any]:
-    emb = RowReader(directory / "emb_1536.npy")
-    rng = np.random.default_rng([spec.seed, 7])
-    rows = np.sort(rng.choice(len(emb), size=min(1500, len(emb)), replace=False))
-    sample = emb.take(rows)
-    emb.close()
-    cosine = {"1536": pairwise_cosine(sample), "768": pairwise_cosine(embeddings.shorten(sample))}
-    if spec.ada:
-        ada = RowReader(directory / "emb_ada.npy")
-        cosine["ada"] = pairwise_cosine(ada.take(rows))
-        ada.close()
+    """Pairwise cosines of each column's own rows, how far 768's and 1536's exact answers agree, tenancy."""
+    rng = np.random.default_rng([seed, 7])
+    rows = np.sort(rng.choice(structure.n_chunks, size=min(1500, structure.n_chunks), replace=False))
+    cosine = {}
+    for name in columns.held(directory):
+        column = columns.ColumnRows(directory, name)
+        cosine[name] = pairwise_cosine(column.take(rows))
+        column.close()
     overlap = [
         len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum()))
         for a, b in zip(truth["truth_768_ids"], truth["truth_1536_ids"], strict=True)
@@ -146,5 +147,5 @@ def statistics(
         },
         "workspaces_per_bucket": per_bucket,
         "queries_per_scope_bucket": queries,
-        "memberships_per_user": float(len(structure.memberships) / spec.users),
+        "memberships_per_user": float(len(structure.memberships) / users),
     }

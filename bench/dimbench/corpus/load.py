@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from dimbench.corpus.reader import MODEL_768, MODEL_1536, ChunkBlock, Corpus
+from dimbench.corpus.reader import ChunkBlock, Corpus
 from dimbench.database.inventory import TABLES
 from dimbench.errors import DimbenchError
 
@@ -255,7 +255,8 @@ def chunk_copy_data(block: ChunkBlock, framed: bool = True) -> bytes:
     variable-length content is framed, and slices are memoryviews (no copies) until the final join.
     `framed=False` leaves out the stream header and trailer (to concatenate blocks into one file)."""
     head = _fixed_head(block)
-    models = np.frombuffer(_field(MODEL_1536.encode()) + _field(MODEL_768.encode()), dtype=np.uint8)
+    model_1536, model_768 = block.models
+    models = np.frombuffer(_field(model_1536.encode()) + _field(model_768.encode()), dtype=np.uint8)
     tail = np.concatenate(
         [
             vector_fields(block.emb_1536),

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from dimbench.corpus import embeddings, ids
-from dimbench.corpus.arrays import RowReader
+from dimbench.corpus import columns, embeddings, ids
 from dimbench.corpus.spec import BUCKETS
 from dimbench.corpus.structure import ROLES
+from dimbench.errors import DimbenchError
 
 MODEL_1536 = "text-embedding-3-small"  # synthetic stand-in: "3-small-like" (see embeddings.py)
 MODEL_768 = "text-embedding-3-small@768"
+LEGACY_IMPORT = "import-1"  # its 768 ground truth came from the 1536 column
 
 
 def read_texts(directory: Path, start: int = 0, stop: int | None = None) -> list[str] | None:
@@ -46,6 +47,7 @@ class ChunkBlock:
     content: list[str]
     emb_768: np.ndarray  # (n, 768) float32
     emb_1536: np.ndarray  # (n, 1536) float32
+    models: tuple[str, str] = (MODEL_1536, MODEL_768)  # what the rows' model columns say made them
 
 
 class Corpus:
@@ -123,17 +125,21 @@ class Corpus:
     def role(self, code: int) -> str:
         return ROLES[int(code)]
 
+    @cached_property
+    def models(self) -> tuple[str, str]:
+        """The labels of the 1536 and 768 columns' models: the manifest's (imported and embedded corpora
+        say which provider, model and transformation made each column), else the synthetic stand-ins."""
+        labels = (self.manifest.get("embedding") or {}).get("labels") or {}
+        return labels.get("1536", MODEL_1536), labels.get("768", MODEL_768)
+
     def chunk_blocks(self, rows: int, start: int = 0) -> Iterator[ChunkBlock]:
-        emb = RowReader(self.directory / "emb_1536.npy")
-        own_768 = (
-            RowReader(self.directory / "emb_768.npy") if (self.directory / "emb_768.npy").exists() else None
-        )
+        emb = columns.ColumnRows(self.directory, "1536")
+        short = columns.ColumnRows(self.directory, "768")
         for first in range(start, self.n_chunks, rows):
             stop = min(self.n_chunks, first + rows)
             index = np.arange(first, stop)
             doc = self.chunk_documents(index)
             position = index - self.doc_offsets[doc]
-            block = emb.rows(first, stop)
             content = read_texts(self.directory, first, stop)
             if content is None:
                 topics = self.doc_topic[doc]
@@ -141,7 +147,6 @@ class Corpus:
                     f"[topic {t}] document {d} chunk {c}: synthetic passage"
                     for t, d, c in zip(topics.tolist(), doc.tolist(), position.tolist(), strict=True)
                 ]
-            short = own_768.rows(first, stop) if own_768 is not None else embeddings.shorten(block)
             yield ChunkBlock(
                 first,
                 self.uuids("chunk", index),
@@ -149,15 +154,33 @@ class Corpus:
                 self.uuids("document", doc),
                 position,
                 content,
-                short,
-                block,
+                short.rows(first, stop),
+                emb.rows(first, stop),
+                self.models,
             )
 
     def queries(self) -> dict[str, np.ndarray]:
         with np.load(self.directory / "queries.npz") as data:
             return {key: data[key] for key in data.files}
 
+    def query_vectors(self) -> dict[str, np.ndarray]:
+        """Each column's query vectors (Q, width): `vector_<column>` in queries.npz. Corpora written
+        before columns had their own kept one `vector` (1536) and derived 768 from it."""
+        data = self.queries()
+        found = {name: data[f"vector_{name}"] for name in columns.COLUMNS if f"vector_{name}" in data}
+        if found:
+            return found
+        if self.manifest.get("generator_version") == LEGACY_IMPORT and columns.own(self.directory, "768"):
+            raise DimbenchError(
+                f"{self.directory} was imported by an older dimbench that scored its own 768-d embeddings "
+                "against the 1536 column's ground truth: import it again"
+            )
+        legacy = {"1536": data["vector"], "768": embeddings.shorten(data["vector"])}
+        return legacy | ({"ada": data["vector_ada"]} if "vector_ada" in data else {})
+
     def describe(self) -> dict[str, Any]:
+        # Imported corpora also say which of their parts were the team's and which models made them.
+        extra = {key: self.manifest[key] for key in ("provenance", "embedding") if self.manifest.get(key)}
         return {
             "name": self.name,
             "digest": self.digest,
@@ -166,6 +189,7 @@ class Corpus:
             "statistics": self.manifest.get("statistics"),
             "calibration": self.manifest.get("calibration"),
             "assumptions": self.manifest.get("assumptions"),
+            **extra,
         }
 
 

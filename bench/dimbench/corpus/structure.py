@@ -67,21 +67,30 @@ def build_structure(spec: Spec) -> Structure:
         focus = rng.choice(spec.topics, size=min(spec.topics, 2 + int(np.log2(n + 1))), replace=False)
         doc_topic[start : start + n] = rng.choice(focus, size=n)
         start += n
-    members = []
-    for ws in range(spec.workspaces):  # user ws owns workspace ws: every workspace has an owner
-        members.append((ws, ws, 0))
-    for user in range(spec.users):
-        have = {user} if user < spec.workspaces else set()  # owners own the workspace of their index
-        want = int(rng.integers(1, spec.max_memberships + 1))
-        while len(have) < want:
-            ws = int(rng.integers(0, spec.workspaces))
-            if ws not in have:
-                have.add(ws)
-                members.append((ws, user, int(rng.choice([1, 2, 3], p=[0.1, 0.6, 0.3]))))
+    members = synthesize_memberships(rng, spec.workspaces, spec.users, spec.max_memberships)
     return Structure(
         ws_docs,
         doc_ws.astype(np.int64),
         doc_topic,
-        np.asarray(members, dtype=np.int64),
+        members,
         spec.chunks_per_document,
     )
+
+
+def synthesize_memberships(
+    rng: np.random.Generator, workspaces: int, users: int, max_memberships: int
+) -> np.ndarray:
+    """(M, 3) workspace, user, role: user w owns workspace w (every workspace has an owner), and every
+    user belongs to 1..max_memberships workspaces, the extra ones as admin, member or viewer."""
+    members = []
+    for ws in range(workspaces):
+        members.append((ws, ws, 0))
+    for user in range(users):
+        have = {user} if user < workspaces else set()  # owners own the workspace of their index
+        want = int(rng.integers(1, max_memberships + 1))
+        while len(have) < want:
+            ws = int(rng.integers(0, workspaces))
+            if ws not in have:
+                have.add(ws)
+                members.append((ws, user, int(rng.choice([1, 2, 3], p=[0.1, 0.6, 0.3]))))
+    return np.asarray(members, dtype=np.int64)

@@ -28,15 +28,18 @@ class EmbeddingCache:
         self.db.execute(SCHEMA)
         self.corrupted = 0
 
-    def get(self, model: str, dims: int, text: str) -> np.ndarray | None:
+    def get(self, model: str, dims: int | None, text: str) -> np.ndarray | None:
+        """The cached vector of `text`; `dims` None: of whatever width the cache holds it (a model whose
+        width is learned from its first answer)."""
         key = text_sha(text)
         row = self.db.execute(
-            "select vector, checksum from embeddings where model = ? and dims = ? and text_sha = ?",
+            "select vector, checksum, dims from embeddings where model = ? and dims = coalesce(?, dims)"
+            " and text_sha = ? order by dims limit 1",
             (model, dims, key),
         ).fetchone()
         if row is None:
             return None
-        blob, checksum = row
+        blob, checksum, dims = row
         if len(blob) != 4 * dims or hashlib.sha256(blob).hexdigest() != checksum:
             self.corrupted += 1
             self.db.execute(

@@ -12,6 +12,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -66,8 +67,14 @@ def role_timeouts(conn: psycopg.Connection) -> dict[str, str]:
 _TIMEOUTS: weakref.WeakKeyDictionary[psycopg.Connection, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-def query_vector(vector_1536: np.ndarray, build: Build) -> np.ndarray:
-    """The vector the app would send for this column: 768 = the renormalized Matryoshka prefix."""
+def query_vector(query: Any, build: Build) -> np.ndarray:
+    """The vector the app would send for this column: a StudyQuery's own vector for the column's dim
+    (the corpus's query vectors of that column), else — for a bare 1536 array, or a query without one —
+    768 = the renormalized Matryoshka prefix of its 1536."""
+    own = getattr(query, "vectors", {}).get(build.dim)
+    if own is not None:
+        return np.asarray(own, dtype=np.float32)
+    vector_1536 = getattr(query, "vector_1536", query)
     if build.dim == 768:
         prefix = np.asarray(vector_1536[:768], dtype=np.float32)
         return prefix / np.linalg.norm(prefix)

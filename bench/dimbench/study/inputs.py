@@ -38,6 +38,8 @@ class StudyCorpus:
 
 def study_queries(corpus: Corpus) -> list[StudyQuery]:
     data = corpus.queries()
+    asked = corpus.query_vectors()  # each column's own query vectors
+    graded = graded_labels(corpus, data)
     by_user: dict[int, list[int]] = {}
     for ws, user, _ in corpus.memberships.tolist():
         by_user.setdefault(user, []).append(ws)
@@ -55,14 +57,17 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
             keep = ids >= 0
             truth_ids[dim] = [corpus.uuid("chunk", int(x)) for x in ids[keep]]
             truth_dist[dim] = [float(x) for x in data[f"truth_{dim}_dist"][i][keep]]
-        source = int(data["source_document"][i])
-        relevance = {corpus.uuid("chunk", c): 2 for c in corpus.chunks_of(source)}
-        # Same-topic documents the query may see are partly relevant (grade 1).
-        visible_docs = np.flatnonzero(np.isin(doc_ws, filter_ws) & (doc_topic == doc_topic[source]))
-        for d in visible_docs[:200].tolist():
-            if d != source:
-                for c in corpus.chunks_of(d):
-                    relevance[corpus.uuid("chunk", c)] = 1
+        if graded is not None:
+            relevance = graded.get(i, {})
+        else:
+            source = int(data["source_document"][i])
+            relevance = {corpus.uuid("chunk", c): 2 for c in corpus.chunks_of(source)}
+            # Same-topic documents the query may see are partly relevant (grade 1).
+            visible_docs = np.flatnonzero(np.isin(doc_ws, filter_ws) & (doc_topic == doc_topic[source]))
+            for d in visible_docs[:200].tolist():
+                if d != source:
+                    for c in corpus.chunks_of(d):
+                        relevance[corpus.uuid("chunk", c)] = 1
         queries.append(
             StudyQuery(
                 qid=i,
@@ -71,21 +76,39 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
                 bucket=bucket_name(int(data["bucket"][i])),
                 filter_ids=tuple(corpus.uuid("workspace", w) for w in filter_ws),
                 visible=frozenset(corpus.uuid("workspace", w) for w in own),
-                vector_1536=data["vector"][i],
+                vector_1536=asked["1536"][i],
                 truth_ids=truth_ids,
                 truth_distances=truth_dist,
                 relevance=relevance,
+                vectors={768: asked["768"][i], 1536: asked["1536"][i]},
             )
         )
     return queries
 
 
+def graded_labels(corpus: Corpus, data: dict[str, np.ndarray]) -> dict[int, dict] | None:
+    """Imported corpora carry their graded labels (qrel_query, qrel_chunk, qrel_grade); generated ones
+    derive them from the topic structure (None here)."""
+    if "qrel_query" not in data:
+        return None
+    out: dict[int, dict] = {}
+    for q, chunk, grade in zip(data["qrel_query"], data["qrel_chunk"], data["qrel_grade"], strict=True):
+        out.setdefault(int(q), {})[corpus.uuid("chunk", int(chunk))] = int(grade)
+    return out
+
+
 def prepare_corpus(
-    spec_path: Path, dsn: str, phases, progress: bool = True, calibrate: bool = False, replace: bool = False
+    spec_path: Path | Corpus,
+    dsn: str,
+    phases,
+    progress: bool = True,
+    calibrate: bool = False,
+    replace: bool = False,
 ) -> StudyCorpus:
-    """Generate (or reuse) the corpus, calibrate it if asked and not done yet, load it: each phase timed."""
+    """Generate (or reuse) the corpus of a spec — or take an already verified Corpus (an imported one:
+    `dimbench run --corpus DIR`) — calibrate it if asked and not done yet, load it: each phase timed."""
     with phases.timed("corpus"):
-        corpus = ensure_corpus(spec_path, progress=progress)
+        corpus = spec_path if isinstance(spec_path, Corpus) else ensure_corpus(spec_path, progress=progress)
     with db.connect(dsn) as conn:
         db.use_vectors(conn)
         if calibrate and not corpus.manifest.get("calibration"):

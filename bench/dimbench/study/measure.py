@@ -35,6 +35,9 @@ class StudyQuery:
     truth_ids: dict[int, list[uuid.UUID]] = field(repr=False)  # dim -> exact top-k ids
     truth_distances: dict[int, list[float]] = field(repr=False)
     relevance: dict[uuid.UUID, int] = field(repr=False)  # graded labels for nDCG@10
+    # dim -> the query's own vector for that column (an imported 768 is another model's, not the 1536's
+    # prefix); empty: derive 768 from vector_1536 (arms.query_vector)
+    vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -58,7 +61,7 @@ def allowed_for(query: StudyQuery, access: str) -> set[uuid.UUID]:
 
 def ask(conn: psycopg.Connection, arm: Arm, query: StudyQuery) -> arms.Answer:
     """One request for one study query through the arm, checked for foreign rows."""
-    vector = arms.query_vector(query.vector_1536, arm.build)
+    vector = arms.query_vector(query, arm.build)
     answer = arms.ask(conn, arm, vector, query.user, query.filter_ids)
     arms.check_visible(answer, allowed_for(query, arm.access), arm.access, query.user)
     return answer

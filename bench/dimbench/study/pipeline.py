@@ -42,6 +42,7 @@ class StudyOptions:
     # Called with each finished run's directory (the CLI renders its report there): the study itself never
     # imports the report.
     finished: Callable[[Path], None] | None = None
+    corpus: Any = None  # an imported, verified corpus.reader.Corpus instead of the grid's spec
 
 
 def grid_label(source: Path | None) -> str | None:
@@ -102,7 +103,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     if provisioned.report.restored:  # something of the schema had been dropped: say what was re-created
         print(provisioned.report.summary(), flush=True)
     server = server_info(provisioned.dsn, provisioned.info)
-    spec_path = datasets_dir() / f"{grid.corpus}.toml"
+    spec_path = options.corpus or datasets_dir() / f"{grid.corpus}.toml"  # run --corpus: an imported corpus
     with db.connect(provisioned.dsn) as conn:
         clean_up(conn)  # before the load: leftover indexes would slow it (and be fed every row)
     corpus = prepare_corpus(
