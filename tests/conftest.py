@@ -79,7 +79,15 @@ def tiny_run_output(new_database: Callable[[str], str], tmp_path_factory: pytest
     runs = tmp_path_factory.mktemp("runs")
     before = published()
     result = run_cli(
-        "run", "--profile", "tiny", "--dsn", dsn, "--no-progress", env={"DIMBENCH_RUNS": str(runs)}
+        "run",
+        "--profile",
+        "tiny",
+        "--dsn",
+        dsn,
+        "--no-progress",
+        "--side-channel",
+        "all",
+        env={"DIMBENCH_RUNS": str(runs)},
     )
     assert result.returncode == 0, result.stderr
     (out,) = list((runs / "tiny").iterdir())

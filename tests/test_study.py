@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dimbench.database import db
-from dimbench.study import index
+from dimbench.study import designs, index
 from dimbench.study.grid import Build
 from dimbench.vocabulary import ACCESS_ARMS
 from tests.cli_helpers import assert_one_line_error, run_cli
@@ -88,7 +88,6 @@ def test_every_arm_column_type_and_bucket_is_measured(tiny_run):
 
 
 def test_every_design_of_the_grid_is_measured_under_its_arms(tiny_run):
-    from dimbench.study import designs
     from dimbench.study.grid import load_grid
     from dimbench.vocabulary import POLICY_VARIANTS
 
@@ -114,7 +113,9 @@ def test_each_design_records_its_install_cost_and_size(tiny_run):
         "inline",
     }
     assert all(d["seconds"] > 0 for d in installed)
-    assert all(d["index_bytes"] > 0 for d in installed if d["design"] not in ("routed",))
+    assert all(
+        d["index_bytes"] > 0 for d in installed if not designs.get(d["design"]).layout.searches_shared_index
+    )
 
 
 def test_the_side_channel_is_measured_for_every_design(tiny_run):
@@ -297,14 +298,10 @@ def test_confirmation_reuses_an_index_that_stood_when_it_began_instead_of_buildi
     assert not any(reused for key, reused in first.items() if index_of(key) not in standing)
 
 
-def test_the_side_channel_leaves_the_shared_index_standing_for_confirmation(tiny_run):
+def test_the_side_channel_runs_once_the_decision_is_known_and_says_which_designs_it_measured(tiny_run):
     _, out = tiny_run
     info = run_of(out)
-    first_hnsw = next(b for b in info["builds"] if b["index"] == "hnsw")
-    assert (
-        index.index_name(Build(first_hnsw["column_type"], "hnsw", first_hnsw["build_params"]))
-        in (info["confirmation"]["standing"])
-    )
+    assert info["confirmation"]["status"] == "done" and info["side_channel_designs"] == "all"
 
 
 def test_the_confirmation_pass_interleaves_candidates_query_by_query(tiny_run):
@@ -455,3 +452,19 @@ def test_stability_needs_at_least_two_runs():
     assert_one_line_error(
         run_cli("stability", "--profile", "tiny", "--runs", "1"), "--runs must be at least 2"
     )
+
+
+def test_the_side_channel_by_default_measures_only_the_decided_designs_beside_shared():
+    from dimbench.study.grid import load_grid
+    from dimbench.study.session import Session
+    from dimbench.study.sidechannel import entrants
+
+    session = Session(Path("/nonexistent"), "tiny", {"run_id": "r", "designs": []})
+    chosen = entrants(load_grid("tiny"), session, only={"routed"})
+    assert {e.design for e in chosen} == {"shared", "routed"}
+    assert {e.design for e in entrants(load_grid("tiny"), session)} >= {
+        "shared",
+        "routed",
+        "partial",
+        "inline",
+    }

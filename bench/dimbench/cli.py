@@ -65,6 +65,7 @@ def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported 
         fresh=getattr(args, "fresh", False),
         progress=not args.no_progress,
         finished=render_run,
+        side_channel=getattr(args, "side_channel", "decided"),
         corpus=imported_corpus(args.corpus) if getattr(args, "corpus", None) else None,
     )
 
@@ -246,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="start a new run instead of resuming one")
     run.add_argument(
         "--corpus", help="study an imported corpus directory (`corpus import`) instead of the grid's"
+    )
+    run.add_argument(
+        "--side-channel",
+        choices=("decided", "all"),
+        default="decided",
+        help="tenant side channel for the chosen design and its tie set (default) or every design",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(run)

@@ -34,7 +34,7 @@ def render(results: Path) -> list[Path]:
     """
     from dimbench import files
     from dimbench.evidence.results import Results, read_results
-    from dimbench.report import decision_record, plots, story
+    from dimbench.report import decision_record, plots, race_plot, story
     from dimbench.vocabulary import DEFAULT_DESIGN, cell_value
 
     data = read_results(results)
@@ -53,6 +53,7 @@ def render(results: Path) -> list[Path]:
     try:
         written = plots.render_all(screening, staging / "plots")
         written += story.render_all(data if len(data.runs) > 1 else first, staging / "plots")
+        written += race_plot.render(first, staging / "plots")
         written.append(decision_record.write(data, staging / "DECISION.md"))
         files.mark(staging / "plots", "plots")
         files.swap_in(staging / "plots", results / "plots", ("plots",))

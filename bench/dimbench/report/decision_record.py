@@ -33,6 +33,7 @@ from dimbench.report.common import (
     table,
 )
 from dimbench.report.costs import consequences_section, sensitivity
+from dimbench.report.race_text import race_lines
 from dimbench.report.scale_record import holds_section, scale_render
 from dimbench.report.side_channel_text import side_channel_lines
 
@@ -305,6 +306,7 @@ def render(
         + decision_section(decision, agreement)
         + holds_section(decision, scale_results)
         + designs_section(results, decision)
+        + race_lines(results)
         + consequences_section(results, decision)
         + assumptions_section(results, decision)
         + defects_section()

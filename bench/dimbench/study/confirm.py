@@ -27,7 +27,7 @@ from dimbench import stats
 from dimbench.database import seed_policy
 from dimbench.database.settle import MaintenanceWatch
 from dimbench.evidence.results import Results
-from dimbench.evidence.rule import CHOOSABLE, Candidate, Config, candidates
+from dimbench.evidence.rule import CHOOSABLE, Candidate, Config, candidates, config_of
 from dimbench.study import designs, index, plans
 from dimbench.study.configs import Arm, Build, Cell, QuerySetting
 from dimbench.study.grid import SCOPES_BY_ACCESS, Confirm, Grid
@@ -390,7 +390,10 @@ def confirm_leaders(
     info = session.info
     screening = [r for r in store.rows.values() if r["run_id"] == sweep.run_id and r["stage"] == "screening"]
     results = Results(session.out, info, screening, [info])
-    entrants = [Entrant.of(c.config) for c in select(results, grid.confirm, screening)]
+    # A configuration the race dropped (its interval excluded it) does not come back.
+    dropped = set((info.get("race") or {}).get("dropped", {}))
+    leaders = select(results, grid.confirm, [r for r in screening if config_of(r).label not in dropped])
+    entrants = [Entrant.of(c.config) for c in leaders]
     pools = {key: qs[: grid.confirm.max_queries] for key, qs in sweep.groups.items()}
     stage = Confirmation(conn, grid, pools, store, session, sweep.probe_workspaces)
     (session.out / "raw").mkdir(parents=True, exist_ok=True)

@@ -128,6 +128,7 @@ class Grid:
     corpora: list[str] = field(default_factory=list)  # a scale profile: the same grid on each, in order
     # {"queries", "per_query", "cycles"}: measure the side channel (sidechannel.py)
     side_channel: dict[str, int] | None = None
+    rounds: int = 1  # [screening] rounds: queries_per_cell asked in this many rounds, racing between them
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
 
@@ -149,6 +150,12 @@ class Grid:
         then the grid's designs that ride on it."""
         shared = DesignSpec(DEFAULT_DESIGN, build.index, tuple(self.column_types), tuple(self.access))
         return [shared, *self.designs_for(build)]
+
+    def round_targets(self) -> list[int]:
+        """How many queries a cell has been asked after each screening round (the last: queries_per_cell)."""
+        base, extra = divmod(self.queries_per_cell, self.rounds)
+        sizes = [base + (1 if i < extra else 0) for i in range(self.rounds)]
+        return [sum(sizes[: i + 1]) for i in range(self.rounds)]
 
     def scopes_for(self, access: str) -> tuple[str, ...]:
         return SCOPES_BY_ACCESS[access]
@@ -193,6 +200,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "design",
         "corpora",
         "side_channel",
+        "screening",
     }
     no_unknown(raw, known, where)
 
@@ -222,11 +230,13 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     warmup = count("warmup", 3, 0, 10_000)
     concurrency_queries = count("concurrency_queries", 40, 0, 1_000_000)  # 0: 1 client only
     corpora = unique_list(raw, "corpora", str, None, where) if "corpora" in raw else []
+    rounds = _parse_screening(raw.get("screening", {}), f"{where} [screening]", queries_per_cell)
     return Grid(
         profile=profile,
         corpus=_spec_name(corpora[0] if corpora else get("corpus", str), where),
         corpora=[_spec_name(c, where) for c in corpora],
         side_channel=_parse_side_channel(raw["side_channel"], where) if "side_channel" in raw else None,
+        rounds=rounds,
         k=k,
         column_types=column_types,
         access=access,
@@ -261,6 +271,17 @@ def _distinct_designs(specs: list[DesignSpec], where: str) -> list[DesignSpec]:
                 )
             seen.add((spec.name, spec.index, column_type))
     return specs
+
+
+def _parse_screening(raw: Any, where: str, queries_per_cell: int) -> int:
+    """[screening] rounds = N: each cell's queries asked in N batches, configurations that the intervals
+    exclude dropped between them (evidence/race.py); 1 (the default) asks them all at once."""
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(raw, {"rounds"}, where)
+    rounds = typed(raw, "rounds", int, 1, where)
+    in_range(rounds, 1, min(20, queries_per_cell), where, "rounds")
+    return rounds
 
 
 def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:

@@ -85,14 +85,15 @@ def run_cell(conn: psycopg.Connection, arm: Arm, queries: Sequence[StudyQuery], 
     return CellResult(answers, [recall_of(a, q, arm) for a, q in zip(answers, queries, strict=True)])
 
 
+def ndcg_of(answer: arms.Answer, query: StudyQuery, k: int = 10) -> float | None:
+    """nDCG@k of one answer against the query's graded labels (None: the query has no labels)."""
+    returned = [query.relevance.get(i, 0) for i in answer.ids]
+    ideal = sorted(query.relevance.values(), reverse=True)
+    return stats.ndcg_at_k(returned, ideal, k)
+
+
 def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int = 10) -> float | None:
-    scores = []
-    for answer, query in zip(answers, queries, strict=True):
-        returned = [query.relevance.get(i, 0) for i in answer.ids]
-        ideal = sorted(query.relevance.values(), reverse=True)
-        score = stats.ndcg_at_k(returned, ideal, k)
-        if score is not None:
-            scores.append(score)
+    scores = [s for a, q in zip(answers, queries, strict=True) if (s := ndcg_of(a, q, k)) is not None]
     return float(np.mean(scores)) if scores else None
 
 
@@ -140,29 +141,56 @@ def concurrent_qps(
             c.close()
 
 
-def measurement(
-    fields: dict[str, Any], arm: Arm, queries: Sequence[StudyQuery], result: CellResult, observed: Observed
+def per_query(arm: Arm, queries: Sequence[StudyQuery], result: CellResult) -> dict[str, list[Any]]:
+    """What each query of a cell gave, in query order: the raw material every metric of the line is
+    computed from (and what a later round of the same cell is appended to)."""
+    return {
+        "qid": [q.qid for q in queries],
+        "recall": [round(float(r), 6) for r in result.recalls],
+        "latency_ms": [round(a.latency_ns / 1e6, 4) for a in result.answers],
+        "returned": [len(a.ids) for a in result.answers],
+        "expected": [min(arm.k, len(q.truth_ids[arm.build.dim])) for q in queries],
+        "ndcg10": [ndcg_of(a, q) for a, q in zip(result.answers, queries, strict=True)],
+        "failed": [a.failed for a in result.answers],
+    }
+
+
+def extended(earlier: dict[str, list[Any]], later: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """One cell's per-query lists with a later round's appended."""
+    return {key: [*earlier.get(key, []), *later[key]] for key in later}
+
+
+def summary(
+    fields: dict[str, Any], arm: Arm, queries: dict[str, list[Any]], observed: Observed
 ) -> dict[str, Any]:
-    """One measurements.jsonl line: the cell's identity (Cell.fields) and what was measured in it."""
-    build, k = arm.build, arm.k
-    latencies_ms = [a.latency_ns / 1e6 for a in result.answers]
-    visible_counts = [len(q.truth_ids[build.dim]) for q in queries]
+    """One measurements.jsonl line: the cell's identity (Cell.fields), its per-query data and the metrics
+    derived from them."""
+    build = arm.build
+    latencies_ms = queries["latency_ms"]
+    recalls = queries["recall"]
+    scores = [s for s in queries["ndcg10"] if s is not None]
     return {
         **fields,
         "dim": build.dim,
-        "k": k,
-        "n_queries": len(queries),
-        "failed_queries": sum(a.failed for a in result.answers),
-        "recall_mean": float(np.mean(result.recalls)) if result.recalls else None,
-        "recall_ci95": stats.recall_interval(result.recalls),
-        "short_share": stats.short_share(
-            [len(a.ids) for a in result.answers], [min(k, n) for n in visible_counts]
-        ),
+        "k": arm.k,
+        "n_queries": len(recalls),
+        "failed_queries": sum(queries["failed"]),
+        "recall_mean": float(np.mean(recalls)) if recalls else None,
+        "recall_ci95": stats.recall_interval(recalls),
+        "short_share": stats.short_share(queries["returned"], queries["expected"]),
         "latency_ms": stats.percentiles(latencies_ms),
         "latency_p95_ci95": stats.percentile_ci(latencies_ms, 95),
         "qps": observed.qps,
-        "ndcg10": ndcg(result.answers, queries),
+        "ndcg10": float(np.mean(scores)) if scores else None,
         "plan": observed.plan,
         "maintenance": observed.maintenance,  # autovacuum/analyze seen on the study's tables during the cell
         "build_key": build.key,
+        "per_query": queries,
     }
+
+
+def measurement(
+    fields: dict[str, Any], arm: Arm, queries: Sequence[StudyQuery], result: CellResult, observed: Observed
+) -> dict[str, Any]:
+    """One measurements.jsonl line for a cell measured in one go."""
+    return summary(fields, arm, per_query(arm, queries, result), observed)

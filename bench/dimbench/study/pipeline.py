@@ -43,6 +43,7 @@ class StudyOptions:
     # imports the report.
     finished: Callable[[Path], None] | None = None
     corpus: Any = None  # an imported, verified corpus.reader.Corpus instead of the grid's spec
+    side_channel: str = "decided"  # "decided": the chosen design and its tie set; "all": every design
 
 
 def grid_label(source: Path | None) -> str | None:
@@ -158,16 +159,20 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
         with phases.timed("study"), db.connect(provisioned.dsn) as conn:
             db.use_vectors(conn)
             sweep = measure_grid(conn, provisioned.dsn, grid, corpus.queries, store, session)
-            if grid.side_channel and run_info.get("side_channel") is None:
-                with phases.timed("side_channel"):
-                    entrants = sidechannel.entrants(grid, session)
-                    run_info["side_channel"] = sidechannel.measure(
-                        conn, entrants, sweep.groups, grid.side_channel, grid.k, grid.warmup
-                    )
-                session.save()
             if grid.confirm is not None and run_info["confirmation"]["status"] != "done":
                 with phases.timed("confirmation"):
                     confirm_leaders(conn, grid, sweep, store, session)
+            if grid.side_channel and run_info.get("side_channel") is None:
+                # Where it decides something (the chosen design and its tie set, beside shared), unless
+                # every design was asked for.
+                only = None if options.side_channel == "all" else decided_designs(store, session)
+                with phases.timed("side_channel"):
+                    entrants = sidechannel.entrants(grid, session, only)
+                    run_info["side_channel"] = sidechannel.measure(
+                        conn, entrants, sweep.groups, grid.side_channel, grid.k, grid.warmup
+                    )
+                    run_info["side_channel_designs"] = "all" if only is None else sorted(only)
+                session.save()
             index.drop_study_indexes(conn)
         run_info["finished_at"] = runs.now()
     finally:
@@ -175,6 +180,18 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     if options.finished is not None:
         options.finished(out)
     return out
+
+
+def decided_designs(store: MeasurementStore, session: Session) -> set[str]:
+    """The designs of this run's choice and its tie set (by the rule on what was measured so far)."""
+    from dimbench.evidence.results import Results
+    from dimbench.evidence.rule import decide
+
+    rows = [r for r in store.rows.values() if r["run_id"] == session.run_id]
+    decision = decide(Results(session.out, session.info, rows, [session.info]))
+    return {c.config.design for c in decision.tied} | (
+        {decision.chosen.config.design} if decision.chosen else set()
+    )
 
 
 def clean_up(conn: psycopg.Connection) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,21 @@ import psycopg
 
 from dimbench.database import db, seed_policy
 from dimbench.database.settle import MaintenanceWatch
+from dimbench.evidence import race
+from dimbench.evidence.rule import config_of
 from dimbench.study import arms, designs, index, plans
 from dimbench.study.configs import Arm, Build, Cell, QuerySetting
 from dimbench.study.grid import DesignSpec, Grid
-from dimbench.study.measure import CellResult, Observed, StudyQuery, concurrent_qps, measurement, run_cell
+from dimbench.study.measure import (
+    CellResult,
+    Observed,
+    StudyQuery,
+    concurrent_qps,
+    extended,
+    per_query,
+    run_cell,
+    summary,
+)
 from dimbench.study.results import MeasurementStore, save_raw
 from dimbench.study.session import Session
 from dimbench.vocabulary import BUCKETS, POLICY_VARIANTS
@@ -61,6 +72,17 @@ def canary_check(conn: psycopg.Connection, arm: Arm, sample: StudyQuery, probe: 
     arms.check_canary(conn, arm, arms.query_vector(sample.vector_1536, arm.build), CANARY, probe)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """How one setting's cells are asked: through which arm, whether it is the build's first setting
+    (throughput at more clients is measured there), the settings applied, up to how many queries."""
+
+    arm: Arm
+    first: bool
+    applied: dict[str, Any] = field(hash=False)
+    target: int = 0
+
+
 @dataclass
 class Sweep:
     """Everything one screening pass needs; `measure_build` runs one build's whole sweep."""
@@ -91,21 +113,39 @@ class Sweep:
                                     Cell(build, setting, access, scope, bucket, spec.name, spec.params),
                                 )
 
-    def measured(self, cell: Cell) -> bool:
-        return cell.key(self.run_id, STAGE) in self.store
+    def asked(self, cell: Cell) -> int:
+        """How many queries the cell has been asked (a line without per-query data counts as complete)."""
+        row = self.store.rows.get(cell.key(self.run_id, STAGE))
+        if row is None:
+            return 0
+        return len(row["per_query"]["recall"]) if "per_query" in row else self.grid.queries_per_cell
+
+    def dropped(self, cell: Cell) -> bool:
+        return config_of(cell.fields(self.run_id, STAGE)).label in self.race["dropped"]
+
+    def wanted(self, cell: Cell, target: int) -> bool:
+        """Does the cell still need queries to reach `target` (and is its configuration in the race)?"""
+        return self.asked(cell) < target and (self.asked(cell) == 0 or not self.dropped(cell))
 
     def todo(self, build: Build, settings: list[QuerySetting]) -> int:
-        return sum(not self.measured(cell) for _, cell in self.cells(build, settings))
+        final = self.grid.queries_per_cell
+        return sum(self.wanted(cell, final) for _, cell in self.cells(build, settings))
 
     def planned(self, builds: list[tuple[Build, list[QuerySetting]]]) -> int:
         return sum(1 for b, s in builds for _ in self.cells(b, s))
+
+    @property
+    def race(self) -> dict[str, Any]:
+        """The race so far (run.json): who was dropped, why, and who was alive after each round."""
+        return self.session.info.setdefault("race", {"rounds": self.grid.rounds, "dropped": {}, "alive": []})
 
     def measure_build(self, build: Build, settings: list[QuerySetting]) -> None:
         self.bar.set_postfix_str(f"building {build.key}")
         index.drop_study_indexes(self.conn, column_type=build.column_type)
         self.session.record_build(index.build(self.conn, build, progress=self.session.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
-        todo = [spec for spec, cell in self.cells(build, settings) if not self.measured(cell)]
+        final = self.grid.queries_per_cell
+        todo = [spec for spec, cell in self.cells(build, settings) if self.wanted(cell, final)]
         try:
             # A design that must not see the shared index (partial) goes last: it drops it.
             ordered = sorted(
@@ -130,6 +170,8 @@ class Sweep:
     def measure_design(
         self, build: Build, settings: list[QuerySetting], spec: DesignSpec, raw: dict[str, list]
     ) -> None:
+        """The design's cells, installed once for the build: round by round (racing between rounds), each
+        query setting at its own measured value where the design measures one (routed's T)."""
         design = designs.get(spec.name)
         self.bar.set_postfix_str(f"installing {spec.name} for {build.key}")
         mine = spec.settings(settings)
@@ -139,27 +181,54 @@ class Sweep:
             if design.layout.installs:
                 self.session.record_design(build.key, installed, detail)
                 self.session.save()
-            if not design.measures(spec.params):
+            if design.measures(spec.params):
+                detail.setdefault("thresholds", {})
+                detail.setdefault("calibrations", {})
+            for number, target in enumerate(self.grid.round_targets(), start=1):
                 for setting in mine:
-                    self.measure_setting(build, setting, settings, spec, raw)
-                return
-            # e.g. routed: T is measured at each query setting, just before that setting's cells
-            sample = calibration_sample(self.groups)
-            detail["thresholds"], detail["calibrations"] = {}, {}
-            for setting in mine:
-                index.query_settings(self.conn, build, setting.params, setting.iterative_scan)
-                calibration = {
-                    **design.calibrate(self.conn, build, sample, self.grid.k),
-                    "setting": setting.key,
-                }
-                value = calibration[design.MEASURED]
-                detail["thresholds"][setting.key] = value
-                detail["calibrations"][setting.key] = calibration
-                self.session.record_design(build.key, installed, detail)
-                self.session.save()
-                self.measure_setting(build, setting, settings, spec, raw, {design.setting_name: value})
+                    measured = self.measured_value(build, setting, design, installed, detail)
+                    self.measure_setting(build, setting, settings, spec, raw, measured, target)
+                if number < self.grid.rounds:
+                    self.judge(number)
         finally:
             design.remove(self.conn)
+
+    def measured_value(
+        self, build: Build, setting: QuerySetting, design: Any, installed: Any, detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A measured parameter (routed's T) at this setting: calibrated the first time the setting is
+        reached, applied again from the record in later rounds. {} for a design that measures none."""
+        if not design.measures(installed.params):
+            return {}
+        index.query_settings(self.conn, build, setting.params, setting.iterative_scan)
+        if setting.key not in detail["thresholds"]:
+            calibration = {
+                **design.calibrate(self.conn, build, calibration_sample(self.groups), self.grid.k),
+                "setting": setting.key,
+            }
+            detail["thresholds"][setting.key] = calibration[design.MEASURED]
+            detail["calibrations"][setting.key] = calibration
+            self.session.record_design(build.key, installed, detail)
+            self.session.save()
+        value = detail["thresholds"][setting.key]
+        design.set_measured(self.conn, value)
+        return {design.setting_name: value}
+
+    def judge(self, number: int) -> None:
+        """Between rounds: drop what the intervals exclude (evidence/race.py), and record who is alive."""
+        rows = [r for r in self.store.rows.values() if r["run_id"] == self.run_id and r["stage"] == STAGE]
+        target = self.grid.confirm.recall_target if self.grid.confirm else 0.95
+        for drop in race.judge(rows, target, number):
+            self.race["dropped"].setdefault(drop.label, drop.as_dict())
+        alive: dict[str, set[str]] = {}  # design/arm -> the configurations still in the race
+        for row in rows:
+            label = config_of(row).label
+            if label not in self.race["dropped"]:
+                alive.setdefault(f"{row.get('design')}/{row['access']}", set()).add(label)
+        spent = sum(r["n_queries"] for r in rows)
+        counts = {group: len(labels) for group, labels in sorted(alive.items())}
+        self.race["alive"].append({"round": number, "queries": spent, "alive": counts})
+        self.session.save()
 
     def measure_setting(
         self,
@@ -168,15 +237,26 @@ class Sweep:
         all_settings: list[QuerySetting],
         spec: DesignSpec,
         raw: dict[str, list],
-        measured: dict[str, Any] | None = None,
+        measured: dict[str, Any],
+        target: int,
     ) -> None:
-        """One setting's cells under every arm; `measured` (routed's T) is recorded with the settings."""
+        """One setting's cells under every arm, up to `target` queries each; `measured` (routed's T) is
+        recorded with the settings."""
         applied = {
             **index.query_settings(self.conn, build, setting.params, setting.iterative_scan),
-            **(measured or {}),
+            **measured,
         }
         first = setting is all_settings[0]
         for access in arms_of(spec):
+            cells = [
+                Cell(build, setting, access, scope, bucket, spec.name, spec.params)
+                for scope in self.grid.scopes_for(access)
+                for bucket in BUCKETS
+                if self.groups.get((scope, bucket))
+            ]
+            cells = [c for c in cells if self.wanted(c, target)]
+            if not cells:
+                continue
             variant = (
                 seed_policy.seed_policy(self.conn, access)
                 if access in POLICY_VARIANTS
@@ -185,28 +265,36 @@ class Sweep:
             with variant:
                 arm = Arm(access, build, self.grid.k, spec.name)
                 canary_check(self.conn, arm, next(iter(self.groups.values()))[0], self.probe_workspaces)
-                for scope in self.grid.scopes_for(access):
-                    for bucket in BUCKETS:
-                        cell = Cell(build, setting, access, scope, bucket, spec.name, spec.params)
-                        if self.groups.get((scope, bucket)) and not self.measured(cell):
-                            self.measure_cell(cell, arm, first, applied, raw)
+                for cell in cells:
+                    self.measure_cell(cell, Asked(arm, first, applied, target), raw)
 
-    def measure_cell(
-        self, cell: Cell, arm: Arm, first: bool, applied: dict[str, Any], raw: dict[str, list]
-    ) -> None:
-        queries = self.groups[(cell.scope, cell.bucket)]
+    def measure_cell(self, cell: Cell, asked: Asked, raw: dict[str, list]) -> None:
+        """The cell's next batch of queries (up to asked.target), appended to what it was asked before."""
+        arm = asked.arm
         key = cell.key(self.run_id, STAGE)
+        earlier = self.store.rows.get(key)
+        done = self.asked(cell)
+        queries = self.groups[(cell.scope, cell.bucket)][done : asked.target]
         self.bar.set_postfix_str(
             f"{cell.design} {cell.build.key} {cell.setting.key} {cell.access} {cell.scope}/{cell.bucket}"
         )
         with MaintenanceWatch(self.conn) as watch:
             result = run_cell(self.conn, arm, queries, self.grid.warmup)
-        audits = audit_calls(self.conn, arm, queries) if self.explain else []
-        qps = self.throughput(cell, arm, first, queries, result)
-        observed = Observed(qps, plans.summarize(audits), watch.flagged)
-        row = measurement(cell.fields(self.run_id, STAGE), arm, queries, result, observed)
-        row["plan_audit"] = audits if self.explain else None
-        row["settings"] = applied
+        answered = per_query(arm, queries, result)
+        if earlier is None:
+            audits = audit_calls(self.conn, arm, queries) if self.explain else []
+            qps = self.throughput(cell, arm, asked.first, queries, result)
+            observed = Observed(qps, plans.summarize(audits), watch.flagged)
+            row = summary(cell.fields(self.run_id, STAGE), arm, answered, observed)
+            row["plan_audit"] = audits if self.explain else None
+        else:
+            answered = extended(earlier["per_query"], answered)
+            total_s = sum(answered["latency_ms"]) / 1e3
+            qps = {**earlier["qps"], "1": len(answered["latency_ms"]) / total_s if total_s else None}
+            observed = Observed(qps, earlier.get("plan"), bool(earlier.get("maintenance") or watch.flagged))
+            row = summary(cell.fields(self.run_id, STAGE), arm, answered, observed)
+            row["plan_audit"] = earlier.get("plan_audit")
+        row["settings"] = asked.applied
         self.store.add(row)
         for q, a in zip(queries, result.answers, strict=True):
             raw["cell"].append(key)

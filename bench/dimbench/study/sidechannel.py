@@ -124,9 +124,10 @@ class Entrant:
     params: dict[str, Any] = field(hash=False)
 
 
-def entrants(grid: Grid, session: Session) -> list[Entrant]:
-    """Each design (and shared) on its first column type's build of the grid's first hnsw entry, at its
-    first setting (shared: the first with iterative scan on), with the parameters screening measured."""
+def entrants(grid: Grid, session: Session, only: set[str] | None = None) -> list[Entrant]:
+    """Each design (`only` these, when given; shared always) on its first column type's build of the
+    grid's first hnsw entry, at its first setting (shared: the first with iterative scan on), with the
+    parameters screening measured."""
     hnsw = next(((b, s) for b, s in grid.builds() if b.index == "hnsw"), None)
     if hnsw is None:
         return []
@@ -135,6 +136,8 @@ def entrants(grid: Grid, session: Session) -> list[Entrant]:
     shared = grid.designs_on(first_build)[0]
     out = [Entrant(shared.name, first_build, relaxed[0], {})]
     for spec in grid.designs:  # each on its own first column type, with the first hnsw build's arguments
+        if only is not None and spec.name not in only:
+            continue
         build = Build(spec.column_types[0], "hnsw", first_build.params)
         setting = spec.settings(settings)[0]
         params = dict(spec.params)

@@ -1,0 +1,122 @@
+"""Racing: which configurations screening may stop measuring, and why — only on an interval that
+excludes them, never on a mean.
+
+After each round of screening queries a configuration is dropped when
+  * some cell's recall interval lies wholly below the target (its **upper** bound is under it): the rule,
+    which passes a configuration only on every cell's lower bound, can never pass it; or
+  * its worst cell's p95 interval lies wholly above the p95 interval of the best configuration the rule
+    could still choose (its **lower** bound is over that one's upper bound): it can no longer tie with
+    it, and the rule chooses among those that tie with the best.
+The best is the best *so far*: a reference measured later can only be faster, so dropping against an
+earlier one is never less cautious than dropping against the final one. A p95 interval over fewer than
+MIN_P95_QUERIES queries is little more than the slowest answer, so no one is dropped on latency before
+both sides have that many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dimbench.evidence.rule import Config, config_of, p95
+from dimbench.vocabulary import CHOOSABLE
+
+MIN_P95_QUERIES = 5
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Why a configuration left the race: the interval that excluded it, when, after how many queries."""
+
+    label: str
+    design: str
+    access: str
+    why: str  # "recall" | "latency"
+    cell: str  # the (scope/bucket) cell whose interval excluded it
+    interval: list[float]
+    reference: list[float] | None  # latency: the best configuration's worst-cell p95 interval
+    reference_label: str | None
+    round: int
+    queries: int  # queries a cell of it had been asked when it was dropped
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A configuration's position after a round: its weakest recall cell and its worst p95 cell."""
+
+    config: Config
+    recall_cell: str
+    recall_interval: list[float]
+    p95_cell: str
+    p95: float
+    p95_interval: list[float]
+    queries: int
+
+
+def standings(rows: list[dict[str, Any]]) -> list[Standing]:
+    """Every configuration measured in `rows` (one stage of one run) with complete intervals."""
+    groups: dict[Config, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(config_of(row), []).append(row)
+    out = []
+    for config, cells in groups.items():
+        if any(
+            r.get("recall_ci95") is None or p95(r) is None or r.get("latency_p95_ci95") is None for r in cells
+        ):
+            continue
+        weak = min(cells, key=lambda r: (r["recall_ci95"][1], r["scope"], r["bucket"]))
+        slow = max(cells, key=lambda r: (p95(r), r["scope"], r["bucket"]))
+        out.append(
+            Standing(
+                config,
+                f"{weak['scope']}/{weak['bucket']}",
+                list(weak["recall_ci95"]),
+                f"{slow['scope']}/{slow['bucket']}",
+                float(p95(slow)),  # type: ignore[arg-type]
+                list(slow["latency_p95_ci95"]),
+                min(r["n_queries"] for r in cells),
+            )
+        )
+    return out
+
+
+def judge(
+    rows: list[dict[str, Any]], recall_target: float, round_number: int, arms: tuple[str, ...] = CHOOSABLE
+) -> list[Drop]:
+    """The configurations of `rows` that the intervals exclude after this round (see the module)."""
+    found = standings(rows)
+    out: list[Drop] = []
+    alive = []
+    for s in found:
+        if s.recall_interval[1] < recall_target:
+            out.append(_drop(s, "recall", s.recall_cell, s.recall_interval, None, round_number))
+        else:
+            alive.append(s)
+    choosable = [s for s in alive if s.config.access in arms and s.queries >= MIN_P95_QUERIES]
+    if not choosable:
+        return out
+    best = min(choosable, key=lambda s: (s.p95, s.config.label))
+    for s in alive:
+        if s.queries >= MIN_P95_QUERIES and s.p95_interval[0] > best.p95_interval[1]:
+            out.append(_drop(s, "latency", s.p95_cell, s.p95_interval, best, round_number))
+    return out
+
+
+def _drop(
+    s: Standing, why: str, cell: str, interval: list[float], best: Standing | None, round_number: int
+) -> Drop:
+    return Drop(
+        s.config.label,
+        s.config.design,
+        s.config.access,
+        why,
+        cell,
+        interval,
+        best.p95_interval if best else None,
+        best.config.label if best else None,
+        round_number,
+        s.queries,
+    )

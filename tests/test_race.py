@@ -1,0 +1,65 @@
+"""Racing drops a configuration only on an interval that excludes it, never on its mean."""
+
+from __future__ import annotations
+
+from dimbench.evidence.race import judge
+from tests.test_report_rule import row as cell
+
+
+def row(*args, **kwargs) -> dict:
+    return {**cell(*args, **kwargs), "n_queries": 10}
+
+
+TARGET = 0.95
+
+
+def config(ct: str, recall: float, recall_ci: list[float], p95: float, p95_ci: list[float]) -> list[dict]:
+    """One rls configuration in two buckets: the first as given, the second comfortable."""
+    return [
+        row(ct, "rls", "tiny", recall, p95, ci=recall_ci, p95_ci=p95_ci),
+        row(ct, "rls", "small", 0.99, 1.0, ci=[0.98, 1.0], p95_ci=[0.9, 1.1]),
+    ]
+
+
+BEST = config("vector768", 0.99, [0.98, 1.0], 2.0, [1.8, 2.2])
+
+
+def dropped(rows: list[dict]) -> dict[str, str]:
+    return {d.label.split(" · ")[0]: d.why for d in judge(rows, TARGET, 1)}
+
+
+def test_a_mean_below_the_target_with_an_upper_bound_above_it_stays_in_the_race():
+    assert "vector1536" not in dropped(BEST + config("vector1536", 0.90, [0.80, 0.951], 2.0, [1.8, 2.2]))
+
+
+def test_an_upper_bound_below_the_target_is_dropped_for_recall():
+    assert dropped(BEST + config("vector1536", 0.90, [0.80, 0.949], 2.0, [1.8, 2.2])) == {
+        "vector1536": "recall"
+    }
+
+
+def test_a_slower_mean_whose_interval_still_reaches_the_best_stays_in_the_race():
+    assert "vector1536" not in dropped(BEST + config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.2, 12.0]))
+
+
+def test_a_p95_whose_lower_bound_is_above_the_best_upper_bound_is_dropped_for_latency():
+    assert dropped(BEST + config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0])) == {
+        "vector1536": "latency"
+    }
+
+
+def test_the_reference_is_the_best_that_can_still_meet_the_target():
+    """A fast configuration that cannot meet the recall target is no reference: nothing else is dropped
+    for being slower than it."""
+    fast_but_wrong = config("halfvec1536", 0.5, [0.4, 0.6], 0.1, [0.09, 0.11])
+    assert dropped(fast_but_wrong + BEST) == {"halfvec1536": "recall"}
+
+
+def test_no_one_is_dropped_on_latency_over_fewer_than_five_queries():
+    slow = [{**r, "n_queries": 4} for r in config("vector1536", 0.99, [0.98, 1.0], 9.0, [3.0, 12.0])]
+    assert dropped(BEST + slow) == {}
+
+
+def test_a_drop_records_the_interval_that_excluded_it_and_the_reference():
+    (drop,) = judge(BEST + config("vector1536", 0.99, [0.98, 1.0], 9.0, [3.0, 12.0]), TARGET, 2)
+    assert (drop.cell, drop.interval, drop.reference, drop.round) == ("all/tiny", [3.0, 12.0], [1.8, 2.2], 2)
