@@ -88,6 +88,10 @@ def assert_complete(pgdata: Path, out: Path) -> None:
     info = run_info(out)
     cells = measured_cells(out)
     assert len(cells) == len(set(cells)) and set(cells) == expected_cells(info["run_id"])
+    # smoke does not race (rounds = 1): every cell was asked all its queries, as before racing existed
+    rows = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
+    asked = {r["n_queries"] for r in rows if r["stage"] == "screening"}
+    assert load_grid("smoke").rounds == 1 and asked == {load_grid("smoke").queries_per_cell}
     confirmed = measured_cells(out, "confirmation")
     assert info["confirmation"]["status"] == "done" and confirmed and len(confirmed) == len(set(confirmed))
     assert info["finished_at"]

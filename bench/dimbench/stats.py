@@ -118,3 +118,43 @@ def short_share(returned_counts: Sequence[int], expected_counts: Sequence[int]) 
         return None
     short = sum(1 for got, want in zip(returned_counts, expected_counts, strict=True) if got < want)
     return short / len(returned_counts)
+
+
+def mean_ci(
+    values: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> list[float] | None:
+    """Percentile-bootstrap interval of a mean over queries (nDCG, answer recall); deterministic."""
+    if len(values) == 0:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, len(arr), size=(resamples, len(arr)))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return [float(lo), float(hi)]
+
+
+def paired_relative_gap(
+    values: Sequence[float],
+    reference: Sequence[float],
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, list[float]] | None:
+    """(mean(values) − mean(reference)) / mean(reference) over the same queries, with a paired bootstrap
+    interval (each resample takes the same queries from both): how much a configuration's quality falls
+    short of the reference's, as a share of it. None without pairs or with a reference of zero."""
+    v = np.asarray(values, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if v.size == 0 or v.size != r.size or r.mean() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, v.size, size=(resamples, v.size))
+    ref_means = r[picks].mean(axis=1)
+    gaps = np.where(
+        ref_means > 0, (v[picks].mean(axis=1) - ref_means) / np.where(ref_means > 0, ref_means, 1), 0
+    )
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(gaps, [alpha, 1.0 - alpha])
+    return float((v.mean() - r.mean()) / r.mean()), [float(lo), float(hi)]

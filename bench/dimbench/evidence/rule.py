@@ -46,6 +46,11 @@ from dimbench.vocabulary import (
 __all__ = ["BUCKETS", "CHOOSABLE", "COLUMN_BYTES", "RLS_ARMS", "Candidate", "Config", "Decision", "decide"]
 # Ties are decided by overlapping p95 intervals; a what-if may widen them by this share of the best's p95.
 TIE_TOLERANCE = 0.0
+# How much retrieval quality (nDCG@10, relative) a configuration may give up against the best option's
+# exact search, judged on the lower bound of its paired interval in every cell: about the gap between
+# two generations of OpenAI's models that the team weighs (MTEB average: ada-002 61.0, 3-small 62.3 at
+# 1536, −2.1 %): a configuration may lose less than a model generation.
+QUALITY_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,12 @@ class Candidate:
     maintenance: bool = False  # autovacuum/analyze ran on the study's tables during one of its cells
     stage: str = "screening"
     weakest: dict[str, Any] = field(default_factory=dict)  # the cell with the lowest recall lower bound
+    # quality: nDCG@10's shortfall against the best option's exact search, in its worst cell (None: the
+    # rows carry no quality — results from before quality was measured, or a corpus without labels)
+    quality_gap: float | None = None
+    quality_gap_ci: list[float] | None = None
+    quality_cell: str = ""
+    quality_reference: str | None = None
 
 
 @dataclass
@@ -109,6 +120,8 @@ class Decision:
     stage: str = "screening"
     run_id: str | None = None
     screened: list[Candidate] = field(default_factory=list)  # the screening stage (when confirmation decides)
+    # the quality tolerance the rule applied; None: the rows carry no quality, so quality was not judged
+    quality_tolerance: float | None = None
 
     def measured(self) -> list[Candidate]:
         """Every configuration at its best evidence: its confirmation, else its screening (a grid may
@@ -139,7 +152,16 @@ class Decision:
 
     @property
     def rule(self) -> str:
-        return rule_text(self.recall_target, self.latency_budget_ms, self.arms, self.tie_tolerance)
+        text = rule_text(self.recall_target, self.latency_budget_ms, self.arms, self.tie_tolerance)
+        if self.quality_tolerance is None:
+            return text
+        return (
+            text
+            + f" A configuration qualifies only if, in every cell, the lower bound of its nDCG@10's paired "
+            f"shortfall against the best option's exact search (the stored embedding whose exact top-10 "
+            f"scores highest there) is within **{self.quality_tolerance:.0%}**; ties go to the higher "
+            "quality before the smaller storage."
+        )
 
 
 def rule_text(
@@ -193,6 +215,20 @@ def storage_per_million(results: Results, row: dict[str, Any]) -> float | None:
     return (index_bytes / build["rows"] + COLUMN_BYTES[row["column_type"]]) * 1e6
 
 
+def quality_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The worst cell's quality shortfall (lowest lower bound of the paired nDCG@10 gap), or {} when a cell
+    carries none."""
+    if not rows or any(r.get("ndcg10_gap_ci95") is None for r in rows):
+        return {}
+    worst = min(rows, key=lambda r: (r["ndcg10_gap_ci95"][0], r["scope"], r["bucket"]))
+    return {
+        "quality_gap": worst["ndcg10_gap"],
+        "quality_gap_ci": list(worst["ndcg10_gap_ci95"]),
+        "quality_cell": f"{worst['scope']}/{worst['bucket']}",
+        "quality_reference": worst.get("quality_reference"),
+    }
+
+
 def evaluate(
     config: Config,
     rows: list[dict[str, Any]],
@@ -200,6 +236,7 @@ def evaluate(
     storage: float | None,
     recall_target: float,
     latency_budget_ms: float | None,
+    quality_tolerance: float = QUALITY_TOLERANCE,
 ) -> Candidate:
     recalls = [r["recall_mean"] for r in rows]
     intervals = [r.get("recall_ci95") for r in rows]
@@ -227,6 +264,13 @@ def evaluate(
         why_not = f"recall {low['recall']:.3f}{interval(low['ci'])} in {low['cell']}"
     elif latency_budget_ms is not None and worst_p95 > latency_budget_ms:  # type: ignore[operator]
         why_not = f"p95 {worst_p95:.2f} ms over the budget"
+    quality = quality_of(rows) if complete else {}
+    if not why_not and quality and quality["quality_gap_ci"][0] < -quality_tolerance:
+        why_not = (
+            f"nDCG@10 {quality['quality_gap']:+.1%} [{quality['quality_gap_ci'][0]:+.1%}, "
+            f"{quality['quality_gap_ci'][1]:+.1%}] against the best option's exact search in "
+            f"{quality['quality_cell']} (tolerance {quality_tolerance:.0%})"
+        )
     return Candidate(
         config,
         min_recall,
@@ -245,6 +289,7 @@ def evaluate(
         maintenance=any(r.get("maintenance") for r in rows),
         stage=rows[0].get("stage", "screening"),
         weakest=weakest_cell(rows) if complete else {},
+        **quality,
     )
 
 
@@ -263,6 +308,8 @@ def candidates(
     recall_target: float,
     latency_budget_ms: float | None,
     rows: list[dict[str, Any]] | None = None,
+    *,
+    quality_tolerance: float = QUALITY_TOLERANCE,
 ) -> list[Candidate]:
     groups: dict[Config, list[dict[str, Any]]] = {}
     measured: dict[str, set[tuple[str, str]]] = {}  # access -> every (scope, bucket) the run measured
@@ -277,6 +324,7 @@ def candidates(
             storage_per_million(results, rows[0]),
             recall_target,
             latency_budget_ms,
+            quality_tolerance,
         )
         for config, rows in groups.items()
     ]
@@ -314,6 +362,8 @@ def pick(
     chosen = min(
         tied,
         key=lambda c: (
+            # quality first (the least shortfall against the best option), then storage
+            -(c.quality_gap if c.quality_gap is not None else 0.0),
             c.storage_bytes_per_million if c.storage_bytes_per_million is not None else inf,
             -(c.min_recall or 0.0),
             c.worst_p95_ms,
@@ -336,11 +386,17 @@ def decide(
     arms: tuple[str, ...] = CHOOSABLE,
     tie_tolerance: float = TIE_TOLERANCE,
     run_id: str | None = None,
+    *,
+    quality_tolerance: float = QUALITY_TOLERANCE,
 ) -> Decision:
     rows = run_rows(results, run_id)
     stage = "confirmation" if any(r.get("stage") == "confirmation" for r in rows) else "screening"
     every = candidates(
-        results, recall_target, latency_budget_ms, [r for r in rows if r.get("stage", "screening") == stage]
+        results,
+        recall_target,
+        latency_budget_ms,
+        [r for r in rows if r.get("stage", "screening") == stage],
+        quality_tolerance=quality_tolerance,
     )
     chosen, tied = pick([c for c in every if c.config.access in arms], tie_tolerance)
     baseline, _ = pick([c for c in every if c.config.access == "service"], tie_tolerance)
@@ -350,6 +406,7 @@ def decide(
             recall_target,
             latency_budget_ms,
             [r for r in rows if r.get("stage", "screening") == "screening"],
+            quality_tolerance=quality_tolerance,
         )
         if stage == "confirmation"
         else every
@@ -366,6 +423,7 @@ def decide(
         stage,
         run_id if run_id is not None else results.run.get("run_id"),
         screened,
+        quality_tolerance if any(c.quality_gap_ci is not None for c in every) else None,
     )
 
 

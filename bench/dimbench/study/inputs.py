@@ -81,9 +81,28 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
                 truth_distances=truth_dist,
                 relevance=relevance,
                 vectors={768: asked["768"][i], 1536: asked["1536"][i]},
+                exact_ndcg=exact_quality(corpus, data, i, relevance),
             )
         )
     return queries
+
+
+EXACT = {"768": "truth_768_ids", "1536": "truth_1536_ids", "ada": "truth_ada_ids"}  # option -> its truth
+
+
+def exact_quality(
+    corpus: Corpus, data: dict[str, np.ndarray], i: int, relevance: dict
+) -> dict[str, float | None]:
+    """nDCG@10 of each stored embedding's exact top-10 for query i: the models' own quality."""
+    from dimbench import stats
+
+    ideal = sorted(relevance.values(), reverse=True)
+    out: dict[str, float | None] = {}
+    for option, key in EXACT.items():
+        if key in data:
+            ids = [corpus.uuid("chunk", int(x)) for x in data[key][i] if x >= 0]
+            out[option] = stats.ndcg_at_k([relevance.get(c, 0) for c in ids], ideal, 10)
+    return out
 
 
 def graded_labels(corpus: Corpus, data: dict[str, np.ndarray]) -> dict[int, dict] | None:

@@ -38,6 +38,9 @@ class StudyQuery:
     # dim -> the query's own vector for that column (an imported 768 is another model's, not the 1536's
     # prefix); empty: derive 768 from vector_1536 (arms.query_vector)
     vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    # what exact search on each stored embedding scores (nDCG@10 of its exact top-10): "768", "1536",
+    # "ada" — the model's own quality, no index involved; the rule's quality reference
+    exact_ndcg: dict[str, float | None] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -90,6 +93,16 @@ def ndcg_of(answer: arms.Answer, query: StudyQuery, k: int = 10) -> float | None
     returned = [query.relevance.get(i, 0) for i in answer.ids]
     ideal = sorted(query.relevance.values(), reverse=True)
     return stats.ndcg_at_k(returned, ideal, k)
+
+
+def answer_recall_of(answer: arms.Answer, query: StudyQuery, k: int = 10) -> float | None:
+    """Answer recall@k: the share of the most relevant chunks (the top grade: the document the question
+    is about) that came back, of as many as fit in k. None when nothing is labelled."""
+    if not query.relevance:
+        return None
+    top = max(query.relevance.values())
+    wanted = {c for c, g in query.relevance.items() if g == top}
+    return len(wanted & set(answer.ids[:k])) / min(k, len(wanted))
 
 
 def ndcg(answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], k: int = 10) -> float | None:
@@ -151,7 +164,14 @@ def per_query(arm: Arm, queries: Sequence[StudyQuery], result: CellResult) -> di
         "returned": [len(a.ids) for a in result.answers],
         "expected": [min(arm.k, len(q.truth_ids[arm.build.dim])) for q in queries],
         "ndcg10": [ndcg_of(a, q) for a, q in zip(result.answers, queries, strict=True)],
+        "answer_recall10": [
+            answer_recall_of(a, q, arm.k) for a, q in zip(result.answers, queries, strict=True)
+        ],
         "failed": [a.failed for a in result.answers],
+        **{
+            f"exact_ndcg10_{option}": [q.exact_ndcg.get(option) for q in queries]
+            for option in sorted({o for q in queries for o in q.exact_ndcg})
+        },
     }
 
 
@@ -182,11 +202,46 @@ def summary(
         "latency_p95_ci95": stats.percentile_ci(latencies_ms, 95),
         "qps": observed.qps,
         "ndcg10": float(np.mean(scores)) if scores else None,
+        **quality(queries),
         "plan": observed.plan,
         "maintenance": observed.maintenance,  # autovacuum/analyze seen on the study's tables during the cell
         "build_key": build.key,
         "per_query": queries,
     }
+
+
+def quality(queries: dict[str, list[Any]]) -> dict[str, Any]:
+    """The cell's retrieval quality: nDCG@10 and answer recall@10 with intervals over its queries, and
+    nDCG@10's shortfall against the best option's exact search on the same queries (`quality_reference`:
+    the stored embedding — 768, 1536, ada — whose exact nDCG is highest there), with a paired interval.
+    The rule judges a configuration's quality by that shortfall's lower bound."""
+    out: dict[str, Any] = {}
+    scores = [s for s in queries.get("ndcg10", []) if s is not None]
+    out["ndcg10_ci95"] = stats.mean_ci(scores)
+    found = [s for s in queries.get("answer_recall10", []) if s is not None]
+    out["answer_recall10"] = float(np.mean(found)) if found else None
+    out["answer_recall10_ci95"] = stats.mean_ci(found)
+    options = {
+        key.removeprefix("exact_ndcg10_"): values
+        for key, values in queries.items()
+        if key.startswith("exact_ndcg10_")
+    }
+    paired = {
+        option: [
+            (s, r)
+            for s, r in zip(queries.get("ndcg10", []), values, strict=True)
+            if s is not None and r is not None
+        ]
+        for option, values in options.items()
+    }
+    paired = {o: p for o, p in paired.items() if p}
+    if not paired:
+        return {**out, "quality_reference": None, "ndcg10_gap": None, "ndcg10_gap_ci95": None}
+    best = max(sorted(paired), key=lambda o: float(np.mean([r for _, r in paired[o]])))
+    gap = stats.paired_relative_gap([s for s, _ in paired[best]], [r for _, r in paired[best]])
+    out["quality_reference"] = best
+    out["ndcg10_gap"], out["ndcg10_gap_ci95"] = gap if gap is not None else (None, None)
+    return out
 
 
 def measurement(
