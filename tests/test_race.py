@@ -63,3 +63,11 @@ def test_no_one_is_dropped_on_latency_over_fewer_than_five_queries():
 def test_a_drop_records_the_interval_that_excluded_it_and_the_reference():
     (drop,) = judge(BEST + config("vector1536", 0.99, [0.98, 1.0], 9.0, [3.0, 12.0]), TARGET, 2)
     assert (drop.cell, drop.interval, drop.reference, drop.round) == ("all/tiny", [3.0, 12.0], [1.8, 2.2], 2)
+
+
+def test_a_shortfall_wholly_beyond_the_quality_tolerance_is_dropped_for_quality():
+    worse = [
+        {**r, "ndcg10_gap": -0.3, "ndcg10_gap_ci95": [-0.35, -0.25]}
+        for r in config("vector1536", 0.99, [0.98, 1.0], 2.0, [1.8, 2.2])
+    ]
+    assert dropped(BEST + worse) == {"vector1536": "quality"}

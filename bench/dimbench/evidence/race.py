@@ -4,6 +4,8 @@ excludes them, never on a mean.
 After each round of screening queries a configuration is dropped when
   * some cell's recall interval lies wholly below the target (its **upper** bound is under it): the rule,
     which passes a configuration only on every cell's lower bound, can never pass it; or
+  * some cell's nDCG@10 shortfall against the best option lies wholly beyond the rule's quality
+    tolerance (its upper bound under −tolerance): the rule can never pass it either; or
   * its worst cell's p95 interval lies wholly above the p95 interval of the best configuration the rule
     could still choose (its **lower** bound is over that one's upper bound): it can no longer tie with
     it, and the rule chooses among those that tie with the best.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dimbench.evidence.rule import Config, config_of, p95
+from dimbench.evidence.rule import QUALITY_TOLERANCE, Config, config_of, p95
 from dimbench.vocabulary import CHOOSABLE
 
 MIN_P95_QUERIES = 5
@@ -31,7 +33,7 @@ class Drop:
     label: str
     design: str
     access: str
-    why: str  # "recall" | "latency"
+    why: str  # "recall" | "quality" | "latency"
     cell: str  # the (scope/bucket) cell whose interval excluded it
     interval: list[float]
     reference: list[float] | None  # latency: the best configuration's worst-cell p95 interval
@@ -54,6 +56,8 @@ class Standing:
     p95: float
     p95_interval: list[float]
     queries: int
+    quality_cell: str = ""
+    quality_interval: list[float] | None = None  # the lowest upper bound of a cell's nDCG@10 shortfall
 
 
 def standings(rows: list[dict[str, Any]]) -> list[Standing]:
@@ -69,6 +73,8 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
             continue
         weak = min(cells, key=lambda r: (r["recall_ci95"][1], r["scope"], r["bucket"]))
         slow = max(cells, key=lambda r: (p95(r), r["scope"], r["bucket"]))
+        gaps = [r for r in cells if r.get("ndcg10_gap_ci95") is not None]
+        short = min(gaps, key=lambda r: (r["ndcg10_gap_ci95"][1], r["scope"], r["bucket"])) if gaps else None
         out.append(
             Standing(
                 config,
@@ -78,13 +84,19 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
                 float(p95(slow)),  # type: ignore[arg-type]
                 list(slow["latency_p95_ci95"]),
                 min(r["n_queries"] for r in cells),
+                f"{short['scope']}/{short['bucket']}" if short else "",
+                list(short["ndcg10_gap_ci95"]) if short else None,
             )
         )
     return out
 
 
 def judge(
-    rows: list[dict[str, Any]], recall_target: float, round_number: int, arms: tuple[str, ...] = CHOOSABLE
+    rows: list[dict[str, Any]],
+    recall_target: float,
+    round_number: int,
+    arms: tuple[str, ...] = CHOOSABLE,
+    quality_tolerance: float = QUALITY_TOLERANCE,
 ) -> list[Drop]:
     """The configurations of `rows` that the intervals exclude after this round (see the module)."""
     found = standings(rows)
@@ -93,6 +105,8 @@ def judge(
     for s in found:
         if s.recall_interval[1] < recall_target:
             out.append(_drop(s, "recall", s.recall_cell, s.recall_interval, None, round_number))
+        elif s.quality_interval is not None and s.quality_interval[1] < -quality_tolerance:
+            out.append(_drop(s, "quality", s.quality_cell, s.quality_interval, None, round_number))
         else:
             alive.append(s)
     choosable = [s for s in alive if s.config.access in arms and s.queries >= MIN_P95_QUERIES]
