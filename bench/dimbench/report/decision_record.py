@@ -33,6 +33,7 @@ from dimbench.report.common import (
     table,
 )
 from dimbench.report.costs import consequences_section, sensitivity
+from dimbench.report.quality_text import quality_lines
 from dimbench.report.race_text import race_lines
 from dimbench.report.scale_record import holds_section, scale_render
 from dimbench.report.side_channel_text import side_channel_lines
@@ -304,6 +305,7 @@ def render(
         + stability_section(agreement)
         + table_section(decision)
         + decision_section(decision, agreement)
+        + quality_lines(results, decision)
         + holds_section(decision, scale_results)
         + designs_section(results, decision)
         + race_lines(results)

@@ -39,27 +39,25 @@ def race_lines(results: Results) -> list[str]:
     if not by_design:
         return out
     out += [
-        "| design | dropped for recall | dropped for latency | the closest call: configuration, cell, interval (reference), round, queries |",
-        "|---|---|---|---|",
+        "| design | dropped for recall | for quality | for latency | the closest call: configuration, cell, interval (reference), round, queries |",
+        "|---|---|---|---|---|",
     ]
     for design, drops in sorted(by_design.items()):
-        recall = [d for d in drops if d["why"] == "recall"]
-        latency = [d for d in drops if d["why"] == "latency"]
+        counts = {why: sum(d["why"] == why for d in drops) for why in ("recall", "quality", "latency")}
+        # the closest call: the interval that came nearest the line it had to cross
         closest = max(
             drops,
-            key=lambda d: (
-                d["interval"][1] if d["why"] == "recall" else -(d["interval"][0] - d["reference"][1])
-            ),
+            key=lambda d: -(d["interval"][0] - d["reference"][1]) if d["reference"] else d["interval"][1],
         )
         ref = (
             f" vs the best's {fmt(closest['reference'][0], 2)}–{fmt(closest['reference'][1], 2)} ms"
             if closest["reference"]
             else ""
         )
-        unit = "" if closest["why"] == "recall" else " ms"
+        unit = " ms" if closest["why"] == "latency" else ""
         out.append(
-            f"| {design} | {len(recall)} | {len(latency)} | {closest['label']}: {closest['cell']} "
-            f"{fmt(closest['interval'][0], 3)}–{fmt(closest['interval'][1], 3)}{unit}{ref}, round "
-            f"{closest['round']}, {closest['queries']} queries |"
+            f"| {design} | {counts['recall']} | {counts['quality']} | {counts['latency']} | {closest['label']}: "
+            f"{closest['cell']} {fmt(closest['interval'][0], 3)}–{fmt(closest['interval'][1], 3)}{unit}{ref}, "
+            f"round {closest['round']}, {closest['queries']} queries |"
         )
     return [*out, ""]
