@@ -96,6 +96,7 @@ class Sweep:
     bar: Any
     probe_workspaces: list[uuid.UUID]
     explain: bool = False  # auto_explain could be loaded: each cell's sampled calls are explained
+    raw: dict[str, list] = field(default_factory=dict)  # the build being measured: its per-query answers
 
     @property
     def run_id(self) -> str:
@@ -144,6 +145,7 @@ class Sweep:
         index.drop_study_indexes(self.conn, column_type=build.column_type)
         self.session.record_build(index.build(self.conn, build, progress=self.session.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
+        self.raw = raw  # this build's per-query answers, saved to raw/ when the build is done
         final = self.grid.queries_per_cell
         todo = [spec for spec, cell in self.cells(build, settings) if self.wanted(cell, final)]
         try:
@@ -153,7 +155,7 @@ class Sweep:
             )
             for spec in ordered:
                 if spec in todo:
-                    self.measure_design(build, settings, spec, raw)
+                    self.measure_design(build, settings, spec)
         finally:
             self.store.save()
             if raw["cell"]:
@@ -167,9 +169,7 @@ class Sweep:
             )
             self.session.save()
 
-    def measure_design(
-        self, build: Build, settings: list[QuerySetting], spec: DesignSpec, raw: dict[str, list]
-    ) -> None:
+    def measure_design(self, build: Build, settings: list[QuerySetting], spec: DesignSpec) -> None:
         """The design's cells, installed once for the build: round by round (racing between rounds), each
         query setting at its own measured value where the design measures one (routed's T)."""
         design = designs.get(spec.name)
@@ -187,7 +187,7 @@ class Sweep:
             for number, target in enumerate(self.grid.round_targets(), start=1):
                 for setting in mine:
                     measured = self.measured_value(build, setting, design, installed, detail)
-                    self.measure_setting(build, setting, settings, spec, raw, measured, target)
+                    self.measure_setting(build, setting, settings, spec, measured, target)
                 if number < self.grid.rounds:
                     self.judge(number)
         finally:
@@ -236,7 +236,6 @@ class Sweep:
         setting: QuerySetting,
         all_settings: list[QuerySetting],
         spec: DesignSpec,
-        raw: dict[str, list],
         measured: dict[str, Any],
         target: int,
     ) -> None:
@@ -266,9 +265,9 @@ class Sweep:
                 arm = Arm(access, build, self.grid.k, spec.name)
                 canary_check(self.conn, arm, next(iter(self.groups.values()))[0], self.probe_workspaces)
                 for cell in cells:
-                    self.measure_cell(cell, Asked(arm, first, applied, target), raw)
+                    self.measure_cell(cell, Asked(arm, first, applied, target))
 
-    def measure_cell(self, cell: Cell, asked: Asked, raw: dict[str, list]) -> None:
+    def measure_cell(self, cell: Cell, asked: Asked) -> None:
         """The cell's next batch of queries (up to asked.target), appended to what it was asked before."""
         arm = asked.arm
         key = cell.key(self.run_id, STAGE)
@@ -297,10 +296,10 @@ class Sweep:
         row["settings"] = asked.applied
         self.store.add(row)
         for q, a in zip(queries, result.answers, strict=True):
-            raw["cell"].append(key)
-            raw["qid"].append(q.qid)
-            raw["latency_ns"].append(a.latency_ns)
-            raw["ids"].append(",".join(str(i) for i in a.ids))
+            self.raw["cell"].append(key)
+            self.raw["qid"].append(q.qid)
+            self.raw["latency_ns"].append(a.latency_ns)
+            self.raw["ids"].append(",".join(str(i) for i in a.ids))
         self.bar.update(1)
 
     def throughput(
