@@ -17,7 +17,7 @@ from dimbench.corpus.generate import verify
 from dimbench.corpus.reader import Corpus
 from dimbench.database import db, seed_policy
 from dimbench.realdata.importer import import_file
-from dimbench.study.grid import Build
+from dimbench.study.configs import Arm, Build
 from dimbench.study.measure import run_cell
 from dimbench.vocabulary import ACCESS_ARMS, SCOPES_BY_ACCESS
 from tests.conftest import loaded_and_settled
@@ -71,7 +71,7 @@ def recall_by_cell(conn, build: Build, access: str, queries) -> dict[tuple[str, 
             groups[(q.scope, q.bucket)].append(q)
     out = {}
     for cell, qs in sorted(groups.items()):
-        result = run_cell(conn, build, access, qs, K, warmup=0)
+        result = run_cell(conn, Arm(access, build, K), qs, warmup=0)
         out[cell] = float(np.mean(result.recalls))
     return out
 
