@@ -141,13 +141,19 @@ class ChunkMaker:
             from dimbench.errors import DimbenchError
 
             raise DimbenchError("the database has no chunks with both embeddings to make new ones from")
-        self.e1536 = np.stack([np.asarray(r[0], dtype=np.float32) for r in rows])
-        self.e768 = np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+        self.e1536 = np.stack([as_array(r[0]) for r in rows])
+        self.e768 = np.stack([as_array(r[1]) for r in rows])
         self.models = (rows[0][2], rows[0][3])
 
     def make(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         pick = rng.integers(0, len(self.e1536), n)
         return _perturb(self.e1536[pick], rng), _perturb(self.e768[pick], rng)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A vector as pgvector-python hands it back (an ndarray, or a Vector in some formats)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
 
 
 def _perturb(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -243,7 +249,8 @@ class Writers:
     doc_sizes: DocSizes
     rate: float | None = None
     churn: float = 0.0  # share of documents that replace an existing one
-    replaceable: list[list[uuid.UUID]] = field(default_factory=list)  # per writer
+    # per writer, (workspace, document) pairs it may re-process (of its own authors' workspaces)
+    replaceable: list[list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=list)
     seed: int = 0
 
 
@@ -327,7 +334,9 @@ def run_writers(plan: Writers, stop: threading.Event | None = None) -> WriteResu
                     author = plan.authors[i][int(rng.integers(len(plan.authors[i])))]
                     replace = None
                     if replaceable and rng.random() < plan.churn:
-                        replace = replaceable.pop(int(rng.integers(len(replaceable))))
+                        workspace, replace = replaceable.pop(int(rng.integers(len(replaceable))))
+                        # re-processed by a member of its own workspace
+                        author = next(a for a in plan.authors[i] if a.workspace == workspace)
                     size = draw_size(plan.doc_sizes, rng)
                     w = WritePlan(plan.request_chunks, rng, replace, deadline, pace)
                     done, new = ingest_document(conn, author, size, maker, w)

@@ -167,8 +167,9 @@ class Result:
         counts = {"ok": 0, "skipped": 0, "failed": 0, "serialization": 0, "deadlock": 0}
         for t in self.transactions:
             counts[t.outcome] = counts.get(t.outcome, 0) + 1
+        # an aborted client is one failed request: by its statement timeout, or by another error
         counts["statement_timeout"] = sum("statement timeout" in a["error"] for a in self.aborted)
-        counts["aborted"] = len(self.aborted)
+        counts["aborted"] = len(self.aborted) - counts["statement_timeout"]
         counts["unsent"] = self.unsent()
         return counts
 
