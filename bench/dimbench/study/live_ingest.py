@@ -193,7 +193,10 @@ def ingest_document(
     conn: psycopg.Connection, author: Author, size: int, maker: ChunkMaker, plan: WritePlan
 ) -> tuple[list[Logged], list[NewChunks]]:
     """A new document of `size` chunks (its row, then its chunks, request_chunks per request), or a
-    re-processed one when `plan.replace` gives a document id (its chunks deleted first)."""
+    re-processed one when `plan.replace` gives a document id (its chunks deleted first). With
+    `plan.whole_document` all of it is one transaction (document_transaction)."""
+    if plan.whole_document:
+        return document_transaction(conn, author, size, maker, plan)
     logs: list[Logged] = []
     made_all: list[NewChunks] = []
     document = plan.replace or uuid.uuid4()
@@ -234,6 +237,60 @@ class WritePlan:
     replace: uuid.UUID | None = None  # re-process this document instead of creating one
     deadline: float | None = None  # perf_counter seconds: stop between requests after it
     pace: Callable[[int], None] | None = None  # called after each chunk request with its chunk count
+    whole_document: bool = False  # one transaction for the whole document (an ingest worker's way)
+
+
+def document_transaction(
+    conn: psycopg.Connection, author: Author, size: int, maker: ChunkMaker, plan: WritePlan
+) -> tuple[list[Logged], list[NewChunks]]:
+    """The document as an ingest worker writes it: one transaction (the preamble once, as the member),
+    its row or the delete of its old chunks, then its chunks request_chunks per statement, paced as the
+    embeddings arrive — nothing of it visible until all of it is. A statement that fails rolls the whole
+    document back: that statement is counted by its kind, the ones before it as `rolled_back`."""
+    logs: list[Logged] = []
+    made_all: list[NewChunks] = []
+    document = plan.replace or uuid.uuid4()
+    timeout = arms.role_timeouts(conn).get("authenticated")
+    started = time.perf_counter()
+    try:
+        with conn.transaction():
+            conn.execute(arms.PREAMBLE, ("authenticated", claims_for("authenticated", author.user), timeout))
+            if plan.replace is None:
+                _timed(
+                    conn, logs, "document", (INSERT_DOCUMENT, (document, author.workspace, "live document"))
+                )
+            else:
+                _timed(conn, logs, "delete", (DELETE_CHUNKS, (author.workspace, document)))
+            for first in range(0, size, plan.request_chunks):
+                if plan.deadline is not None and time.perf_counter() >= plan.deadline:
+                    break
+                n = min(plan.request_chunks, size - first)
+                e1536, e768 = maker.make(n, plan.rng)
+                made = NewChunks([uuid.uuid4() for _ in range(n)], e1536, e768, author.workspace, document)
+                _timed(conn, logs, "chunks", chunk_statement(author, document, first, made, maker.models), n)
+                made_all.append(made)
+                if plan.pace is not None:
+                    plan.pace(n)
+            commit_from = time.perf_counter()
+        logs[-1].seconds += time.perf_counter() - commit_from  # the commit belongs to the last statement
+    except psycopg.Error as exc:
+        cancelled = isinstance(exc, psycopg.errors.QueryCanceled) and classify(exc) != "statement_timeout"
+        if conn.broken or cancelled:
+            raise
+        for log in logs:
+            log.outcome = "rolled_back"
+        logs.append(Logged("failed", 0, started, time.perf_counter() - started, classify(exc), _line(exc)))
+        return logs, []
+    return logs, made_all
+
+
+def _timed(
+    conn: psycopg.Connection, logs: list[Logged], kind: str, statement: tuple, chunks: int = 0
+) -> None:
+    start = time.perf_counter()
+    logs.append(Logged(kind, chunks, start, 0.0))
+    conn.execute(statement[0], statement[1], binary=True)
+    logs[-1].seconds = time.perf_counter() - start
 
 
 @dataclass
@@ -252,6 +309,7 @@ class Writers:
     # per writer, (workspace, document) pairs it may re-process (of its own authors' workspaces)
     replaceable: list[list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=list)
     seed: int = 0
+    whole_document: bool = True  # a document is one transaction (live_spec.LiveSpec.transaction)
 
 
 @dataclass
@@ -269,6 +327,7 @@ class WriteResult:
     def outcomes(self) -> dict[str, int]:
         out = {
             "ok": 0,
+            "rolled_back": 0,
             "statement_timeout": 0,
             "lock_timeout": 0,
             "deadlock": 0,
@@ -338,7 +397,7 @@ def run_writers(plan: Writers, stop: threading.Event | None = None) -> WriteResu
                         # re-processed by a member of its own workspace
                         author = next(a for a in plan.authors[i] if a.workspace == workspace)
                     size = draw_size(plan.doc_sizes, rng)
-                    w = WritePlan(plan.request_chunks, rng, replace, deadline, pace)
+                    w = WritePlan(plan.request_chunks, rng, replace, deadline, pace, plan.whole_document)
                     done, new = ingest_document(conn, author, size, maker, w)
                     logs[i].extend(done)
                     made[i].extend(new)

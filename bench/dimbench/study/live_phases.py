@@ -198,7 +198,11 @@ class FreshnessProbe:
                     ws, users = members[int(rng.integers(len(members)))]
                     author = Author(ws, users[0])
                     logs, made = ingest_document(
-                        conn, author, FRESH_CHUNKS, maker, WritePlan(FRESH_CHUNKS, rng)
+                        conn,
+                        author,
+                        FRESH_CHUNKS,
+                        maker,
+                        WritePlan(FRESH_CHUNKS, rng, whole_document=self.ctx.spec.whole_document),
                     )
                     self.logs += logs
                     if made:
@@ -254,6 +258,7 @@ def search_phase(ctx: Context, conn: psycopg.Connection, busy: bool) -> dict[str
                 churn=spec.churn,
                 replaceable=replaceable(conn, plan),
                 seed=ctx.seed,
+                whole_document=spec.whole_document,
             )
             writer_thread = threading.Thread(target=lambda: writes.update(result=_safe(run_writers, writers)))
             writer_thread.start()
@@ -338,6 +343,7 @@ def ingest_max(ctx: Context, entry: dict[str, Any]) -> None:
                 ctx.spec.request_chunks,
                 ctx.spec.doc_sizes,
                 seed=ctx.seed + n,
+                whole_document=ctx.spec.whole_document,
             )
             with LockWatch(ctx.dsn) as locks:
                 result = run_writers(plan)
@@ -367,7 +373,7 @@ def runbook(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -> No
                 Author(ws, users[0]),
                 draw_size(ctx.spec.doc_sizes, rng),
                 maker,
-                WritePlan(ctx.spec.request_chunks, rng),
+                WritePlan(ctx.spec.request_chunks, rng, whole_document=ctx.spec.whole_document),
             )
             logs += done
             for m in made:
@@ -380,7 +386,11 @@ def runbook(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -> No
             doc = docs[int(rng.integers(len(docs)))]
             size = rows.delete_document(ws, doc)
             done, made = ingest_document(
-                conn, Author(ws, users[0]), max(1, size), maker, WritePlan(ctx.spec.request_chunks, rng, doc)
+                conn,
+                Author(ws, users[0]),
+                max(1, size),
+                maker,
+                WritePlan(ctx.spec.request_chunks, rng, doc, whole_document=ctx.spec.whole_document),
             )
             logs += done
             for m in made:
@@ -512,7 +522,11 @@ def replacement(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -
             break
         size = rows.delete_document(tenant, doc)
         done, made = ingest_document(
-            conn, author, max(1, size), maker, WritePlan(ctx.spec.request_chunks, rng, doc)
+            conn,
+            author,
+            max(1, size),
+            maker,
+            WritePlan(ctx.spec.request_chunks, rng, doc, whole_document=ctx.spec.whole_document),
         )
         logs += done
         for m in made:

@@ -15,6 +15,7 @@ from dimbench.errors import DimbenchError
 from dimbench.tomlcheck import in_range, no_unknown, typed, unique_list
 
 PER_CHUNKS = 100_000  # the rates' unit of corpus
+TRANSACTIONS = ("document", "request")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,11 @@ class LiveSpec:
     ingest_rate: float = 200.0  # chunks/s per 100k chunks of corpus: the platform's ingest
     churn: float = 0.1  # share of the ingested documents that replace an existing one
     writers: tuple[int, ...] = (1, 2, 4)
-    request_chunks: int = 100  # chunks per PostgREST request (one transaction each)
+    request_chunks: int = 100  # chunks per insert statement
+    # "document": a document's statements are one transaction (an ingest worker: nothing visible until
+    # all of it is; the transaction stays open while its embeddings arrive); "request": each statement is
+    # its own PostgREST request
+    transaction: str = "document"
     doc_sizes: DocSizes = field(default_factory=DocSizes)
     freshness_probes: int = 20
     replace_share: float = 0.3  # share of one tenant's chunks replaced before the VACUUM phases
@@ -63,6 +68,10 @@ class LiveSpec:
 
     def ingest_chunks_per_s(self, corpus_chunks: int) -> float:
         return self.ingest_rate * corpus_chunks / PER_CHUNKS
+
+    @property
+    def whole_document(self) -> bool:
+        return self.transaction == "document"
 
     def describe(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("doc_sizes", "runbook")}
@@ -101,8 +110,12 @@ def parse_live(raw: Any, where: str, corpus_chunks: int | None = None) -> LiveSp
         value = typed(raw, key, kind, getattr(defaults, key), where)
         in_range(value, low, high, where, key, low_open=low_open)
         values[key] = value
-    for key in ("column_type", "index", "access"):
+    for key in ("column_type", "index", "access", "transaction"):
         values[key] = typed(raw, key, str, getattr(defaults, key), where)
+    if values["transaction"] not in TRANSACTIONS:
+        raise DimbenchError(
+            f"{where}: transaction must be one of {', '.join(TRANSACTIONS)}, got {values['transaction']!r}"
+        )
     values["designs"] = tuple(unique_list(raw, "designs", str, [], where)) if "designs" in raw else ()
     writers = unique_list(raw, "writers", int, list(defaults.writers), where)
     for n in writers:
