@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,14 @@ def timed_request(
     return Logged(kind, chunks, start, time.perf_counter() - start)
 
 
+def tally(logs: Sequence[Logged]) -> dict[str, int]:
+    """How many requests ended each way."""
+    out: dict[str, int] = {}
+    for log in logs:
+        out[log.outcome] = out.get(log.outcome, 0) + 1
+    return out
+
+
 def _line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -210,12 +218,8 @@ def ingest_document(
             return logs, made_all
     else:
         logs.append(timed_request(conn, author, "delete", [(DELETE_CHUNKS, (author.workspace, document))]))
-    for first in range(0, size, plan.request_chunks):
-        if plan.deadline is not None and time.perf_counter() >= plan.deadline:
-            break
-        n = min(plan.request_chunks, size - first)
-        e1536, e768 = maker.make(n, plan.rng)
-        made = NewChunks([uuid.uuid4() for _ in range(n)], e1536, e768, author.workspace, document)
+    for first, made in batches(author, document, size, maker, plan):
+        n = len(made.ids)
         logs.append(
             timed_request(
                 conn, author, "chunks", [chunk_statement(author, document, first, made, maker.models)], n
@@ -226,6 +230,19 @@ def ingest_document(
         if plan.pace is not None:
             plan.pace(n)
     return logs, made_all
+
+
+def batches(
+    author: Author, document: uuid.UUID, size: int, maker: ChunkMaker, plan: WritePlan
+) -> Iterator[tuple[int, NewChunks]]:
+    """A document's new chunks, request_chunks at a time (first chunk_index, the chunks), until the
+    plan's deadline."""
+    for first in range(0, size, plan.request_chunks):
+        if plan.deadline is not None and time.perf_counter() >= plan.deadline:
+            return
+        n = min(plan.request_chunks, size - first)
+        e1536, e768 = maker.make(n, plan.rng)
+        yield first, NewChunks([uuid.uuid4() for _ in range(n)], e1536, e768, author.workspace, document)
 
 
 @dataclass
@@ -261,16 +278,12 @@ def document_transaction(
                 )
             else:
                 _timed(conn, logs, "delete", (DELETE_CHUNKS, (author.workspace, document)))
-            for first in range(0, size, plan.request_chunks):
-                if plan.deadline is not None and time.perf_counter() >= plan.deadline:
-                    break
-                n = min(plan.request_chunks, size - first)
-                e1536, e768 = maker.make(n, plan.rng)
-                made = NewChunks([uuid.uuid4() for _ in range(n)], e1536, e768, author.workspace, document)
-                _timed(conn, logs, "chunks", chunk_statement(author, document, first, made, maker.models), n)
+            for first, made in batches(author, document, size, maker, plan):
+                statement = chunk_statement(author, document, first, made, maker.models)
+                _timed(conn, logs, "chunks", statement, len(made.ids))
                 made_all.append(made)
                 if plan.pace is not None:
-                    plan.pace(n)
+                    plan.pace(len(made.ids))
             commit_from = time.perf_counter()
         logs[-1].seconds += time.perf_counter() - commit_from  # the commit belongs to the last statement
     except psycopg.Error as exc:
@@ -325,7 +338,7 @@ class WriteResult:
         return sum(log.chunks for log in self.logs if log.kind == "chunks" and log.outcome == "ok")
 
     def outcomes(self) -> dict[str, int]:
-        out = {
+        counts = {
             "ok": 0,
             "rolled_back": 0,
             "statement_timeout": 0,
@@ -334,9 +347,7 @@ class WriteResult:
             "serialization": 0,
             "error": 0,
         }
-        for log in self.logs:
-            out[log.outcome] = out.get(log.outcome, 0) + 1
-        return out
+        return {**counts, **tally(self.logs)}
 
     def describe(self) -> dict[str, Any]:
         chunk_ms = [log.seconds * 1000 for log in self.logs if log.kind == "chunks" and log.outcome == "ok"]

@@ -35,6 +35,7 @@ from dimbench.study.live_ingest import (
     draw_size,
     ingest_document,
     run_writers,
+    tally,
 )
 from dimbench.study.live_spec import LiveSpec
 from dimbench.study.live_truth import LiveRows, recall, snapshot_answer
@@ -221,9 +222,7 @@ class FreshnessProbe:
 
     def describe(self) -> dict[str, Any]:
         interval = stats.recall_interval([1.0] * self.found + [0.0] * (self.asked - self.found))
-        writes: dict[str, int] = {}
-        for log in self.logs:
-            writes[log.outcome] = writes.get(log.outcome, 0) + 1
+        writes = tally(self.logs)
         return {
             "probes": self.asked,
             "found": self.found,
@@ -351,6 +350,20 @@ def ingest_max(ctx: Context, entry: dict[str, Any]) -> None:
             ctx.save()
 
 
+def replace_document(
+    ctx: Context, conn: psycopg.Connection, rows: LiveRows, author: Author, what: tuple
+) -> tuple[list, int]:
+    """Re-process one document (`what`: its id, the chunk maker, the rng) with as many chunks as it had:
+    its old chunks deleted, new ones inserted, `rows` kept in step. Returns the logs and its size."""
+    doc, maker, rng = what
+    size = rows.delete_document(author.workspace, doc)
+    plan = WritePlan(ctx.spec.request_chunks, rng, doc, whole_document=ctx.spec.whole_document)
+    done, made = ingest_document(conn, author, max(1, size), maker, plan)
+    for m in made:
+        rows.add(m)
+    return done, size
+
+
 # --- the runbook -----------------------------------------------------------------------------------
 
 
@@ -384,17 +397,7 @@ def runbook(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -> No
             if not docs:
                 continue
             doc = docs[int(rng.integers(len(docs)))]
-            size = rows.delete_document(ws, doc)
-            done, made = ingest_document(
-                conn,
-                Author(ws, users[0]),
-                max(1, size),
-                maker,
-                WritePlan(ctx.spec.request_chunks, rng, doc, whole_document=ctx.spec.whole_document),
-            )
-            logs += done
-            for m in made:
-                rows.add(m)
+            logs += replace_document(ctx, conn, rows, Author(ws, users[0]), (doc, maker, rng))[0]
         recalls, latencies, failed = [], [], 0
         for i in range(book.queries):
             q = ctx.queries[(step * book.queries + i) % len(ctx.queries)]
@@ -404,9 +407,7 @@ def runbook(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -> No
             recalls.append(recall(answer, rows.truth(vector, allowed, ctx.arm.k), ctx.arm.build, ctx.arm.k))
             latencies.append(answer.latency_ns / 1e6)
             failed += answer.failed
-        writes: dict[str, int] = {}
-        for log in logs:
-            writes[log.outcome] = writes.get(log.outcome, 0) + 1
+        writes = tally(logs)
         every += recalls
         steps.append(
             {
@@ -520,21 +521,10 @@ def replacement(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -
     for doc in rows.documents(tenant):
         if replaced >= target:
             break
-        size = rows.delete_document(tenant, doc)
-        done, made = ingest_document(
-            conn,
-            author,
-            max(1, size),
-            maker,
-            WritePlan(ctx.spec.request_chunks, rng, doc, whole_document=ctx.spec.whole_document),
-        )
+        done, size = replace_document(ctx, conn, rows, author, (doc, maker, rng))
         logs += done
-        for m in made:
-            rows.add(m)
         replaced += size
-    writes: dict[str, int] = {}
-    for log in logs:
-        writes[log.outcome] = writes.get(log.outcome, 0) + 1
+    writes = tally(logs)
     phases.append(
         measure(
             "after replacement",
