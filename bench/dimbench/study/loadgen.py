@@ -324,18 +324,29 @@ class Check:
 
 
 def check(
-    dsn: str, arm: Arm, queries: Sequence[StudyQuery], clients: Sequence[int] = (4, 8), seconds: float = 5.0
+    dsn: str,
+    arm: Arm,
+    queries: Sequence[StudyQuery],
+    clients: Sequence[int] = (4, 8),
+    seconds: float = 5.0,
+    rounds: int = 2,
 ) -> list[Check]:
     """The `dimbench overhead` check for the load generator: at each client count, loadgen.qps (logging,
     one script per request, our arithmetic) vs pgbench running the same scripts unlogged and reporting
-    its own tps. Interleaved, so a drifting machine does not favour one."""
+    its own tps. `rounds` pairs each, the order alternating (ours first, then theirs first), so a drifting
+    machine favours neither; the means are compared."""
     with db.connect(dsn) as conn:
         requests = requests_for(conn, arm, queries)
     out = []
     for n in clients:
-        ours = run(dsn, requests, Load(n, seconds)).qps()
-        theirs = run(dsn, requests, Load(n, seconds, log=False)).tps_reported
-        if ours is None or theirs is None:
-            raise DimbenchError(f"pgbench completed too few requests at {n} clients to compare")
-        out.append(Check(n, ours, theirs))
+        ours: list[float] = []
+        theirs: list[float] = []
+        for r in range(rounds):
+            for logged in (True, False) if r % 2 == 0 else (False, True):
+                result = run(dsn, requests, Load(n, seconds, log=logged))
+                value = result.qps() if logged else result.tps_reported
+                if value is None:
+                    raise DimbenchError(f"pgbench completed too few requests at {n} clients to compare")
+                (ours if logged else theirs).append(value)
+        out.append(Check(n, sum(ours) / len(ours), sum(theirs) / len(theirs)))
     return out
