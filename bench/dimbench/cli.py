@@ -191,6 +191,28 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_ERROR
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from dimbench.evidence.live import judge_all
+    from dimbench.files import read_json
+    from dimbench.study import live
+
+    options = live.LiveOptions(
+        profile=args.profile,
+        designs=[d for d in args.designs.split(",") if d] if args.designs else None,
+        dsn=args.dsn,
+        pgdata=args.pgdata,
+        out=args.out,
+        progress=not args.no_progress,
+    )
+    if args.check_loadgen:
+        return live.check_loadgen(options)
+    out = live.run_live(options)
+    for verdict in judge_all(read_json(out / "live.json")):
+        print(f"live: {verdict.summary()}")
+    print(f"live measurements: {out / 'live.json'}")
+    return 0
+
+
 def cmd_corpus_generate(args: argparse.Namespace) -> int:
     from dimbench.corpus.cache import ensure_corpus
 
@@ -279,6 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_target_args(over)
     over.set_defaults(handler=cmd_overhead)
+
+    live = sub.add_parser(
+        "live", help="each design under the platform's writes (the grid's [live]), on a copy"
+    )
+    live.add_argument("--profile", default="small", help=PROFILE_HELP)
+    live.add_argument("--designs", help="comma-separated designs (default: the grid's on the live build)")
+    live.add_argument("--out", help="directory for live.json (default: runs/<profile>/live-<time>)")
+    live.add_argument(
+        "--check-loadgen",
+        action="store_true",
+        help="only compare the load generator with pgbench's own tps at 4 and 8 clients (limit 0.9)",
+    )
+    live.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_target_args(live)
+    live.set_defaults(handler=cmd_live)
 
     corpus = sub.add_parser("corpus", help="generate or load a corpus")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=OneLineParser)

@@ -201,6 +201,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "corpora",
         "side_channel",
         "screening",
+        "live",  # dimbench live's section, read by live_section()
     }
     no_unknown(raw, known, where)
 
@@ -465,3 +466,13 @@ def _spec_name(name: Any, where: str) -> str:
             f"got {name!r}"
         )
     return name
+
+
+def live_section(grid: Grid) -> Any:
+    """The grid's [live] section (`dimbench live`), checked against its corpus's size: a LiveSpec."""
+    from dimbench.corpus.spec import load_spec
+    from dimbench.paths import datasets_dir
+    from dimbench.study.live_spec import parse_live
+
+    size = load_spec(datasets_dir() / f"{grid.corpus}.toml").chunks
+    return parse_live(grid.raw.get("live"), str(grid.source or "grid"), size)
