@@ -71,3 +71,28 @@ def test_a_shortfall_wholly_beyond_the_quality_tolerance_is_dropped_for_quality(
         for r in config("vector1536", 0.99, [0.98, 1.0], 2.0, [1.8, 2.2])
     ]
     assert dropped(BEST + worse) == {"vector1536": "quality"}
+
+
+def with_gap(rows: list[dict], gap_ci: list[float]) -> list[dict]:
+    return [{**r, "ndcg10_gap": sum(gap_ci) / 2, "ndcg10_gap_ci95": gap_ci} for r in rows]
+
+
+def test_a_reference_the_quality_rule_may_still_reject_drops_no_other_embedding_for_latency():
+    """A fast 768 configuration whose nDCG shortfall straddles the tolerance may be rejected by
+    confirmation: the slower 1536 configurations must still be there to choose from."""
+    fast_768 = with_gap(BEST, [-0.027, -0.005])
+    slow_1536 = with_gap(config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0]), [-0.001, 0.0])
+    assert dropped(fast_768 + slow_1536) == {}
+
+
+def test_a_reference_on_the_same_embedding_drops_for_latency_whatever_its_quality():
+    fast_768 = with_gap(BEST, [-0.027, -0.005])
+    slow_768 = with_gap(config("vector768", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0]), [-0.027, -0.005])
+    slow_768 = [{**r, "query_params": {"ef_search": 400}} for r in slow_768]
+    assert list(dropped(fast_768 + slow_768).values()) == ["latency"]
+
+
+def test_a_reference_within_the_quality_tolerance_drops_another_embedding_for_latency():
+    fast_768 = with_gap(BEST, [-0.015, -0.005])
+    slow_1536 = with_gap(config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0]), [-0.001, 0.0])
+    assert dropped(fast_768 + slow_1536) == {"vector1536": "latency"}

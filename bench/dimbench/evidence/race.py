@@ -10,7 +10,11 @@ After each round of screening queries a configuration is dropped when
     could still choose (its **lower** bound is over that one's upper bound): it can no longer tie with
     it, and the rule chooses among those that tie with the best.
 The best is the best *so far*: a reference measured later can only be faster, so dropping against an
-earlier one is never less cautious than dropping against the final one. A p95 interval over fewer than
+earlier one is never less cautious than dropping against the final one. A reference must not be one the
+rule may still reject for quality while the dropped configuration escapes: it either passes the quality
+tolerance already (its shortfall's lower bound within it in every cell) or searches the same stored
+embedding. Otherwise a fast 768 configuration that confirmation later rejects for quality would have
+raced every 1536 configuration out, and nothing would be left to choose. A p95 interval over fewer than
 MIN_P95_QUERIES queries is little more than the slowest answer, so no one is dropped on latency before
 both sides have that many.
 """
@@ -21,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dimbench.evidence.rule import QUALITY_TOLERANCE, Config, config_of, p95
-from dimbench.vocabulary import CHOOSABLE
+from dimbench.vocabulary import CHOOSABLE, COLUMN_SOURCE
 
 MIN_P95_QUERIES = 5
 
@@ -58,6 +62,12 @@ class Standing:
     queries: int
     quality_cell: str = ""
     quality_interval: list[float] | None = None  # the lowest upper bound of a cell's nDCG@10 shortfall
+    quality_floor: float | None = None  # the lowest lower bound of a cell's nDCG@10 shortfall
+
+    @property
+    def embedding(self) -> str:
+        """The stored embedding it searches (halfvec1536 is embedding_1536 cast)."""
+        return COLUMN_SOURCE[self.config.column_type][0]
 
 
 def standings(rows: list[dict[str, Any]]) -> list[Standing]:
@@ -86,6 +96,7 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
                 min(r["n_queries"] for r in cells),
                 f"{short['scope']}/{short['bucket']}" if short else "",
                 list(short["ndcg10_gap_ci95"]) if short else None,
+                min(r["ndcg10_gap_ci95"][0] for r in gaps) if gaps else None,
             )
         )
     return out
@@ -110,13 +121,22 @@ def judge(
         else:
             alive.append(s)
     choosable = [s for s in alive if s.config.access in arms and s.queries >= MIN_P95_QUERIES]
-    if not choosable:
-        return out
-    best = min(choosable, key=lambda s: (s.p95, s.config.label))
     for s in alive:
-        if s.queries >= MIN_P95_QUERIES and s.p95_interval[0] > best.p95_interval[1]:
+        best = _reference(s, choosable, quality_tolerance)
+        if best and s.queries >= MIN_P95_QUERIES and s.p95_interval[0] > best.p95_interval[1]:
             out.append(_drop(s, "latency", s.p95_cell, s.p95_interval, best, round_number))
     return out
+
+
+def _reference(s: Standing, choosable: list[Standing], quality_tolerance: float) -> Standing | None:
+    """The fastest configuration `s` may be dropped against (see the module): one the quality rule
+    already passes, or one on the same stored embedding (its quality stands or falls with s's)."""
+    safe = [
+        c
+        for c in choosable
+        if c.embedding == s.embedding or c.quality_floor is None or c.quality_floor >= -quality_tolerance
+    ]
+    return min(safe, key=lambda c: (c.p95, c.config.label)) if safe else None
 
 
 def _drop(
