@@ -14,8 +14,14 @@ from dimbench.study.grid import load_grid
 from dimbench.study.migration import parse_migration
 
 BUILDS = [
-    {"build_key": f"{ct}/hnsw(m=16)", "column_type": ct, "index": "hnsw", "rows": 1000,
-     "index_bytes": 1000 * b, "seconds": s}
+    {
+        "build_key": f"{ct}/hnsw(m=16)",
+        "column_type": ct,
+        "index": "hnsw",
+        "rows": 1000,
+        "index_bytes": 1000 * b,
+        "seconds": s,
+    }
     for ct, b, s in (("vector768", 400, 1.5), ("vector1536", 800, 3.0), ("halfvec1536", 400, 2.5))
 ]
 PRICES = {

@@ -12,8 +12,15 @@ from dimbench.report.options_text import options_section, quality_line
 from tests.test_report_rule import row
 
 BUILDS = [
-    {"build_key": f"{ct}/hnsw", "column_type": ct, "index": "hnsw", "rows": 1000, "index_bytes": 1000 * b,
-     "table_bytes": 0, "seconds": s}
+    {
+        "build_key": f"{ct}/hnsw",
+        "column_type": ct,
+        "index": "hnsw",
+        "rows": 1000,
+        "index_bytes": 1000 * b,
+        "table_bytes": 0,
+        "seconds": s,
+    }
     for ct, b, s in (("vector768", 400, 1.5), ("vector1536", 800, 3.0), ("halfvec1536", 400, 2.5))
 ]
 
@@ -23,8 +30,13 @@ def quality_row(column_type, bucket, exact, ndcg, *, scope="all", gap=(0.0, [-0.
     r = row(column_type, "rls", bucket, 0.99, p95, scope=scope)
     r["per_query"] = {"qid": [0, 1, 2, 3], "ndcg10": [ndcg] * 4}
     r["per_query"].update({f"exact_ndcg10_{o}": v for o, v in exact.items()})
-    r.update(ndcg10=ndcg, ndcg10_ci95=[ndcg - 0.01, ndcg + 0.01], ndcg10_gap=gap[0], ndcg10_gap_ci95=gap[1],
-             quality_reference="1536")
+    r.update(
+        ndcg10=ndcg,
+        ndcg10_ci95=[ndcg - 0.01, ndcg + 0.01],
+        ndcg10_gap=gap[0],
+        ndcg10_gap_ci95=gap[1],
+        quality_reference="1536",
+    )
     return r
 
 

@@ -119,7 +119,8 @@ def sensitivity_section(results: Results) -> list[str]:
     for name, entries in data["series"].items():
         for e in entries:
             gaps = "; ".join(
-                f"{NAMES.get(o, o)} {_gap(e, o)}" for o in sorted(e.get("worst_cell") or {}, key=list(NAMES).index)
+                f"{NAMES.get(o, o)} {_gap(e, o)}"
+                for o in sorted(e.get("worst_cell") or {}, key=list(NAMES).index)
             )
             mark = " (calibrated)" if e.get("calibrated") else ""
             kept = ", ".join(NAMES.get(o, o) for o in e["kept"]) or "none"
