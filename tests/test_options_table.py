@@ -93,3 +93,24 @@ def test_no_first_screen_line_when_the_rows_carry_no_quality():
     r = results([row("vector768", "rls", b, 0.99, 1.0) for b in ("small", "large")])
     assert quality_line(r, decide(r)) is None
     assert options_section(r, decide(r)) == []
+
+
+def test_a_tiny_runs_published_record_leads_with_the_options_and_carries_sensitivity_and_migration(
+    tiny_results, tmp_path
+):
+    import shutil
+
+    from dimbench.cli import main
+
+    _, run_dir = tiny_results
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["sensitivity", str(copy), "--no-progress"]) == 0
+    assert main(["publish", str(copy), "--to", str(tmp_path / "published")]) == 0
+    text = (tmp_path / "published" / "DECISION.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings.index("## The options compared") < headings.index("## The table")
+    assert "**Quality** (" in text.split("## The options compared")[0]
+    assert "| 3-small @ 768 | `vector768` |" in text
+    assert "(calibrated)" in text and "measured at the calibrated values only" in text
+    assert "## Migration, per option" in text
