@@ -138,3 +138,9 @@ def test_an_imported_corpus_is_refused_in_one_line(tiny, tmp_path, capsys):
 def test_a_directory_without_run_json_is_one_line(tmp_path, capsys):
     assert main(["sensitivity", str(tmp_path), "--no-progress"]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_ada_noise_changes_the_identity_of_a_corpus_with_ada_only(tiny):
+    without = replace(tiny, ada=False)
+    assert replace(without, ada_noise=0.9).digest == without.digest  # cached corpora stay valid
+    assert replace(tiny, ada_noise=0.9).digest != tiny.digest
