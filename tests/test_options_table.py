@@ -71,6 +71,20 @@ def test_ada_is_never_given_3_smalls_index_numbers():
     assert "not measured" in ada and "0.750" in ada  # its exact quality is measured, its index is not
 
 
+def test_with_nothing_qualifying_the_table_shows_the_configuration_closest_to_the_target():
+    fast_and_wrong = [quality_row("vector768", b, EXACT, 0.78, p95=1.0) for b in ("small", "large")]
+    for r in fast_and_wrong:
+        r.update(recall_mean=0.5, recall_ci95=[0.4, 0.6])
+    near = [quality_row("vector768", b, EXACT, 0.78, p95=4.5) for b in ("small", "large")]
+    for r in near:
+        r.update(recall_mean=0.94, recall_ci95=[0.93, 0.95], query_params={"ef_search": 100})
+    r = results(fast_and_wrong + near)
+    line = next(
+        t for t in options_section(r, decide(r, recall_target=0.99)) if t.startswith("| 3-small @ 768")
+    )
+    assert "ef_search=100" in line and "4.50" in line
+
+
 def test_an_option_the_corpus_lacks_is_not_measured_rather_than_zero():
     exact = {"1536": [0.8] * 4, "768": [0.7] * 4}
     r = results([quality_row("vector768", b, exact, 0.7) for b in ("small", "large")])

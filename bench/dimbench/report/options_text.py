@@ -52,13 +52,20 @@ def worst_by_bucket(exact: dict[str, dict[str, list[float]]], option: str) -> di
 
 
 def best_configuration(decision: Decision, column_type: str) -> Candidate | None:
-    """The rule's best measured configuration on a column type under the choosable arms."""
+    """The rule's best measured configuration on a column type under the choosable arms: the first
+    qualifying one in the rule's order, else the one closest to the recall target (not the fastest
+    failure)."""
     pool = [
         c
         for c in decision.measured()
         if c.config.column_type == column_type and c.config.access in decision.arms
     ]
-    return pool[0] if pool else None  # measured() keeps the rule's order: qualifying first, by p95
+    qualifying = [c for c in pool if c.qualifies]
+    if qualifying:
+        return qualifying[0]  # measured() keeps the rule's order: qualifying first, by p95
+    inf = float("inf")
+    near = [c for c in pool if c.min_recall_lower is not None]
+    return min(near, key=lambda c: (-c.min_recall_lower, c.worst_p95_ms or inf, c.config.label), default=None)
 
 
 def options_section(results: Results, decision: Decision) -> list[str]:
