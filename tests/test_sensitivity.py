@@ -144,3 +144,12 @@ def test_ada_noise_changes_the_identity_of_a_corpus_with_ada_only(tiny):
     without = replace(tiny, ada=False)
     assert replace(without, ada_noise=0.9).digest == without.digest  # cached corpora stay valid
     assert replace(tiny, ada_noise=0.9).digest != tiny.digest
+
+
+def test_a_published_results_directory_is_refused_publish_alone_writes_there(tiny, tmp_path, capsys):
+    from dimbench import files
+
+    directory = run_dir(tmp_path, tiny)
+    files.mark(directory, "published")
+    assert main(["sensitivity", str(directory), "--no-progress"]) == 1
+    assert "published" in capsys.readouterr().err and not (directory / "sensitivity.json").exists()

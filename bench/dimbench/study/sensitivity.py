@@ -223,8 +223,11 @@ def run_sensitivity(
     """sensitivity.json beside a run's run.json (the study writes it; the report reads it back)."""
     directory = Path(directory)
     if not (directory / "run.json").is_file():
+        raise DimbenchError(f"{directory}: no run.json (give a run directory)")
+    if files.owned(directory, "published"):
+        # results/ is publish's alone: measure on the run, then publish carries sensitivity.json over
         raise DimbenchError(
-            f"{directory}: no run.json (give a run directory or a published results directory)"
+            f"{directory} is a published results directory: give the run directory it came from"
         )
     runs = read_run(directory / "run.json")
     spec = spec_of(runs[0], str(directory / "run.json"))
