@@ -80,6 +80,8 @@ def test_the_decision_record_has_every_section(results):
         "## The rule",
         "## The table",
         "## The decision",
+        "## Sensitivity of the quality assumption",
+        "## Migration, per option",
         "## Consequences",
         "## Measured vs assumed",
         "## Defects found in the seed",

@@ -374,9 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live beside the code they drive (imported lazily, not at import time)."""
     from dimbench.report.commands import register as register_report
+    from dimbench.study.sensitivity import register as register_sensitivity
     from dimbench.verify.runner import register as register_verify
 
-    return [register_report, register_verify]
+    return [register_report, register_verify, register_sensitivity]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,9 @@ UNCHECKED = ("manifest.json", files.MARKER)
 # What every corpus holds (an imported one before it is embedded: only these).
 REQUIRED = ("ws_documents.npy", "doc_workspace.npy", "memberships.npy")
 EMBEDDED = ("emb_1536.npy", "queries.npz")  # and once it has embeddings
-GENERATOR_VERSION = "2"  # 2: queries drift toward their topic (query_topic_share)
+# 2: queries drift toward their topic (query_topic_share). ada's questions (ada = true) are the same
+# questions as 3-small's, with their own noise (ada_noise): the spec's digest carries that change.
+GENERATOR_VERSION = "2"
 FORMAT = 1
 SCOPES = ("workspace", "all")
 
@@ -61,7 +63,7 @@ def chunk_block(
     z = docs[doc] + rng.standard_normal((len(doc), L)).astype(np.float32) * spread
     zt = doc_tails[doc] + rng.standard_normal((len(doc), L)).astype(np.float32) * spread
     emb = embeddings.embed(proj, z, zt, spec.noise, rng)
-    ada = embeddings.embed_ada(proj, z, spec.noise, rng) if spec.ada else None
+    ada = embeddings.embed_ada(proj, z, spec.ada_noise, rng) if spec.ada else None
     return emb, ada
 
 
@@ -94,16 +96,16 @@ def plan_queries(spec: Spec, structure: Structure) -> dict[str, np.ndarray]:
     }
 
 
-def query_vectors(
+def query_latents(
     spec: Spec,
     structure: Structure,
-    proj: embeddings.Projection,
     topics: np.ndarray,
     docs: np.ndarray,
     doc_tails: np.ndarray,
     plan: dict[str, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """A question about one visible document, embedded like a chunk. `query_topic_share` of its latent is
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
+    """What each question is about: its latent, its tail latent, its source document, and the generator
+    that then embeds it. A question is about one visible document; `query_topic_share` of its latent is
     the document's topic rather than the document itself: a real question is phrased about a subject, so
     its nearest neighbours include other tenants' documents on the same subject (which is what makes
     post-filtered ANN search miss small tenants' rows)."""
@@ -122,7 +124,27 @@ def query_vectors(
     about = (1 - share) * docs[source] + share * topics[structure.doc_topic[source]]
     z = about + rng.standard_normal((len(source), L)).astype(np.float32) * spread
     zt = doc_tails[source] + rng.standard_normal((len(source), L)).astype(np.float32) * spread
-    return embeddings.embed(proj, z, zt, spec.noise, rng), source
+    return z, zt, source, rng
+
+
+def query_vectors(
+    spec: Spec,
+    structure: Structure,
+    proj: embeddings.Projection,
+    topics: np.ndarray,
+    docs: np.ndarray,
+    doc_tails: np.ndarray,
+    plan: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each column's query vectors (1536, 768 = its prefix, and ada when the spec has it) and each
+    question's source document. ada embeds the same question (the same latent) with its own model."""
+    z, zt, source, rng = query_latents(spec, structure, topics, docs, doc_tails, plan)
+    vectors = embeddings.embed(proj, z, zt, spec.noise, rng)
+    # The 768 column is derived (columns.py): its queries are the 1536 ones, truncated likewise.
+    asked = {"1536": vectors, "768": embeddings.shorten(vectors)}
+    if spec.ada:
+        asked["ada"] = embeddings.embed_ada(proj, z, spec.ada_noise, np.random.default_rng([spec.seed, 6]))
+    return asked, source
 
 
 def check_size(spec: Spec, where: Path) -> None:
@@ -187,13 +209,7 @@ def generate(spec: Spec, out: Path, progress: bool = True) -> Path:
         if ada_out is not None:
             ada_out.close()
         plan = plan_queries(spec, structure)
-        vectors, source = query_vectors(spec, structure, proj, topics, docs, doc_tails, plan)
-        # The 768 column is derived (columns.py): its queries are the 1536 ones, truncated likewise.
-        asked = {"1536": vectors, "768": embeddings.shorten(vectors)}
-        if spec.ada:
-            asked["ada"] = embeddings.embed_ada(
-                proj, docs[source], spec.noise, np.random.default_rng([spec.seed, 6])
-            )
+        asked, source = query_vectors(spec, structure, proj, topics, docs, doc_tails, plan)
         truth = groundtruth.exact_topk(spec.k, spec.block_rows, structure, plan, tmp, asked, progress)
         np.savez(
             tmp / "queries.npz",
@@ -259,6 +275,7 @@ def generated_manifest(
             "note": "synthetic: the share of signal only dims 768..1535 carry; sets the "
             "768-vs-1536 neighbour overlap",
             "query_topic_share": spec.query_topic_share,
+            **({"ada_noise": spec.ada_noise} if spec.ada else {}),
             "query_note": "synthetic: how much of a question is about its topic (shared across tenants) "
             "rather than its own document; more makes post-filtered search miss small tenants",
         },

@@ -1,20 +1,161 @@
-"""What a choice costs beyond the study: re-embedding, storage while both columns are kept, and how the
-choice moves with the synthetic assumptions."""
+"""What a choice costs beyond the study: re-embedding per option (chunks, tokens, list price, time),
+storage while both models are kept, the index build measured here, and the consequences of the choice."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from dimbench.evidence.results import Results
-from dimbench.evidence.rule import (
-    COLUMN_BYTES,
-    Decision,
-    decide,
-)
+from dimbench.evidence.rule import COLUMN_BYTES, Decision
 from dimbench.evidence.text import fmt
 from dimbench.report.common import mb
+from dimbench.study.migration import DEFAULTS, parse_migration
 
-TOKENS_PER_CHUNK = 400  # assumption for the re-embedding estimate
+OPTION_MODEL = {
+    "ada": "text-embedding-ada-002",
+    "1536": "text-embedding-3-small",
+    "768": "text-embedding-3-small",
+}
+OPTION_COLUMNS = {"ada": ("vector1536",), "1536": ("vector1536", "halfvec1536"), "768": ("vector768",)}
+# What standardizing on an option re-embeds and retires (the RAG side holds ada-002@1536, the extractor
+# 3-small@768; a 768 cannot be lengthened, ada-002 cannot be shortened).
+REEMBEDS = {
+    "ada": "the extractor's chunks, with ada-002",
+    "1536": "every chunk, with 3-small at 1536 (the extractor's 768s cannot be lengthened)",
+    "768": "the RAG side's chunks, with 3-small at `dimensions = 768`",
+}
+RETIRES = {"ada": ("vector768",), "1536": ("vector1536", "vector768"), "768": ("vector1536",)}
+ALL_CHUNKS = {"1536": True, "ada": False, "768": False}  # does the figure cover the corpus exactly
 
-PRICE_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-ada-002": 0.10}  # USD, list price
+
+def migration_inputs(results: Results) -> tuple[dict[str, Any], str]:
+    """The run's grid [migration] section (prices with their date, assumptions), else the defaults."""
+    grid = ((results.run.get("identity") or {}).get("grid")) or {}
+    raw = grid.get("migration") if isinstance(grid, dict) else None
+    if raw is None:
+        return dict(DEFAULTS), "dimbench's defaults (study/migration.py; the run's grid has no [migration])"
+    return parse_migration(raw, "run.json identity.grid"), "the run's grid [migration]"
+
+
+def hnsw_build(results: Results, column_type: str) -> dict[str, Any] | None:
+    """The run's first hnsw build of a column type (its size and `create index` time), or None."""
+    builds = sorted(results.run.get("builds") or [], key=lambda b: b["build_key"])
+    return next(
+        (
+            b
+            for b in builds
+            if b.get("column_type") == column_type and b.get("index") == "hnsw" and b.get("rows")
+        ),
+        None,
+    )
+
+
+def kept_bytes_per_million(results: Results, column_type: str) -> float | None:
+    """A column and its hnsw index per million chunks, measured (None: no hnsw build of it)."""
+    build = hnsw_build(results, column_type)
+    if build is None or build.get("index_bytes") is None:
+        return None
+    return (COLUMN_BYTES[column_type] + build["index_bytes"] / build["rows"]) * 1e6
+
+
+def migration(results: Results, option: str) -> dict[str, Any]:
+    """Re-embedding figures for standardizing on `option`, from the corpus's own counts."""
+    inputs, _ = migration_inputs(results)
+    counts = (results.run.get("corpus") or {}).get("counts") or {}
+    chunks = counts.get("chunks")
+    tokens_known = counts.get("tokens")
+    tokens = (
+        tokens_known
+        if tokens_known is not None
+        else (chunks * inputs["tokens_per_chunk"] if chunks is not None else None)
+    )
+    model = OPTION_MODEL[option]
+    price = inputs["prices"].get(model)
+    cost = tokens / 1e6 * price["usd_per_million_tokens"] if tokens is not None and price else None
+    retired = [kept_bytes_per_million(results, ct) for ct in RETIRES[option]]
+    build = hnsw_build(results, OPTION_COLUMNS[option][0])
+    return {
+        "model": model,
+        "chunks": chunks,
+        "tokens": tokens,
+        "tokens_assumed": tokens_known is None,
+        "price": price,
+        "cost_usd": cost,
+        "minutes": tokens / inputs["tokens_per_minute"] if tokens is not None else None,
+        "extra_bytes_per_million": None if None in retired else sum(retired),  # type: ignore[arg-type]
+        "build": build,
+    }
+
+
+def migration_cell(results: Results, option: str) -> str:
+    """One table cell: what standardizing on the option costs to re-embed."""
+    m = migration(results, option)
+    if m["cost_usd"] is None:
+        return "not known (the corpus has no chunk count)"
+    bound = "" if ALL_CHUNKS[option] else "≤ "
+    return f"{bound}${m['cost_usd']:,.2f}, {bound}{m['minutes']:,.1f} min to re-embed"
+
+
+def migration_section(results: Results) -> list[str]:
+    """## Migration, per option: the re-embedding, the storage while both are kept, the build measured."""
+    inputs, origin = migration_inputs(results)
+    counts = (results.run.get("corpus") or {}).get("counts") or {}
+    if counts.get("chunks") is None:
+        return []
+    tokens_note = (
+        "tokens as the corpus counts them"
+        if counts.get("tokens") is not None
+        else f"tokens **assumed**: {inputs['tokens_per_chunk']} per chunk × {counts['chunks']:,} chunks (the corpus does not count them)"
+    )
+    prices = "; ".join(
+        f"{model} ${p['usd_per_million_tokens']:.2f} / 1M tokens (list price as of {p['as_of']})"
+        for model, p in sorted(inputs["prices"].items())
+    )
+    out = [
+        "## Migration, per option",
+        "",
+        f"From the corpus's own counts ({counts['chunks']:,} chunks); {tokens_note}. Prices: {prices} — "
+        f"{inputs.get('price_source', 'source not named')}; throughput **assumed** {inputs['tokens_per_minute']:,} "
+        f"tokens per minute. Inputs from {origin}. The corpus does not record which app a chunk came from, "
+        "so where only one app's chunks are re-embedded the figure is for all of them: an upper bound (≤), "
+        "to scale by that app's share.",
+        "",
+        "| standardize on | re-embeds | tokens | API cost | time | extra storage while both are kept / 1M chunks | hnsw build measured here |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for option in ("ada", "1536", "768"):
+        m = migration(results, option)
+        bound = "" if ALL_CHUNKS[option] else "≤ "
+        b = m["build"]
+        build = (
+            f"{fmt(b.get('seconds'), 1)} s for {b['rows']:,} rows (`{b['build_key']}`, `create index`)"
+            + (" — ada's own vectors not built: 3-small's, same shape" if option == "ada" else "")
+            if b
+            else "not measured"
+        )
+        retired = " + ".join(f"`{ct}` + its hnsw" for ct in RETIRES[option])
+        out.append(
+            f"| {option_name(option)} | {REEMBEDS[option]} | {bound}{m['tokens']:,}{' (assumed)' if m['tokens_assumed'] else ''} "
+            f"| {bound}${m['cost_usd']:,.2f} | {bound}{m['minutes']:,.1f} min | {mb(m['extra_bytes_per_million'])} ({retired}) | {build} |"
+            if m["cost_usd"] is not None
+            else f"| {option_name(option)} | {REEMBEDS[option]} | — | no list price for {m['model']} | — | {mb(m['extra_bytes_per_million'])} | {build} |"
+        )
+    dual = [kept_bytes_per_million(results, ct) for ct in ("vector1536", "vector768")]
+    out += [
+        "",
+        f"- **Dual support** (keep both models, re-embed nothing): both columns and both indexes for good, "
+        f"{mb(None if None in dual else sum(dual))} per million chunks (`vector1536` + `vector768`, each with "  # type: ignore[arg-type]
+        "its hnsw, measured), and every question embedded by both models.",
+        "- The builds above are plain `create index` on a quiet server after the load; `create index "
+        "concurrently` (what a live migration uses) scans the table twice and waits for running "
+        "transactions: its time is **not measured** here.",
+        "",
+    ]
+    return out
+
+
+def option_name(option: str) -> str:
+    return {"ada": "ada-002 @ 1536", "1536": "3-small @ 1536", "768": "3-small @ 768"}[option]
 
 
 def consequences_section(results: Results, decision: Decision) -> list[str]:
@@ -35,13 +176,15 @@ def consequences_section(results: Results, decision: Decision) -> list[str]:
                 f"{fmt(b.get('seconds'), 1)} s for {b['rows']:,} rows (maintenance_work_mem "
                 f"{b.get('maintenance_work_mem', '?')}, parallel workers {b.get('max_parallel_maintenance_workers', '?')})."
             )
-    cost = TOKENS_PER_CHUNK * PRICE_PER_MILLION_TOKENS["text-embedding-3-small"]
+    inputs, _ = migration_inputs(results)
+    small = inputs["prices"].get("text-embedding-3-small")
+    per_million = inputs["tokens_per_chunk"] * small["usd_per_million_tokens"] if small else None
     out += [
-        f"- **Re-embedding**: ada-002 vectors cannot be shortened (not a Matryoshka model), so every "
-        f"existing chunk is re-embedded with 3-small whichever dimension wins: about {TOKENS_PER_CHUNK} "
-        f"tokens × ${PRICE_PER_MILLION_TOKENS['text-embedding-3-small']:.2f}/1M tokens ≈ ${cost:.0f} per million "
-        "chunks (assumed token count and list price). One 1536-d call yields both columns (768 = truncate + "
-        "renormalize).",
+        f"- **Re-embedding**: ada-002 vectors cannot be shortened (not a Matryoshka model), so the RAG "
+        f"side's chunks are re-embedded whichever 3-small dimension wins: about {inputs['tokens_per_chunk']} "
+        f"tokens (assumed) × the list price ≈ ${fmt(per_million, 0)} per million chunks with 3-small "
+        "(figures per option in 'Migration, per option'). One 1536-d call yields both columns (768 = "
+        "truncate + renormalize).",
         "- **Migration steps**:",
         "  1. apply `schema/` (0005–0011 upgrade the legacy RAG tables in place: default workspace, "
         "`embedding` → `embedding_1536`, `embedding_768` queued for backfill via a partial index, keys including "
@@ -56,28 +199,4 @@ def consequences_section(results: Results, decision: Decision) -> list[str]:
         "1536-d scans that read the heap slower than they will be once it is the only column.",
         "",
     ]
-    return out
-
-
-def sensitivity(results: Results, decision: Decision) -> list[str]:
-    """How the decision moves with the overlap assumption, if the measurements carry more than one value."""
-    values = sorted(
-        {r.get("matryoshka_tail_share") for r in results.rows if r.get("matryoshka_tail_share") is not None}
-    )
-    if len(values) < 2:
-        return [
-            "- How the decision moves with that assumption is **not measured**: this run measured one value of it. "
-            "Recall here is against each dimension's own exact ground truth, so the assumption moves relevance "
-            "(nDCG@10) rather than the recall/latency ranking; rerun with another `matryoshka_tail_share` in the "
-            "corpus spec, or on real embeddings, to see the quality gap move.",
-        ]
-    out = ["- The decision per measured value of `matryoshka_tail_share`:"]
-    for value in values:
-        subset = Results(
-            results.directory,
-            results.run,
-            [r for r in results.rows if r.get("matryoshka_tail_share") == value],
-        )
-        d = decide(subset, decision.recall_target, decision.latency_budget_ms, decision.arms)
-        out.append(f"  - {value}: {d.chosen.config.label if d.chosen else 'nothing qualifies'}")
     return out

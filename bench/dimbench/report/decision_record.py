@@ -32,8 +32,9 @@ from dimbench.report.common import (
     rule_section,
     table,
 )
-from dimbench.report.costs import consequences_section, sensitivity
-from dimbench.report.quality_text import quality_lines
+from dimbench.report.costs import consequences_section, migration_section
+from dimbench.report.options_text import first_screen, options_section
+from dimbench.report.quality_text import quality_lines, sensitivity, sensitivity_section
 from dimbench.report.race_text import race_lines
 from dimbench.report.scale_record import holds_section, scale_render
 from dimbench.report.side_channel_text import side_channel_lines
@@ -302,10 +303,14 @@ def render(
     out = (
         header(results)
         + rule_section(decision)
+        + first_screen(results, decision)
+        + options_section(results, decision)
         + stability_section(agreement)
         + table_section(decision)
         + decision_section(decision, agreement)
         + quality_lines(results, decision)
+        + sensitivity_section(results)
+        + migration_section(results)
         + holds_section(decision, scale_results)
         + designs_section(results, decision)
         + race_lines(results)

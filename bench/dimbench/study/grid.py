@@ -16,6 +16,7 @@ from dimbench.errors import DimbenchError
 from dimbench.paths import grids_dir, plain_name
 from dimbench.study import designs
 from dimbench.study.configs import Build, QuerySetting  # noqa: F401  (a grid's builds; asv suites import them here)
+from dimbench.study.migration import parse_migration
 from dimbench.tomlcheck import in_range, no_unknown, read_toml, short, typed, unique_list
 from dimbench.vocabulary import (  # noqa: F401  (re-exported: the grid's words are the vocabulary's)
     ACCESS_ARMS,
@@ -202,8 +203,10 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "side_channel",
         "screening",
         "live",  # dimbench live's section, read by live_section()
+        "migration",  # prices and throughput for the record's migration figures (study/migration.py)
     }
     no_unknown(raw, known, where)
+    parse_migration(raw.get("migration"), where)  # checked here; the report reads it from run.json
 
     def get(key: str, kind: type, default: Any = None) -> Any:
         return typed(raw, key, kind, default, where)
