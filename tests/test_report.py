@@ -64,26 +64,55 @@ def test_the_report_never_writes_the_measurements(rendered):
 def test_the_decision_record_states_the_winning_design(results):
     text = render_record(read_results(results), decide(read_results(results)))
     decision = text.split("## The decision", 1)[1].split("## Consequences", 1)[0]
+    applied = text.split("## The SQL to apply", 1)[1].split("## The decision", 1)[0]
     assert "**Standardize on vector768 · hnsw(ef_construction=64,m=16) · ef_search=100" in decision
     assert "text-embedding-3-small at 768 dimensions" in decision
-    assert f"iterative_scan = '{WINNER['iterative_scan']}'" in decision
-    assert "create index concurrently" in decision
-    assert "filter_workspace_ids" in decision  # the winner is rls_filter: the app passes the filter
+    assert f"iterative_scan = '{WINNER['iterative_scan']}'" in applied
+    assert "create index concurrently" in applied
+    assert "filter_workspace_ids" in applied  # the winner is rls_filter: the app passes the filter
+
+
+def test_the_first_screen_answers_what_to_deploy_and_links_every_section(results):
+    from dimbench.report.first_screen import FIRST_SCREEN_LINES, slug
+
+    text = render_record(read_results(results), decide(read_results(results)))
+    lines = text.splitlines()
+    first = lines[4 : 4 + FIRST_SCREEN_LINES]  # after the title and the provenance line
+    screen = "\n".join(first)
+    assert first[0] == "## The answer"
+    assert "**Deploy: vector768 · hnsw(ef_construction=64,m=16) · ef_search=100" in screen
+    for words in (
+        "Model and dimension",
+        "Column type",
+        "Index:",
+        "RLS design",
+        "Size it holds to",
+        "Confidence, recall",
+        "Confidence, latency",
+        "Confidence, ties",
+    ):
+        assert words in screen
+    headings = {slug(line) for line in lines if line.startswith("## ")}
+    linked = [part.split("](#", 1)[1].split(")", 1)[0] for part in screen.split("[")[1:] if "](#" in part]
+    assert linked and all(anchor in headings for anchor in linked)
 
 
 def test_the_decision_record_has_every_section(results):
     text = render_record(read_results(results), decide(read_results(results)))
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
-        "## Context",
-        "## Options",
-        "## The rule",
-        "## The table",
+        "## The answer",
+        "## The SQL to apply",
         "## The decision",
         "## Sensitivity of the quality assumption",
         "## Migration, per option",
+        "## The table",
+        "## The rule",
         "## Consequences",
+        "## Sizing: what to provision",
         "## Measured vs assumed",
+        "## Context",
+        "## Options",
         "## Defects found in the seed",
     ]
     assert "(workspace_id, embedding_768) using ivfflat` **cannot be built**" in text
@@ -100,7 +129,7 @@ def test_the_decision_record_gives_intervals_and_query_counts_for_the_choice(res
 
 def test_the_table_is_the_confirmation_stage_with_its_intervals(results):
     text = render_record(read_results(results), decide(read_results(results)))
-    table = text.split("## The table", 1)[1].split("## The decision", 1)[0]
+    table = text.split("## The table", 1)[1].split("## The rule", 1)[0]
     assert "Confirmation stage of run `20260102T030405Z-f1x7u4e0`: the 5 leading configurations" in table
     winner = next(line for line in table.splitlines() if "**chosen**" in line)
     assert "(300)" in winner and "rls_filter" in winner

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from dimbench.evidence.rule import (
     Candidate,
 )
 from dimbench.study import designs
+from dimbench.study.configs import Build
 from dimbench.vocabulary import COLUMN_TYPES, DESIGNS, OPCLASS, QUERY_GUC, column_text
 
 GUC = QUERY_GUC  # query argument -> the setting it is
@@ -20,18 +22,39 @@ def design_source(design: str) -> str:
     return "bench/" + type(designs.get(design)).__module__.replace(".", "/") + ".py"
 
 
-def index_sql(c: Candidate) -> list[str]:
-    if DESIGNS[c.config.design].installs:
+def index_sql(c: Candidate, measured: Any = None) -> list[str]:
+    """The index, the design's own structures and search function (its measured value, routed's T,
+    substituted), then the query settings: the order a team applies them in (`create or replace
+    function` resets a function's settings, so they come last)."""
+    index, settings = _shared_index_sql(c)
+    design = c.config.design
+    if not DESIGNS[design].installs:
+        return index + settings
+    build = Build(c.config.column_type, c.config.index, json.loads(c.config.build_params))
+    script = designs.get(design).script(build, measured)
+    if not script:
         return [
-            f"-- design `{c.config.design}`: its structures and search function are"
-            f" {design_source(c.config.design)} (install() is the migration; its"
-            " match_document_chunks replaces public's)",
-            *_shared_index_sql(c),
+            f"-- design `{design}`: its structures and search function are {design_source(design)}"
+            " (install() is the migration; its match_document_chunks replaces public's)",
+            *index,
+            *settings,
         ]
-    return _shared_index_sql(c)
+    measured_name = designs.get(design).MEASURED
+    value = (
+        f", {measured_name} = {measured} (measured at this query setting)"
+        if measured_name and measured is not None
+        else ""
+    )
+    return [
+        *index,
+        f"-- design `{design}`{value}: its structures, and its search function in place of public's",
+        *script,
+        *settings,
+    ]
 
 
-def _shared_index_sql(c: Candidate) -> list[str]:
+def _shared_index_sql(c: Candidate) -> tuple[list[str], list[str]]:
+    """(the vector index, the query settings scoped to the search function)."""
     build = json.loads(c.config.build_params)
     query = json.loads(c.config.query_params)
     column = column_text(c.config.column_type)
@@ -51,14 +74,15 @@ def _shared_index_sql(c: Candidate) -> list[str]:
     settings = [f"{GUC[k]} = {v}" for k, v in query.items() if k in GUC]
     if c.config.index != "exact":
         settings.append(f"{c.config.index}.iterative_scan = '{c.config.iterative_scan}'")
+    scoped = []
     if settings:
-        lines.append(
+        scoped.append(
             "-- query settings scoped to the search function (not to every statement the role runs):"
         )
-        lines += [f"alter function {SIGNATURE} set {s};" for s in settings]
-        lines.append("-- or, for every request PostgREST makes as a signed-in user:")
-        lines += [f"-- alter role authenticated set {s};" for s in settings]
-    return lines
+        scoped += [f"alter function {SIGNATURE} set {s};" for s in settings]
+        scoped.append("-- or, for every request PostgREST makes as a signed-in user:")
+        scoped += [f"-- alter role authenticated set {s};" for s in settings]
+    return lines, scoped
 
 
 def call_sql(c: Candidate) -> str:

@@ -23,17 +23,19 @@ from dimbench.evidence.rule import (
 )
 from dimbench.evidence.text import fmt, interval
 from dimbench.files import write_atomic
-from dimbench.report.apply_sql import GUC, call_sql, index_sql
+from dimbench.report.apply_sql import GUC
 from dimbench.report.common import (
-    header,
+    context_section,
     mb,
     meets,
     model_of,
     rule_section,
+    runs_section,
     table,
+    title_lines,
 )
 from dimbench.report.costs import consequences_section, migration_section
-from dimbench.report.options_text import first_screen, options_section
+from dimbench.report.options_text import options_section
 from dimbench.report.quality_text import quality_lines, sensitivity, sensitivity_section
 from dimbench.report.race_text import race_lines
 from dimbench.report.scale_record import holds_section, scale_render
@@ -215,16 +217,7 @@ def decision_section(decision: Decision, agreement: Agreement | None = None) -> 
             f"{fmt(b.min_recall)} (lower bound {fmt(b.min_recall_lower)}) at "
             f"{fmt(b.worst_p95_ms, 2)}{interval(b.worst_p95_ci, 2)} ms."
         )
-    out += ["", "Recommended index and settings:", "", "```sql", *index_sql(chosen), "```", ""]
-    out += [
-        "How apps call it (PostgREST rpc, as the signed-in user):",
-        "",
-        "```sql",
-        call_sql(chosen),
-        "```",
-        "",
-    ]
-    return out
+    return [*out, "", "The SQL that applies it: [The SQL to apply](#the-sql-to-apply).", ""]
 
 
 def assumptions_section(results: Results, decision: Decision) -> list[str]:
@@ -294,30 +287,38 @@ def render(
     agreement: Agreement | None = None,
     scale_results: Results | None = None,
 ) -> str:
-    """The record; `scale_results`: a scale profile's results to say how far the choice holds."""
-    from dimbench.report import scale
+    """The record; `scale_results`: a scale profile's results to say how far the choice holds.
+
+    The answer comes first (what to deploy, how sure, where the evidence is), then the SQL, then the
+    evidence; context, options and the rule's fine print follow it."""
+    from dimbench.report import first_screen, scale, sizing
 
     if scale.sizes(results):
         return scale_render(results)
     agreement = agreement or Agreement([decision])
-    out = (
-        header(results)
-        + rule_section(decision)
-        + first_screen(results, decision)
-        + options_section(results, decision)
-        + stability_section(agreement)
-        + table_section(decision)
+    chunks = ((results.run.get("corpus") or {}).get("counts") or {}).get("chunks")
+    body = (
+        first_screen.sql_section(results, decision)
         + decision_section(decision, agreement)
+        + options_section(results, decision)
+        + holds_section(decision, scale_results, results)
         + quality_lines(results, decision)
         + sensitivity_section(results)
         + migration_section(results)
-        + holds_section(decision, scale_results)
+        + table_section(decision)
+        + rule_section(decision)
+        + stability_section(agreement)
         + designs_section(results, decision)
         + race_lines(results)
         + consequences_section(results, decision)
+        + sizing.sizing_section(results, decision)
         + assumptions_section(results, decision)
+        + context_section()
         + defects_section()
+        + runs_section(results)
     )
+    answer = first_screen.answer_section(results, decision, agreement, scale_results, chunks)
+    out = title_lines(results) + answer + ["", first_screen.links(body), ""] + body
     return "\n".join(out)
 
 

@@ -9,7 +9,15 @@ from dimbench.evidence.rule import (
     Decision,
 )
 from dimbench.evidence.text import fmt, interval
-from dimbench.report.common import MARKS, _published_choice, header, rule_section
+from dimbench.report.common import (
+    MARKS,
+    _published_choice,
+    context_section,
+    provenance,
+    rule_section,
+    runs_section,
+    title_lines,
+)
 from dimbench.study import designs
 from dimbench.vocabulary import DEFAULT_DESIGN, DESIGNS
 
@@ -71,8 +79,10 @@ def projection_lines(points: list[Any], recall_target: float) -> list[str]:
     return [line]
 
 
-def holds_section(decision: Decision, published: Results | None) -> list[str]:
-    """How far the choice holds, from a scale profile's results (the published one, when written)."""
+def holds_section(decision: Decision, published: Results | None, results: Results | None = None) -> list[str]:
+    """How far the choice holds, from a scale profile's results (the published one, when written);
+    `results`: the record's own, to say when the two were measured on different corpora, commits or
+    machines."""
     from dimbench.report import scale
 
     if decision.chosen is None or published is None or not scale.sizes(published):
@@ -94,6 +104,7 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
         + "."
     )
     out += projection_lines(points, target)
+    out += same_configuration_note(results, published)
     largest, chosen, tied = scale.choices(published)[-1]
     if chosen is not None and chosen.config == decision.chosen.config:
         out.append(
@@ -110,14 +121,29 @@ def holds_section(decision: Decision, published: Results | None) -> list[str]:
     return [*out, ""]
 
 
+def same_configuration_note(here: Results | None, there: Results | None) -> list[str]:
+    """Numbers of two records for one configuration differ when their corpora, commits or machines do:
+    say which each was measured on, beside the numbers (compare within one record, not across)."""
+    if here is None or there is None:
+        return []
+    mine, theirs = provenance(here), provenance(there)
+    if mine == theirs:
+        return []
+    return [
+        f"Measured elsewhere: this record's numbers come from {mine}; the scale profile's from {theirs}. "
+        "Latencies of the same configuration differ between the two records for that reason; compare "
+        "sizes within the scale profile, not against this record's."
+    ]
+
+
 def scale_render(results: Results) -> str:
-    """The record of a scale profile: the rule at each size, how each design's best holds, projections."""
-    from dimbench.report import scale
+    """The record of a scale profile: the answer first, then the rule at each size, how each design's
+    best holds, projections."""
+    from dimbench.report import first_screen, scale
 
     runs = scale.sizes(results)
     first = scale.decision_at(results, runs[0][1])
-    out = header(results) + rule_section(first)
-    out += [
+    out = [
         "## The rule at each size",
         "",
         "| chunks | run | the rule's choice | tie set | worst-cell recall | worst p95 ms [CI] |",
@@ -188,9 +214,70 @@ def scale_render(results: Results) -> str:
             )
             + f". At the largest size the rule chooses {last[1].config.label if last[1] else 'nothing'}.",
             *projection_lines(points, first.recall_target),
+            *same_configuration_note(_published_results("small"), results),
             "",
         ]
-    return "\n".join(out)
+    out += rule_section(first) + context_section() + runs_section(results)
+    which = (
+        f"{len(runs)} runs, one per corpus size ("
+        + ", ".join(f"{n:,} chunks" for n, _ in runs)
+        + "), each decided on its own by the same rule (see “Runs”)"
+    )
+    head = title_lines(results, which) + scale_answer(results, runs, first, published_small)
+    return "\n".join(head + ["", first_screen.links(out), ""] + out)
+
+
+def _published_results(profile: str) -> Results | None:
+    from dimbench.evidence.results import read_results
+    from dimbench.paths import published_dir
+
+    path = published_dir(profile)
+    if not (path / "run.json").exists():
+        return None
+    try:
+        return read_results(path)
+    except Exception:  # an unreadable published directory: say nothing rather than guess
+        return None
+
+
+def scale_answer(
+    results: Results, runs: list[tuple[int, str]], first: Decision, published_small: Any
+) -> list[str]:
+    """The scale record's first screen: the rule's choice at the largest size, at each size, and how far
+    the published decision holds."""
+    from dimbench.report import scale
+
+    choices = scale.choices(results)
+    largest, chosen, tied = choices[-1]
+    out = ["## The answer", ""]
+    if chosen is None:
+        out.append(f"**At {largest:,} chunks, the largest size measured, nothing meets the rule.**")
+    else:
+        w = chosen.weakest
+        out += [
+            f"**At {largest:,} chunks, the largest size measured, the rule chooses {chosen.config.label}** "
+            f"(tie set of {tied}).",
+            "",
+            f"- Confidence, recall: weakest cell {w['cell']} recall@10 {fmt(w['recall'])}{interval(w['ci'])} "
+            f"over {w['n']} queries.",
+            f"- Confidence, latency: worst p95 {fmt(chosen.worst_p95_ms, 2)}{interval(chosen.worst_p95_ci, 2)} "
+            f"ms ({chosen.worst_cell}).",
+        ]
+    out.append(
+        "- At each size: "
+        + "; ".join(
+            f"{n:,}: {c.config.label if c else 'nothing qualifies'} (tie set of {t})" for n, c, t in choices
+        )
+        + "."
+    )
+    if published_small is not None:
+        points = scale.follow(results, published_small.config)
+        out.append(
+            "- The published decision (`results/small/`): "
+            + held_phrase(points, first.recall_target)
+            + " ([details](#the-published-decision-resultssmall))."
+        )
+    return out
 
 
 def scale_cost_lines(results: Results, runs: list[tuple[int, str]]) -> list[str]:
@@ -217,7 +304,7 @@ def scale_cost_lines(results: Results, runs: list[tuple[int, str]]) -> list[str]
             extra.append(f"mwm {entry['maintenance_work_mem']}")
         for setting, t in designs.get(design).measured_values(entry.get("detail") or {}).items():
             extra.append(f"T = {t} at {setting}" if setting else f"T = {t}")
-        return f"{fmt(entry.get('seconds'), 1)} s / {added / 2**20:,.0f} MB" + (
+        return f"{fmt(entry.get('seconds'), 1)} s / {added / 1e6:,.0f} MB" + (
             f" ({', '.join(extra)})" if extra else ""
         )
 

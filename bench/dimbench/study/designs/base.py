@@ -103,6 +103,11 @@ class Design:
         """What an install recorded, per query setting's key ("": one value for every setting)."""
         return {}
 
+    def script(self, build: Build, measured: Any = None) -> list[str]:
+        """The SQL a team applies to deploy this design for one build as public's search function, with
+        its measured value substituted ([]: nothing beyond the shared index and its settings)."""
+        return []
+
     def measured_at(self, detail: dict[str, Any], setting_key: str) -> Any:
         """The value an install recorded for one query setting (None: none)."""
         values = self.measured_values(detail)
@@ -169,6 +174,19 @@ def select_policy_qual(conn: psycopg.Connection) -> str:
     return str(row[0])
 
 
+# public.document_chunks's select policy as schema/0007 writes it: a design's script has no database to
+# copy it from (an install copies the live one, select_policy_qual).
+SELECT_POLICY = "workspace_id = any ((select private.workspace_ids('{owner,admin,member,viewer}'))::uuid[])"
+
+
+def dollar_quoted(body: sql.Composable) -> sql.Composed:
+    """A function body quoted as $body$ … $body$: a script a team reads keeps its quotes single."""
+    text = body.as_string(None)
+    if "$body$" in text:
+        raise ValueError("a function body may not contain $body$")
+    return sql.SQL("$body$") + sql.SQL(text) + sql.SQL("$body$")
+
+
 def prologue(build: Build) -> sql.Composed:
     return sql.SQL(PROLOGUE).format(
         dim=sql.Literal(build.dim),
@@ -179,22 +197,22 @@ def prologue(build: Build) -> sql.Composed:
 
 def define_search(conn: psycopg.Connection, name: str, body: sql.Composable) -> None:
     """Create the design's search function from a plpgsql body (`declare … begin … end`)."""
-    function = search_function(name)
-    text = body.as_string(conn)
-    conn.execute(
+    for statement in search_statements(search_function(name), sql.Literal(body.as_string(conn))):
+        conn.execute(statement)
+
+
+def search_statements(function: sql.Identifier, source: sql.Composable) -> list[sql.Composed]:
+    """A search function from its quoted source, and who may execute it (install and script alike)."""
+    return [
         sql.SQL(
             "create or replace function {}({}) returns {} language plpgsql stable security invoker"
             " set search_path = '' set plan_cache_mode = force_custom_plan as {}"
-        ).format(function, SIGNATURE, RETURNS, sql.Literal(text))
-    )
-    conn.execute(
-        sql.SQL("revoke execute on function {}({}) from public, anon").format(function, ARGUMENT_TYPES)
-    )
-    conn.execute(
+        ).format(function, SIGNATURE, RETURNS, source),
+        sql.SQL("revoke execute on function {}({}) from public, anon").format(function, ARGUMENT_TYPES),
         sql.SQL("grant execute on function {}({}) to authenticated, service_role").format(
             function, ARGUMENT_TYPES
-        )
-    )
+        ),
+    ]
 
 
 def query_expression(build: Build) -> sql.Composable:

@@ -95,25 +95,9 @@ class Probed(Routed):
 
     def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
         self.remove(conn)
-        settings = _name("settings")
         with base.timed() as took, conn.transaction():
-            base.create_schema(conn, NAME)
-            conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
-            conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))
-            conn.execute(sql.SQL("alter table {} enable row level security").format(settings))
-            conn.execute(
-                sql.SQL(
-                    "create policy settings_select on {} for select to authenticated using (true)"
-                ).format(settings)
-            )
-            conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(settings))
-            body = sql.SQL(BODY).format(
-                prologue=base.prologue(build),
-                settings=settings,
-                distance=base.distance(build),
-                cap=sql.Literal(PROBE_CAP),
-            )
-            base.define_search(conn, NAME, body)
+            for statement in self.statements(build, "", base.search_function(NAME)):
+                conn.execute(statement)
         threshold = params.get("threshold", "measured")
         if isinstance(threshold, int):
             self.set_measured(conn, threshold)
@@ -126,6 +110,33 @@ class Probed(Routed):
             table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
             detail={"threshold": threshold if isinstance(threshold, int) else None},
         )
+
+    def statements(
+        self, build: Build, policy: str, function: sql.Identifier, threshold: int = ALWAYS_EXACT
+    ) -> list[sql.Composed]:
+        """Everything install runs, in order (it copies no policy: the probe reads the chunks under
+        their own RLS); the same list is the script a team applies."""
+        settings = _name("settings")
+        schema = sql.Identifier(base.schema_of(NAME))
+        body = sql.SQL(BODY).format(
+            prologue=base.prologue(build),
+            settings=settings,
+            distance=base.distance(build),
+            cap=sql.Literal(PROBE_CAP),
+        )
+        return [
+            sql.SQL("create schema if not exists {}").format(schema),
+            sql.SQL("revoke all on schema {} from public").format(schema),
+            sql.SQL("grant usage on schema {} to authenticated, service_role").format(schema),
+            sql.SQL("create table {} (threshold bigint not null)").format(settings),
+            sql.SQL("insert into {} values ({})").format(settings, sql.Literal(threshold)),
+            sql.SQL("alter table {} enable row level security").format(settings),
+            sql.SQL("create policy settings_select on {} for select to authenticated using (true)").format(
+                settings
+            ),
+            sql.SQL("grant select on {} to authenticated, service_role").format(settings),
+            *base.search_statements(function, base.dollar_quoted(body)),
+        ]
 
     def set_measured(self, conn: psycopg.Connection, value: Any) -> None:
         conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (int(value),))

@@ -172,70 +172,9 @@ class Routed(base.Design):
     def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> base.Installed:
         self.remove(conn)
         with base.timed() as took, conn.transaction():
-            base.create_schema(conn, NAME)
-            counts, settings = _name("workspace_chunks"), _name("settings")
-            conn.execute(
-                sql.SQL("create table {} (workspace_id uuid primary key, chunks bigint not null)").format(
-                    counts
-                )
-            )
-            conn.execute(sql.SQL("alter table {} enable row level security").format(counts))
-            conn.execute(
-                sql.SQL(
-                    "create policy workspace_chunks_select on {} for select to authenticated using ({})"
-                ).format(counts, sql.SQL(base.select_policy_qual(conn)))
-            )
-            conn.execute(sql.SQL("create table {} (threshold bigint not null)").format(settings))
-            conn.execute(sql.SQL("insert into {} values (%s)").format(settings), (ALWAYS_EXACT,))
-            conn.execute(sql.SQL("alter table {} enable row level security").format(settings))
-            conn.execute(
-                sql.SQL(
-                    "create policy settings_select on {} for select to authenticated using (true)"
-                ).format(settings)
-            )
-            for table in (counts, settings):
-                conn.execute(sql.SQL("grant select on {} to authenticated, service_role").format(table))
-            conn.execute(
-                sql.SQL(
-                    "insert into {} select workspace_id, count(*) from public.document_chunks"
-                    " group by workspace_id"
-                ).format(counts)
-            )
-            trigger_function = _name("count_chunks")
-            conn.execute(
-                sql.SQL(
-                    "create function {}() returns trigger language plpgsql security definer"
-                    " set search_path = '' as {}"
-                ).format(
-                    trigger_function,
-                    sql.Literal(sql.SQL(COUNT_TRIGGER).format(counts=counts).as_string(conn)),
-                )
-            )
-            conn.execute(sql.SQL("revoke execute on function {}() from public").format(trigger_function))
-            for event, tables in (
-                ("insert", "new table as new_rows"),
-                ("delete", "old table as old_rows"),
-                ("update", "old table as old_rows new table as new_rows"),
-            ):
-                conn.execute(
-                    sql.SQL(
-                        "create trigger {} after {} on public.document_chunks referencing {}"
-                        " for each statement execute function {}()"
-                    ).format(
-                        sql.Identifier(f"dimbench_routed_count_{event}"),
-                        sql.SQL(event),
-                        sql.SQL(tables),
-                        trigger_function,
-                    )
-                )
-            body = sql.SQL(BODY).format(
-                prologue=base.prologue(build),
-                counts=counts,
-                settings=settings,
-                distance=base.distance(build),
-            )
-            base.define_search(conn, NAME, body)
-            conn.execute(sql.SQL("analyze {}").format(counts))
+            policy = base.select_policy_qual(conn)
+            for statement in self.statements(build, policy, base.search_function(NAME)):
+                conn.execute(statement)
         threshold = params.get("threshold", "measured")
         if isinstance(threshold, int):
             set_threshold(conn, threshold)
@@ -248,6 +187,72 @@ class Routed(base.Design):
             table_bytes=base.relation_bytes(conn, base.schema_of(NAME), kind="r"),
             detail={"threshold": threshold if isinstance(threshold, int) else None},
         )
+
+    def statements(
+        self, build: Build, policy: str, function: sql.Identifier, threshold: int = ALWAYS_EXACT
+    ) -> list[sql.Composed]:
+        """Everything install runs, in order; `policy`: public.document_chunks's select qual, copied onto
+        the counts. The same list is the script a team applies (public's function replaced, T set)."""
+        counts, settings = _name("workspace_chunks"), _name("settings")
+        trigger_function = _name("count_chunks")
+        schema = sql.Identifier(base.schema_of(NAME))
+        out = [
+            sql.SQL("create schema if not exists {}").format(schema),
+            sql.SQL("revoke all on schema {} from public").format(schema),
+            sql.SQL("grant usage on schema {} to authenticated, service_role").format(schema),
+            sql.SQL("create table {} (workspace_id uuid primary key, chunks bigint not null)").format(counts),
+            sql.SQL("alter table {} enable row level security").format(counts),
+            sql.SQL(
+                "create policy workspace_chunks_select on {} for select to authenticated using ({})"
+            ).format(counts, sql.SQL(policy)),
+            sql.SQL("create table {} (threshold bigint not null)").format(settings),
+            sql.SQL("insert into {} values ({})").format(settings, sql.Literal(threshold)),
+            sql.SQL("alter table {} enable row level security").format(settings),
+            sql.SQL("create policy settings_select on {} for select to authenticated using (true)").format(
+                settings
+            ),
+            *[
+                sql.SQL("grant select on {} to authenticated, service_role").format(table)
+                for table in (counts, settings)
+            ],
+            sql.SQL(
+                "insert into {} select workspace_id, count(*) from public.document_chunks"
+                " group by workspace_id"
+            ).format(counts),
+            sql.SQL(
+                "create function {}() returns trigger language plpgsql security definer"
+                " set search_path = '' as {}"
+            ).format(trigger_function, base.dollar_quoted(sql.SQL(COUNT_TRIGGER).format(counts=counts))),
+            sql.SQL("revoke execute on function {}() from public").format(trigger_function),
+        ]
+        for event, tables in (
+            ("insert", "new table as new_rows"),
+            ("delete", "old table as old_rows"),
+            ("update", "old table as old_rows new table as new_rows"),
+        ):
+            out.append(
+                sql.SQL(
+                    "create trigger {} after {} on public.document_chunks referencing {}"
+                    " for each statement execute function {}()"
+                ).format(
+                    sql.Identifier(f"dimbench_routed_count_{event}"),
+                    sql.SQL(event),
+                    sql.SQL(tables),
+                    trigger_function,
+                )
+            )
+        body = sql.SQL(BODY).format(
+            prologue=base.prologue(build), counts=counts, settings=settings, distance=base.distance(build)
+        )
+        out += base.search_statements(function, base.dollar_quoted(body))
+        return [*out, sql.SQL("analyze {}").format(counts)]
+
+    def script(self, build: Build, measured: Any = None) -> list[str]:
+        threshold = ALWAYS_EXACT if measured is None else int(measured)
+        statements = self.statements(
+            build, base.SELECT_POLICY, sql.Identifier("public", "match_document_chunks"), threshold
+        )
+        return [s.as_string(None) + ";" for s in statements]
 
     def __init__(self, access: str = "rls", repeats: int = 3, recall_target: float = 0.95) -> None:
         # how calibration measures: as which arm's user, how many timings per path, the recall T keeps
