@@ -74,10 +74,15 @@ def caption(fig: Figure, text: str) -> None:
     fig.text(0.01, 0.005, text, fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom", wrap=True)
 
 
-def finish(fig: Figure, text: str, right: float = 1.0) -> Figure:
-    """The caption along the bottom; `right` < 1 keeps a strip free for a figure legend."""
+def decision_caption(results: Results, chosen: Candidate | None) -> str:
+    """The run's caption, and the decision's full label (legends name it "the decision", kept short)."""
+    return results.caption + ("" if chosen is None else f"\nthe decision: {chosen.config.label}")
+
+
+def finish(fig: Figure, text: str, bottom: float = 0.04, top: float = 1.0) -> Figure:
+    """The caption along the bottom; `bottom` keeps a strip free above it for a figure legend."""
     caption(fig, text)
-    fig.tight_layout(rect=(0, 0.04, right, 1))
+    fig.tight_layout(rect=(0, max(bottom, 0.4 / fig.get_figheight()), 1, top))
     return fig
 
 
@@ -106,20 +111,28 @@ def legend(ax: Axes, **kwargs: Any) -> None:
         ax.legend(**{"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False, **kwargs})
 
 
-def figure_legend(fig: Figure, axes: Iterable[Axes], right: float) -> None:
-    """One legend for panels that share their series, in the strip right of `right` (figure fraction)."""
+def figure_legend(fig: Figure, axes: Iterable[Axes], ncol: int = 3) -> float:
+    """One legend for panels that share their series, below them, outside the data; returns the figure
+    fraction it takes from the bottom (pass it to finish)."""
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(label, handle)
-    if seen:
-        fig.legend(
-            list(seen.values()),
-            list(seen),
-            loc="upper left",
-            bbox_to_anchor=(right + 0.005, 0.97),
-            frameon=False,
-        )
+    if not seen:
+        return 0.04
+    # As many columns as the longest label lets fit across the figure (about 6.5 px a character at 9 pt).
+    fits = int(fig.get_figwidth() * fig.dpi // (6.5 * max(len(label) for label in seen) + 40))
+    ncol = max(1, min(ncol, len(seen), fits))
+    fig.legend(
+        list(seen.values()),
+        list(seen),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.03),
+        ncol=ncol,
+        frameon=False,
+    )
+    lines = -(-len(seen) // ncol)
+    return min(0.6, (0.6 + 0.19 * lines) / fig.get_figheight())
 
 
 def recall_limits(target: float, lows: Iterable[float | None]) -> tuple[float, float]:
@@ -220,10 +233,14 @@ def worst_by_bucket(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float 
     return out
 
 
-def recall_line(ax: Axes, recall: dict[str, tuple], **kwargs: Any) -> list[float | None]:
-    """A recall line over the buckets with its band; returns every value plotted (for the axis)."""
+def recall_line(ax: Axes, recall: dict[str, tuple], band: bool = False, **kwargs: Any) -> list[float | None]:
+    """A recall line over the buckets, with its band when asked (a band per line would bury a dozen lines
+    under each other's shading: the figures band the decision and the defaults only); returns every value
+    plotted, for the axis."""
     xs = [b for b in BUCKETS if b in recall]
     ax.plot(xs, [recall[b][0] for b in xs], marker="o", markersize=3, **kwargs)
+    if not band:
+        return [recall[b][0] for b in xs]
     banded = [b for b in xs if recall[b][1] is not None]
     if banded:
         ax.fill_between(
@@ -231,7 +248,7 @@ def recall_line(ax: Axes, recall: dict[str, tuple], **kwargs: Any) -> list[float
             [recall[b][1] for b in banded],
             [recall[b][2] for b in banded],
             color=kwargs.get("color"),
-            alpha=0.12,
+            alpha=0.15,
             linewidth=0,
         )
     return [v for b in xs for v in (recall[b][0], recall[b][1])]
@@ -256,7 +273,7 @@ def fig_pareto(
     column_types = column_order({k.column_type for k in points})
     if not column_types:
         return None
-    fig, axes = figure(1, len(column_types), (4.2 * len(column_types) + 2.2, 4.0))
+    fig, axes = figure(1, len(column_types), (4.6 * len(column_types), 4.6))
     plotted: list[float] = []
     for ax, ct in zip(axes[0], column_types, strict=True):
         for index in INDEXES:
@@ -289,7 +306,7 @@ def fig_pareto(
                     color=palette.CHOSEN,
                     markersize=13,
                     zorder=5,
-                    label=f"the decision: {chosen.config.label}",
+                    label="the decision",
                 )
         ax.set_yscale("log")
         ax.set_xlabel("worst-cell recall@10 (over buckets and scopes)")
@@ -299,9 +316,8 @@ def fig_pareto(
     # One recall range for every panel: the region the rule reads, down to the lowest front point.
     for ax in axes[0]:
         ax.set_xlim(*recall_limits(recall_target, plotted))
-    right = 1 - 2.4 / fig.get_figwidth()
-    figure_legend(fig, axes[0], right)
-    return finish(fig, results.caption, right)
+    bottom = figure_legend(fig, axes[0])
+    return finish(fig, decision_caption(results, chosen), bottom)
 
 
 def recall_panels(results: Results, chosen: Candidate | None) -> list[tuple[str, str]]:
@@ -322,7 +338,7 @@ def fig_recall_by_bucket(
         return None
     cols = min(3, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = figure(nrows, cols, (4.0 * cols + 2.6, 3.0 * nrows + 0.8))
+    fig, axes = figure(nrows, cols, (4.2 * cols, 3.0 * nrows + 1.8))
     flat = [ax for row in axes for ax in row]
     plotted: list[float | None] = []
     for ax, (arm, mode) in zip(flat, panels, strict=False):
@@ -347,7 +363,8 @@ def fig_recall_by_bucket(
                 color=palette.CHOSEN,
                 linewidth=2.4,
                 zorder=4,
-                label=f"the decision: {chosen.config.label}",
+                band=True,
+                label="the decision",
             )
         target_line(ax, recall_target)
         ax.set_title(f"{arm} · iterative {mode}")
@@ -359,11 +376,10 @@ def fig_recall_by_bucket(
     drop_empty(fig, flat)
     fig.suptitle(
         "Recall@10 by workspace size, per access arm and iterative scan (largest ef_search/probes; "
-        "band: the cells' 95 % intervals)"
+        "band: the decision's 95 % intervals)"
     )
-    right = 1 - 3.0 / fig.get_figwidth()
-    figure_legend(fig, fig.axes, right)
-    return finish(fig, results.caption, right)
+    bottom = figure_legend(fig, fig.axes)
+    return finish(fig, decision_caption(results, chosen), bottom, top=0.96)
 
 
 def fastest_reaching(results: Results, recall_target: float) -> dict[tuple, float]:
@@ -398,7 +414,7 @@ def fig_rls_overhead(
     ]
     if not column_types:
         return None
-    fig, axes = figure(1, len(column_types), (4.2 * len(column_types) + 1.6, 3.8))
+    fig, axes = figure(1, len(column_types), (4.6 * len(column_types), 4.2))
     width = 0.8 / len(arms)
     for ax, ct in zip(axes[0], column_types, strict=True):
         for n, arm in enumerate(arms):
@@ -417,9 +433,8 @@ def fig_rls_overhead(
         ax.set_title(f"RLS overhead at recall ≥ {recall_target:.2f}: {ct}{mark}")
         ax.set_xlabel("workspace-size bucket (no bar: the arm never reaches the target)")
         ax.set_ylabel("p95 ÷ service-role p95 (×, log)")
-    right = 1 - 1.4 / fig.get_figwidth()
-    figure_legend(fig, axes[0], right)
-    return finish(fig, results.caption, right)
+    bottom = figure_legend(fig, axes[0])
+    return finish(fig, decision_caption(results, chosen), bottom)
 
 
 def fig_storage(results: Results, chosen: Candidate | None = None) -> Figure | None:
@@ -466,7 +481,7 @@ def fig_qps(results: Results, chosen: Candidate | None = None) -> Figure | None:
     panels = [
         a for a in ARMS if any(r["access"] == a and any((r["qps"] or {}).values()) for r in results.rows)
     ]
-    fig, axes = figure(1, len(panels), (4.2 * len(panels) + 2.4, 3.8))
+    fig, axes = figure(1, len(panels), (4.4 * len(panels), 4.4))
     for ax, arm in zip(axes[0], panels, strict=True):
         curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         mine: dict[int, list[float]] = defaultdict(list)
@@ -497,14 +512,13 @@ def fig_qps(results: Results, chosen: Candidate | None = None) -> Figure | None:
                 color=palette.CHOSEN,
                 linewidth=2.4,
                 marker="*",
-                label=f"the decision: {chosen.config.label}" if chosen else "",
+                label="the decision",
             )
         ax.set_title(f"{arm}: throughput vs client connections")
         ax.set_xlabel("client connections")
         ax.set_ylabel("queries per second (median over cells)")
-    right = 1 - 2.6 / fig.get_figwidth()
-    figure_legend(fig, axes[0], right)
-    return finish(fig, results.caption, right)
+    bottom = figure_legend(fig, axes[0])
+    return finish(fig, decision_caption(results, chosen), bottom)
 
 
 def fig_ndcg(results: Results, chosen: Candidate | None = None) -> Figure | None:
