@@ -71,7 +71,10 @@ def figure(rows: int, cols: int, size: tuple[float, float]) -> tuple[Figure, Any
 
 
 def caption(fig: Figure, text: str) -> None:
-    fig.text(0.01, 0.005, text, fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom", wrap=True)
+    fig.text(0.01, 0.005, text, fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom")
+
+
+CAPTION_INCHES = 0.45  # two caption lines at 8 pt and a margin: legends and axes stay above them
 
 
 def decision_caption(results: Results, chosen: Candidate | None) -> str:
@@ -82,7 +85,7 @@ def decision_caption(results: Results, chosen: Candidate | None) -> str:
 def finish(fig: Figure, text: str, bottom: float = 0.04, top: float = 1.0) -> Figure:
     """The caption along the bottom; `bottom` keeps a strip free above it for a figure legend."""
     caption(fig, text)
-    fig.tight_layout(rect=(0, max(bottom, 0.4 / fig.get_figheight()), 1, top))
+    fig.tight_layout(rect=(0, max(bottom, CAPTION_INCHES / fig.get_figheight()), 1, top))
     return fig
 
 
@@ -132,7 +135,7 @@ def figure_legend(fig: Figure, axes: Iterable[Axes], ncol: int = 3) -> float:
         frameon=False,
     )
     lines = -(-len(seen) // ncol)
-    return min(0.6, (0.6 + 0.19 * lines) / fig.get_figheight())
+    return min(0.6, (CAPTION_INCHES + 0.25 + 0.19 * lines) / fig.get_figheight())
 
 
 def recall_limits(target: float, lows: Iterable[float | None]) -> tuple[float, float]:
@@ -479,7 +482,10 @@ def fig_qps(results: Results, chosen: Candidate | None = None) -> Figure | None:
     if len(levels) < 2:
         return None
     panels = [
-        a for a in ARMS if any(r["access"] == a and any((r["qps"] or {}).values()) for r in results.rows)
+        a
+        for a in ARMS
+        if len({int(c) for r in results.rows if r["access"] == a for c, v in (r["qps"] or {}).items() if v})
+        > 1  # an arm measured at one client level has no curve: its panel would be a column of dots
     ]
     fig, axes = figure(1, len(panels), (4.4 * len(panels), 4.4))
     for ax, arm in zip(axes[0], panels, strict=True):

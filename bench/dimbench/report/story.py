@@ -134,8 +134,8 @@ def fig_side_channel(results: Results) -> Figure:
     ratio_ax.axvline(1.0, color="0.3", linewidth=0.8)
     ratio_ax.set_yticks(rows, names, fontsize=9)
     ratio_ax.set_xlabel(
-        "each pass's p50 ÷ the median p50 of the passes without the cluster\n"
-        "open grey: without · filled: with the cluster (red: every one beyond every grey one, a leak)",
+        "each pass's p50 ÷ the median p50 of the passes\nwithout the cluster · open grey: without ·\n"
+        "filled: with it (red: every one beyond every grey one, a leak)",
         fontsize=9,
     )
     ratio_ax.set_title("latency moved by another tenant's data")
@@ -160,7 +160,7 @@ def fig_side_channel(results: Results) -> Figure:
         )
     short_ax.set_yticks(rows, [""] * len(rows))
     short_ax.set_xlim(-0.02, 1.02)
-    short_ax.set_xlabel("share of queries returning fewer rows than the user may see")
+    short_ax.set_xlabel("share of queries returning fewer rows\nthan the user may see")
     short_ax.set_title("results lost to another tenant's data" + ("" if lost else ": none (all 0.00)"))
     if side:
         legend(short_ax)
