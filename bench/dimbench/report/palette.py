@@ -25,6 +25,8 @@ DESIGN = {
 }
 COLUMN = {"vector768": "#0072B2", "vector1536": "#D55E00", "halfvec1536": "#009E73"}
 INDEX_LINE = {"exact": ":", "ivfflat": "--", "hnsw": "-"}  # an index is a line style, a column a colour
+# A marker per column too: lines at the same recall (often 1.0) then stay visible under each other.
+COLUMN_MARKER = {"vector768": "o", "vector1536": "s", "halfvec1536": "D"}
 UNKNOWN = "#999999"
 
 CHOSEN = "#000000"  # the rule's choice: black, thick, on top in every figure that shows it
@@ -46,3 +48,7 @@ def column(name: str) -> str:
 
 def index_line(name: str) -> str:
     return INDEX_LINE.get(name, "-.")
+
+
+def column_marker(name: str) -> str:
+    return COLUMN_MARKER.get(name, "^")

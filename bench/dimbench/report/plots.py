@@ -74,7 +74,7 @@ def caption(fig: Figure, text: str) -> None:
     fig.text(0.01, 0.005, text, fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom")
 
 
-CAPTION_INCHES = 0.45  # two caption lines at 8 pt and a margin: legends and axes stay above them
+CAPTION_INCHES = 0.42  # two caption lines at 8 pt and a margin: legends and axes stay above them
 
 
 def decision_caption(results: Results, chosen: Candidate | None) -> str:
@@ -130,7 +130,7 @@ def figure_legend(fig: Figure, axes: Iterable[Axes], ncol: int = 3) -> float:
         list(seen.values()),
         list(seen),
         loc="lower center",
-        bbox_to_anchor=(0.5, 0.03),
+        bbox_to_anchor=(0.5, CAPTION_INCHES / fig.get_figheight()),
         ncol=ncol,
         frameon=False,
     )
@@ -146,15 +146,30 @@ def recall_limits(target: float, lows: Iterable[float | None]) -> tuple[float, f
     return max(0.0, low), 1.005
 
 
+REFERENCE = "reference"  # the gid of a line drawn for reading (target, ×1): it is not data
+
+
+def has_data(ax: Axes) -> bool:
+    return bool(ax.patches or ax.collections or [line for line in ax.lines if line.get_gid() != REFERENCE])
+
+
 def target_line(ax: Axes, target: float, vertical: bool = False) -> None:
     draw = ax.axvline if vertical else ax.axhline
-    draw(target, color="0.45", linewidth=0.9, linestyle="--", label=f"recall target {target:.2f}", zorder=1)
+    draw(
+        target,
+        color="0.45",
+        linewidth=0.9,
+        linestyle="--",
+        label=f"recall target {target:.2f}",
+        zorder=1,
+        gid=REFERENCE,
+    )
 
 
 def drop_empty(fig: Figure, axes: Iterable[Axes]) -> None:
     """Remove the panels nothing was drawn into (a meaningless empty axis reads as a measurement)."""
     for ax in axes:
-        if not (ax.lines or ax.patches or ax.collections):
+        if not has_data(ax):
             fig.delaxes(ax)
 
 
@@ -241,7 +256,9 @@ def recall_line(ax: Axes, recall: dict[str, tuple], band: bool = False, **kwargs
     under each other's shading: the figures band the decision and the defaults only); returns every value
     plotted, for the axis."""
     xs = [b for b in BUCKETS if b in recall]
-    ax.plot(xs, [recall[b][0] for b in xs], marker="o", markersize=3, **kwargs)
+    if not xs:  # nothing measured at this setting here: no line (nor a legend entry for one)
+        return []
+    ax.plot(xs, [recall[b][0] for b in xs], **{"marker": "o", "markersize": 3, **kwargs})
     if not band:
         return [recall[b][0] for b in xs]
     banded = [b for b in xs if recall[b][1] is not None]
@@ -324,7 +341,14 @@ def fig_pareto(
 
 
 def recall_panels(results: Results, chosen: Candidate | None) -> list[tuple[str, str]]:
-    have = {(r["access"], r["iterative_scan"]) for r in results.rows if r["recall_mean"] is not None}
+    strongest = strongest_setting(results)
+    have = {
+        (r["access"], r["iterative_scan"])
+        for r in results.rows
+        if r["recall_mean"] is not None
+        and knob(r)
+        == strongest[(r["column_type"], r["index"], json.dumps(r["build_params"], sort_keys=True))]
+    }
     if chosen is not None:
         have.add((chosen.config.access, chosen.config.iterative_scan))
     return [(a, m) for a in ARMS for m in MODES if (a, m) in have]
@@ -356,6 +380,9 @@ def fig_recall_by_bucket(
                 worst_by_bucket(series[(ct, index)]),
                 color=palette.column(ct),
                 linestyle=palette.index_line(index),
+                marker=palette.column_marker(ct),
+                markersize=6 - 1.5 * column_order(set(COLUMN_BYTES)).index(ct) if ct in COLUMN_BYTES else 3,
+                markerfacecolor="none",
                 label=f"{ct} {index}",
             )
         if chosen is not None and (chosen.config.access, chosen.config.iterative_scan) == (arm, mode):
@@ -430,7 +457,7 @@ def fig_rls_overhead(
             if xs:
                 ax.bar(xs, ys, width=width, label=arm, color=palette.arm(arm))
         ax.set_xticks(range(len(BUCKETS)), BUCKETS)
-        ax.axhline(1.0, color="0.45", linewidth=0.8)
+        ax.axhline(1.0, color="0.45", linewidth=0.8, gid=REFERENCE)
         ax.set_yscale("log")
         mark = " (the decision's)" if chosen is not None and chosen.config.column_type == ct else ""
         ax.set_title(f"RLS overhead at recall ≥ {recall_target:.2f}: {ct}{mark}")
