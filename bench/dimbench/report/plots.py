@@ -71,10 +71,15 @@ def figure(rows: int, cols: int, size: tuple[float, float]) -> tuple[Figure, Any
 
 
 def caption(fig: Figure, text: str) -> None:
-    fig.text(0.01, 0.005, text, fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom")
+    import textwrap
+
+    # Wrapped to the figure's width (about 6 px a character at 8 pt) rather than cut at its edge.
+    width = max(40, int(fig.get_figwidth() * fig.dpi / 6.3))
+    lines = [part for line in text.splitlines() for part in textwrap.wrap(line, width) or [""]]
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom")
 
 
-CAPTION_INCHES = 0.42  # two caption lines at 8 pt and a margin: legends and axes stay above them
+CAPTION_INCHES = 0.52  # up to three caption lines at 8 pt and a margin: legends and axes stay above them
 
 
 def decision_caption(results: Results, chosen: Candidate | None) -> str:
