@@ -86,3 +86,52 @@ def test_the_corpus_notebook_degrades_without_a_manifest_or_statistics(tmp_path,
     text = "".join(str(o.get("text", "")) for o in outputs(notebook))
     assert "records no statistics" in text
     assert "pairwise cosine: not recorded" in text
+
+
+def plot_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [
+        c
+        for c in notebook.cells
+        if c.cell_type == "code" and "show(" in c.source and "def show" not in c.source
+    ]
+
+
+def test_every_plot_cell_of_the_decision_notebook_shows_a_figure(tmp_path, monkeypatch):
+    results = write_results(tmp_path / "results")
+    notebook = execute(FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch)
+    cells = plot_cells(notebook)
+    assert len(cells) >= 7
+    for cell in cells:
+        images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert images, cell.source.splitlines()[-1]
+        assert all(len(o["data"]["image/png"]) > 1000 for o in images)
+        assert "not drawn" not in "".join(str(o.get("text", "")) for o in cell.outputs)
+
+
+def what_if_choices(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """recall target -> choice, from the what-if table's rows without a latency budget."""
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and "def choice" in c.source)
+    table = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in cell.outputs)
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    return {target.strip(): choice.strip() for target, budget, choice in rows if budget.strip() == "none"}
+
+
+def test_the_what_if_choice_moves_when_the_target_crosses_a_measured_boundary(tmp_path, monkeypatch):
+    """The targets are read from the rows (not typed in): across them the rule must pick at least two
+    different answers, or the what-if is inert."""
+    results = write_results(tmp_path / "results")
+    notebook = execute(FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch)
+    choices = what_if_choices(notebook)
+    assert len(choices) >= 3
+    assert len({c for c in choices.values() if not c.startswith("—")}) >= 2, choices
+
+
+def test_the_corpus_notebook_draws_tenant_sizes_from_a_format_2_run(tmp_path, monkeypatch):
+    """Without a manifest it falls back to run.json's corpus block, which format 2 nests under runs[]."""
+    results = write_results(tmp_path / "results")
+    monkeypatch.delenv("DIMBENCH_CORPUS", raising=False)
+    notebook = execute(FOLDER / "corpus.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch)
+    text = "".join(str(o.get("text", "")) for o in outputs(notebook))
+    assert "manifest: none found" not in text
+    skew = next(c for c in notebook.cells if c.cell_type == "code" and "workspaces_per_bucket" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in skew.outputs)

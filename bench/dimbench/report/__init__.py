@@ -33,25 +33,22 @@ def render(results: Path) -> list[Path]:
     a report that fails half way leaves the previous plots and DECISION.md exactly as they were.
     """
     from dimbench import files
-    from dimbench.evidence.results import Results, read_results
+    from dimbench.evidence.results import read_results
+    from dimbench.evidence.rule import decide
     from dimbench.report import decision_record, plots, race_plot, story
-    from dimbench.vocabulary import DEFAULT_DESIGN, cell_value
 
     data = read_results(results)
     # plots/ is replaced whole: refuse before rendering if it is not one dimbench wrote.
     files.refuse_unless_owned(results / "plots", ("plots",), "results directory")
-    # The grid's plots show the first run's screening stage of the shared design: the whole grid, one run
-    # (DECISION.md covers every run); the story's figures compare the designs.
+    # The grid's plots show the first run's screening stage of the shared design (the whole grid, one run;
+    # DECISION.md covers every run) and the rule's choice, drawn and highlighted in every figure.
     first = data.of_run(data.run["run_id"])
-    screening = Results(
-        first.directory,
-        first.run,
-        [r for r in first.rows if r["stage"] == "screening" and cell_value(r, "design") == DEFAULT_DESIGN],
-    )
+    decision = decide(data)
+    screening = plots.grid_results(data, decision.chosen)
     files.clear_temporaries(results, "report")
     staging = files.marked_temporary(results, "report")
     try:
-        written = plots.render_all(screening, staging / "plots")
+        written = plots.render_all(screening, staging / "plots", decision.recall_target, decision.chosen)
         written += story.render_all(data if len(data.runs) > 1 else first, staging / "plots")
         written += race_plot.render(first, staging / "plots")
         written.append(decision_record.write(data, staging / "DECISION.md"))

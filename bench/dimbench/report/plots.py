@@ -3,35 +3,53 @@
 Figures are built with matplotlib's object API on the Agg canvas, never through pyplot, so rendering
 changes no global backend or style (the notebooks draw the same figures inline). Same input → same
 bytes: fixed svg.hashsalt, no dates or software version in the file metadata, stable orders.
+
+Every figure reads its colours from report/palette.py (an arm, design or column keeps its colour across
+figures and profiles), puts its legend outside the data, zooms recall axes to the region the rule reads
+(with the target line and the 95 % bands the rows carry), draws the rule's choice when it is given, and
+draws no empty panel: a panel without data is left out, a figure without any is not drawn (None).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dimbench.evidence.results import Results
-from dimbench.evidence.rule import BUCKETS, CHOOSABLE, COLUMN_BYTES, config_of, p95
+from dimbench.evidence.rule import BUCKETS, CHOOSABLE, COLUMN_BYTES, Candidate, config_of, p95
+from dimbench.report import palette
+from dimbench.vocabulary import ACCESS_ARMS, DEFAULT_DESIGN, cell_value
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-ARMS = ("service", "rls_seed", "rls", "rls_filter")
+ARMS = ACCESS_ARMS
 INDEXES = ("exact", "ivfflat", "hnsw")
 MODES = ("off", "relaxed_order", "strict_order")
-RC = {"svg.hashsalt": "dimbench", "figure.dpi": 100, "font.size": 8, "legend.fontsize": 6}
+RC = {
+    "svg.hashsalt": "dimbench",
+    "figure.dpi": 100,
+    "font.size": 9,
+    "legend.fontsize": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+}
+CAPTION_SIZE = 8
 QUERY_KNOB = {"hnsw": "ef_search", "ivfflat": "probes"}
+RECALL_MARGIN = 0.02  # below the lowest plotted bound, so its marker is not cut by the frame
 
 
 def column_order(names: set[str]) -> list[str]:
     """768 first, then 1536 at full and half precision; anything unknown last, by name."""
     known = list(COLUMN_BYTES)
-    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), n)) or ["(none)"]
+    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), n))
 
 
 @contextmanager
@@ -52,9 +70,27 @@ def figure(rows: int, cols: int, size: tuple[float, float]) -> tuple[Figure, Any
     return fig, axes
 
 
-def finish(fig: Figure, caption: str) -> Figure:
-    fig.text(0.01, 0.005, caption, fontsize=6, color="0.35", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+def caption(fig: Figure, text: str) -> None:
+    import textwrap
+
+    # Wrapped to the figure's width (about 6 px a character at 8 pt) rather than cut at its edge.
+    width = max(40, int(fig.get_figwidth() * fig.dpi / 6.3))
+    lines = [part for line in text.splitlines() for part in textwrap.wrap(line, width) or [""]]
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=CAPTION_SIZE, color="0.35", ha="left", va="bottom")
+
+
+CAPTION_INCHES = 0.52  # up to three caption lines at 8 pt and a margin: legends and axes stay above them
+
+
+def decision_caption(results: Results, chosen: Candidate | None) -> str:
+    """The run's caption, and the decision's full label (legends name it "the decision", kept short)."""
+    return results.caption + ("" if chosen is None else f"\nthe decision: {chosen.config.label}")
+
+
+def finish(fig: Figure, text: str, bottom: float = 0.04, top: float = 1.0) -> Figure:
+    """The caption along the bottom; `bottom` keeps a strip free above it for a figure legend."""
+    caption(fig, text)
+    fig.tight_layout(rect=(0, max(bottom, CAPTION_INCHES / fig.get_figheight()), 1, top))
     return fig
 
 
@@ -78,13 +114,88 @@ def png(fig: Figure) -> bytes:
 
 
 def legend(ax: Axes, **kwargs: Any) -> None:
+    """The axes' legend to the right of it, outside the data."""
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(**kwargs)
-    else:
-        ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+        ax.legend(**{"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False, **kwargs})
+
+
+def figure_legend(fig: Figure, axes: Iterable[Axes], ncol: int = 3) -> float:
+    """One legend for panels that share their series, below them, outside the data; returns the figure
+    fraction it takes from the bottom (pass it to finish)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if not seen:
+        return 0.04
+    # As many columns as the longest label lets fit across the figure (about 6.5 px a character at 9 pt).
+    fits = int(fig.get_figwidth() * fig.dpi // (6.5 * max(len(label) for label in seen) + 40))
+    ncol = max(1, min(ncol, len(seen), fits))
+    fig.legend(
+        list(seen.values()),
+        list(seen),
+        loc="lower center",
+        bbox_to_anchor=(0.5, CAPTION_INCHES / fig.get_figheight()),
+        ncol=ncol,
+        frameon=False,
+    )
+    lines = -(-len(seen) // ncol)
+    return min(0.6, (CAPTION_INCHES + 0.25 + 0.19 * lines) / fig.get_figheight())
+
+
+def recall_limits(target: float, lows: Iterable[float | None]) -> tuple[float, float]:
+    """The region the rule reads: from a little below the target (or below the lowest plotted value or
+    interval bound, whichever is lower) to 1."""
+    values = [v for v in lows if v is not None]
+    low = min([target - 0.05, *(v - RECALL_MARGIN for v in values)])
+    return max(0.0, low), 1.005
+
+
+REFERENCE = "reference"  # the gid of a line drawn for reading (target, ×1): it is not data
+
+
+def has_data(ax: Axes) -> bool:
+    return bool(ax.patches or ax.collections or [line for line in ax.lines if line.get_gid() != REFERENCE])
+
+
+def target_line(ax: Axes, target: float, vertical: bool = False) -> None:
+    draw = ax.axvline if vertical else ax.axhline
+    draw(
+        target,
+        color="0.45",
+        linewidth=0.9,
+        linestyle="--",
+        label=f"recall target {target:.2f}",
+        zorder=1,
+        gid=REFERENCE,
+    )
+
+
+def drop_empty(fig: Figure, axes: Iterable[Axes]) -> None:
+    """Remove the panels nothing was drawn into (a meaningless empty axis reads as a measurement)."""
+    for ax in axes:
+        if not has_data(ax):
+            fig.delaxes(ax)
 
 
 # --- data shaping -----------------------------------------------------------------------------------
+
+
+def grid_results(data: Results, chosen: Candidate | None = None) -> Results:
+    """The rows the grid's figures show: the first run's screening of the shared design (the whole grid,
+    one run), plus the first run's screening rows of the rule's choice when it rides on another design,
+    so that the choice is always drawn. The report and the notebooks call this alike."""
+    first = data.of_run(data.run["run_id"])
+    rows = [
+        r
+        for r in first.rows
+        if r["stage"] == "screening"
+        and (
+            cell_value(r, "design") == DEFAULT_DESIGN
+            or (chosen is not None and config_of(r) == chosen.config)
+        )
+    ]
+    return Results(first.directory, first.run, rows)
 
 
 def config_points(results: Results) -> dict[tuple, dict[str, float]]:
@@ -128,17 +239,70 @@ def median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def worst_by_bucket(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float | None, float | None]]:
+    """bucket -> (worst scope's mean recall, lowest lower and lowest upper bound of the 95 % intervals):
+    the band the rule judges, as in the scale figure."""
+    out: dict[str, tuple[float, float | None, float | None]] = {}
+    for b in BUCKETS:
+        mine = [r for r in rows if r["bucket"] == b and r["recall_mean"] is not None]
+        if not mine:
+            continue
+        ci = [r["recall_ci95"] for r in mine if r.get("recall_ci95")]
+        out[b] = (
+            min(r["recall_mean"] for r in mine),
+            min(c[0] for c in ci) if ci else None,
+            min(c[1] for c in ci) if ci else None,
+        )
+    return out
+
+
+def recall_line(ax: Axes, recall: dict[str, tuple], band: bool = False, **kwargs: Any) -> list[float | None]:
+    """A recall line over the buckets, with its band when asked (a band per line would bury a dozen lines
+    under each other's shading: the figures band the decision and the defaults only); returns every value
+    plotted, for the axis."""
+    xs = [b for b in BUCKETS if b in recall]
+    if not xs:  # nothing measured at this setting here: no line (nor a legend entry for one)
+        return []
+    ax.plot(xs, [recall[b][0] for b in xs], **{"marker": "o", "markersize": 3, **kwargs})
+    if not band:
+        return [recall[b][0] for b in xs]
+    banded = [b for b in xs if recall[b][1] is not None]
+    if banded:
+        ax.fill_between(
+            banded,
+            [recall[b][1] for b in banded],
+            [recall[b][2] for b in banded],
+            color=kwargs.get("color"),
+            alpha=0.15,
+            linewidth=0,
+        )
+    return [v for b in xs for v in (recall[b][0], recall[b][1])]
+
+
 # --- figures ------------------------------------------------------------------------------------------
 
+PARETO_GROUPS = (("service", ("service",)), ("RLS", CHOOSABLE), ("seed RLS", ("rls_seed",)))
+PARETO_COLOR = {
+    "service": palette.arm("service"),
+    "RLS": palette.arm("rls"),
+    "seed RLS": palette.arm("rls_seed"),
+}
 
-def fig_pareto(results: Results, recall_target: float = 0.95) -> Figure:
+
+def fig_pareto(
+    results: Results, recall_target: float = 0.95, chosen: Candidate | None = None
+) -> Figure | None:
+    """Per column type: the recall–p95 front per index (line style) and arm group (colour), on one recall
+    range; the rule's choice a black star."""
     points = config_points(results)
     column_types = column_order({k.column_type for k in points})
-    fig, axes = figure(1, len(column_types), (4.2 * len(column_types), 3.8))
-    groups = (("service", ("service",), "-"), ("RLS", CHOOSABLE, "--"), ("seed RLS", ("rls_seed",), ":"))
+    if not column_types:
+        return None
+    fig, axes = figure(1, len(column_types), (4.6 * len(column_types), 4.6))
+    plotted: list[float] = []
     for ax, ct in zip(axes[0], column_types, strict=True):
         for index in INDEXES:
-            for name, arms, line in groups:
+            for name, arms in PARETO_GROUPS:
                 pts = [
                     (v["recall"], v["p95"])
                     for k, v in points.items()
@@ -146,51 +310,111 @@ def fig_pareto(results: Results, recall_target: float = 0.95) -> Figure:
                 ]
                 if pts:
                     front = pareto(pts)
+                    plotted += [p[0] for p in front]
                     ax.plot(
                         [p[0] for p in front],
                         [p[1] for p in front],
-                        line,
+                        palette.index_line(index),
+                        color=PARETO_COLOR[name],
                         marker="o",
                         markersize=3,
                         label=f"{index} · {name}",
                     )
+        if chosen is not None and chosen.config.column_type == ct:
+            point = points.get(chosen.config) or {"recall": chosen.min_recall, "p95": chosen.worst_p95_ms}
+            if point["recall"] is not None and point["p95"] is not None:
+                plotted.append(point["recall"])
+                ax.plot(
+                    [point["recall"]],
+                    [point["p95"]],
+                    "*",
+                    color=palette.CHOSEN,
+                    markersize=13,
+                    zorder=5,
+                    label="the decision",
+                )
         ax.set_yscale("log")
         ax.set_xlabel("worst-cell recall@10 (over buckets and scopes)")
         ax.set_ylabel("worst-cell p95 latency (ms, log)")
         ax.set_title(f"Recall–latency Pareto front: {ct}")
-        ax.axvline(recall_target, color="0.6", linewidth=0.8)
-        legend(ax, ncol=1)
-    return finish(fig, results.caption)
+        target_line(ax, recall_target, vertical=True)
+    # One recall range for every panel: the region the rule reads, down to the lowest front point.
+    for ax in axes[0]:
+        ax.set_xlim(*recall_limits(recall_target, plotted))
+    bottom = figure_legend(fig, axes[0])
+    return finish(fig, decision_caption(results, chosen), bottom)
 
 
-def fig_recall_by_bucket(results: Results, recall_target: float = 0.95) -> Figure:
-    """Rows: access arms; columns: iterative mode; lines: column type × index at its strongest setting."""
+def recall_panels(results: Results, chosen: Candidate | None) -> list[tuple[str, str]]:
     strongest = strongest_setting(results)
-    fig, axes = figure(len(ARMS), len(MODES), (12, 11))
-    for i, arm in enumerate(ARMS):
-        for j, mode in enumerate(MODES):
-            ax = axes[i][j]
-            series: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-            for r in results.rows:
-                key = (r["column_type"], r["index"], json.dumps(r["build_params"], sort_keys=True))
-                if (
-                    r["access"] == arm
-                    and r["iterative_scan"] == mode
-                    and r["recall_mean"] is not None
-                    and knob(r) == strongest[key]
-                ):
-                    series[f"{r['column_type']} {r['index']}"][r["bucket"]].append(r["recall_mean"])
-            for label in sorted(series):
-                xs = [b for b in BUCKETS if b in series[label]]
-                ax.plot(xs, [min(series[label][b]) for b in xs], marker="o", markersize=3, label=label)
-            ax.set_ylim(-0.02, 1.02)
-            ax.axhline(recall_target, color="0.6", linewidth=0.8)
-            ax.set_title(f"{arm} · iterative {mode}")
-            ax.set_xlabel("workspace-size bucket")
-            ax.set_ylabel("recall@10 (worst scope)")
-            legend(ax, loc="lower right")
-    fig.suptitle("Recall@10 by workspace size, per access arm and iterative scan (largest ef_search/probes)")
-    return finish(fig, results.caption)
+    have = {
+        (r["access"], r["iterative_scan"])
+        for r in results.rows
+        if r["recall_mean"] is not None
+        and knob(r)
+        == strongest[(r["column_type"], r["index"], json.dumps(r["build_params"], sort_keys=True))]
+    }
+    if chosen is not None:
+        have.add((chosen.config.access, chosen.config.iterative_scan))
+    return [(a, m) for a in ARMS for m in MODES if (a, m) in have]
+
+
+def fig_recall_by_bucket(
+    results: Results, recall_target: float = 0.95, chosen: Candidate | None = None
+) -> Figure | None:
+    """A panel per (access arm, iterative mode) measured; lines: column type (colour) × index (style) at
+    its strongest setting, with the band of its cells' 95 % intervals; the rule's choice in black."""
+    strongest = strongest_setting(results)
+    panels = recall_panels(results, chosen)
+    if not panels:
+        return None
+    cols = min(3, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = figure(nrows, cols, (4.2 * cols, 3.0 * nrows + 1.8))
+    flat = [ax for row in axes for ax in row]
+    plotted: list[float | None] = []
+    for ax, (arm, mode) in zip(flat, panels, strict=False):
+        series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in results.rows:
+            key = (r["column_type"], r["index"], json.dumps(r["build_params"], sort_keys=True))
+            if r["access"] == arm and r["iterative_scan"] == mode and knob(r) == strongest[key]:
+                series[(r["column_type"], r["index"])].append(r)
+        for ct, index in sorted(series, key=lambda s: (column_order({s[0]}), INDEXES.index(s[1]))):
+            plotted += recall_line(
+                ax,
+                worst_by_bucket(series[(ct, index)]),
+                color=palette.column(ct),
+                linestyle=palette.index_line(index),
+                marker=palette.column_marker(ct),
+                markersize=6 - 1.5 * column_order(set(COLUMN_BYTES)).index(ct) if ct in COLUMN_BYTES else 3,
+                markerfacecolor="none",
+                label=f"{ct} {index}",
+            )
+        if chosen is not None and (chosen.config.access, chosen.config.iterative_scan) == (arm, mode):
+            mine = [r for r in results.rows if config_of(r) == chosen.config]
+            plotted += recall_line(
+                ax,
+                worst_by_bucket(mine),
+                color=palette.CHOSEN,
+                linewidth=2.4,
+                zorder=4,
+                band=True,
+                label="the decision",
+            )
+        target_line(ax, recall_target)
+        ax.set_title(f"{arm} · iterative {mode}")
+        ax.set_xlabel("workspace-size bucket")
+        ax.set_ylabel("recall@10 (worst scope)")
+    limits = recall_limits(recall_target, plotted)
+    for ax in flat:
+        ax.set_ylim(*limits)
+    drop_empty(fig, flat)
+    fig.suptitle(
+        "Recall@10 by workspace size, per access arm and iterative scan (largest ef_search/probes; "
+        "band: the decision's 95 % intervals)"
+    )
+    bottom = figure_legend(fig, fig.axes)
+    return finish(fig, decision_caption(results, chosen), bottom, top=0.96)
 
 
 def fastest_reaching(results: Results, recall_target: float) -> dict[tuple, float]:
@@ -212,12 +436,20 @@ def fastest_reaching(results: Results, recall_target: float) -> dict[tuple, floa
     return best
 
 
-def fig_rls_overhead(results: Results, recall_target: float = 0.95) -> Figure:
+def fig_rls_overhead(
+    results: Results, recall_target: float = 0.95, chosen: Candidate | None = None
+) -> Figure | None:
     """At equal recall: the fastest RLS configuration reaching the target ÷ the fastest service one."""
     best = fastest_reaching(results, recall_target)
-    column_types = column_order({k[0] for k in best})
-    fig, axes = figure(1, len(column_types), (4.2 * len(column_types), 3.6))
-    arms = [a for a in ARMS if a != "service"]
+    arms = [a for a in ARMS if a != "service" and any(k[1] == a for k in best)]
+    column_types = [
+        ct
+        for ct in column_order({k[0] for k in best})
+        if any(best.get((ct, "service", b)) and best.get((ct, a, b)) for a in arms for b in BUCKETS)
+    ]
+    if not column_types:
+        return None
+    fig, axes = figure(1, len(column_types), (4.6 * len(column_types), 4.2))
     width = 0.8 / len(arms)
     for ax, ct in zip(axes[0], column_types, strict=True):
         for n, arm in enumerate(arms):
@@ -228,18 +460,19 @@ def fig_rls_overhead(results: Results, recall_target: float = 0.95) -> Figure:
                     xs.append(b + (n - (len(arms) - 1) / 2) * width)
                     ys.append(value / base)
             if xs:
-                ax.bar(xs, ys, width=width, label=arm)
+                ax.bar(xs, ys, width=width, label=arm, color=palette.arm(arm))
         ax.set_xticks(range(len(BUCKETS)), BUCKETS)
-        ax.axhline(1.0, color="0.6", linewidth=0.8)
+        ax.axhline(1.0, color="0.45", linewidth=0.8, gid=REFERENCE)
         ax.set_yscale("log")
-        ax.set_title(f"RLS overhead at recall ≥ {recall_target:.2f}: {ct}")
+        mark = " (the decision's)" if chosen is not None and chosen.config.column_type == ct else ""
+        ax.set_title(f"RLS overhead at recall ≥ {recall_target:.2f}: {ct}{mark}")
         ax.set_xlabel("workspace-size bucket (no bar: the arm never reaches the target)")
         ax.set_ylabel("p95 ÷ service-role p95 (×, log)")
-        legend(ax)
-    return finish(fig, results.caption)
+    bottom = figure_legend(fig, axes[0])
+    return finish(fig, decision_caption(results, chosen), bottom)
 
 
-def fig_storage(results: Results) -> Figure:
+def fig_storage(results: Results, chosen: Candidate | None = None) -> Figure | None:
     builds = sorted(
         (
             b
@@ -248,62 +481,118 @@ def fig_storage(results: Results) -> Figure:
         ),
         key=lambda b: b["build_key"],
     )
-    fig, axes = figure(1, 2, (11, 0.9 + 0.32 * max(len(builds), 3)))
+    if not builds:
+        return None
+    fig, axes = figure(1, 2, (12, 1.4 + 0.34 * max(len(builds), 3)))
     ax, ax2 = axes[0]
     labels = [b["build_key"] for b in builds]
     column = [COLUMN_BYTES[b["column_type"]] / 1e3 for b in builds]  # bytes/row × 1e6 rows → GB = B/1e3
     index = [(b.get("index_bytes") or 0) / b["rows"] / 1e3 for b in builds]
-    ax.barh(labels, column, label="vector column (4·d+8 or 2·d+8 B/row)")
-    ax.barh(labels, index, left=column, label="index (measured)")
-    ax.set_xlabel("GB per million chunks")
+    colors = [palette.column(b["column_type"]) for b in builds]
+    ax.barh(labels, column, color=colors, alpha=0.45, label="vector column (4·d+8 or 2·d+8 B/row)")
+    ax.barh(labels, index, left=column, color=colors, label="index (measured)")
+    ax.set_xlabel("GB (10⁹ B) per million chunks")
     ax.set_title("Storage per million chunks (end state: one vector column)")
-    legend(ax)
-    ax2.barh(labels, [b.get("seconds") or 0.0 for b in builds])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+    ax2.barh(labels, [b.get("seconds") or 0.0 for b in builds], color=colors)
     ax2.set_xlabel("index build time (s)")
-    ax2.set_title(f"Index build time ({builds[0]['rows']:,} rows)" if builds else "Index build time")
+    ax2.set_title(f"Index build time ({builds[0]['rows']:,} rows)")
     ax2.tick_params(labelleft=False)
+    if chosen is not None:  # the decision's build in bold
+        key = (chosen.config.column_type, chosen.config.index, chosen.config.build_params)
+        for tick, b in zip(ax.get_yticklabels(), builds, strict=True):
+            if (b["column_type"], b["index"], json.dumps(b["build_params"], sort_keys=True)) == key:
+                tick.set_fontweight("bold")
+                tick.set_text(f"{tick.get_text()} (the decision)")
     return finish(fig, results.caption)
 
 
-def fig_qps(results: Results) -> Figure:
-    fig, axes = figure(1, len(ARMS), (16, 3.8))
-    for ax, arm in zip(axes[0], ARMS, strict=True):
-        curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+def fig_qps(results: Results, chosen: Candidate | None = None) -> Figure | None:
+    """Throughput against client connections; not drawn when the run measured a single client level (a
+    curve needs two points)."""
+    levels = {int(c) for r in results.rows for c, v in (r["qps"] or {}).items() if v is not None}
+    if len(levels) < 2:
+        return None
+    panels = [
+        a
+        for a in ARMS
+        if len({int(c) for r in results.rows if r["access"] == a for c, v in (r["qps"] or {}).items() if v})
+        > 1  # an arm measured at one client level has no curve: its panel would be a column of dots
+    ]
+    fig, axes = figure(1, len(panels), (4.4 * len(panels), 4.4))
+    for ax, arm in zip(axes[0], panels, strict=True):
+        curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        mine: dict[int, list[float]] = defaultdict(list)
         for r in results.rows:
             if r["access"] != arm:
                 continue
             for clients, value in (r["qps"] or {}).items():
                 if value is not None:  # null: not measured at that concurrency (not zero)
-                    curves[f"{r['column_type']} {r['index']}"][int(clients)].append(value)
-        for label in sorted(curves):
-            xs = sorted(curves[label])
-            ax.plot(xs, [median(curves[label][x]) for x in xs], marker="o", markersize=3, label=label)
+                    curves[(r["column_type"], r["index"])][int(clients)].append(value)
+                    if chosen is not None and config_of(r) == chosen.config:
+                        mine[int(clients)].append(value)
+        for ct, index in sorted(curves, key=lambda s: (column_order({s[0]}), INDEXES.index(s[1]))):
+            xs = sorted(curves[(ct, index)])
+            ax.plot(
+                xs,
+                [median(curves[(ct, index)][x]) for x in xs],
+                palette.index_line(index),
+                color=palette.column(ct),
+                marker="o",
+                markersize=3,
+                label=f"{ct} {index}",
+            )
+        if mine:
+            xs = sorted(mine)
+            ax.plot(
+                xs,
+                [median(mine[x]) for x in xs],
+                color=palette.CHOSEN,
+                linewidth=2.4,
+                marker="*",
+                label="the decision",
+            )
         ax.set_title(f"{arm}: throughput vs client connections")
         ax.set_xlabel("client connections")
         ax.set_ylabel("queries per second (median over cells)")
-        legend(ax)
-    return finish(fig, results.caption)
+    bottom = figure_legend(fig, axes[0])
+    return finish(fig, decision_caption(results, chosen), bottom)
 
 
-def fig_ndcg(results: Results) -> Figure:
-    fig, axes = figure(1, 1, (7, 3.8))
-    ax = axes[0][0]
+def fig_ndcg(results: Results, chosen: Candidate | None = None) -> Figure | None:
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     # Exact search isolates the embedding's quality from the index's recall; fall back to any index.
     exact = [r for r in results.rows if r["index"] == "exact" and r.get("ndcg10") is not None]
     for r in exact or [r for r in results.rows if r.get("ndcg10") is not None]:
         values[r["column_type"]][r["bucket"]].append(r["ndcg10"])
-    for label in sorted(values):
+    if not values:
+        return None
+    fig, axes = figure(1, 1, (8.4, 3.8))
+    ax = axes[0][0]
+    markers = "osD^v"
+    names = column_order(set(values))
+    for n, label in enumerate(names):
+        # Nudge each line sideways a little: equal values must not hide a line under another.
+        offset = (n - (len(names) - 1) / 2) * 0.06
         xs = [b for b in BUCKETS if b in values[label]]
-        ax.plot(xs, [median(values[label][b]) for b in xs], marker="o", label=label)
+        ax.plot(
+            [BUCKETS.index(b) + offset for b in xs],
+            [median(values[label][b]) for b in xs],
+            marker=markers[n % len(markers)],
+            markerfacecolor="none" if n % 2 else palette.column(label),
+            color=palette.column(label),
+            label=label
+            + (" (the decision's)" if chosen is not None and chosen.config.column_type == label else ""),
+        )
+    ax.set_xticks(range(len(BUCKETS)), BUCKETS)
     ax.set_title(f"Relevance: nDCG@10 per dimension ({'exact search' if exact else 'all indexes'})")
     ax.set_xlabel("workspace-size bucket")
-    ax.set_ylabel("nDCG@10 (synthetic relevance labels)")
+    ax.set_ylabel("nDCG@10 (median over cells;\nsynthetic relevance labels)")
     legend(ax)
     return finish(fig, results.caption)
 
 
-FIGURES: dict[str, Callable[[Results], Figure]] = {
+FIGURES: dict[str, Callable[..., Figure | None]] = {
     "pareto": fig_pareto,
     "recall_by_bucket": fig_recall_by_bucket,
     "rls_overhead": fig_rls_overhead,
@@ -311,12 +600,26 @@ FIGURES: dict[str, Callable[[Results], Figure]] = {
     "qps": fig_qps,
     "ndcg": fig_ndcg,
 }
+RECALL_FIGURES = ("pareto", "recall_by_bucket", "rls_overhead")  # those that take the rule's target
 
 
-def render_all(results: Results, out: Path) -> list[Path]:
+def make(
+    name: str, results: Results, recall_target: float = 0.95, chosen: Candidate | None = None
+) -> Figure | None:
+    """One of FIGURES by name, as the report draws it (the notebooks call this too)."""
+    fn = FIGURES[name]
+    with style():
+        if name in RECALL_FIGURES:
+            return fn(results, recall_target, chosen)
+        return fn(results, chosen)
+
+
+def render_all(
+    results: Results, out: Path, recall_target: float = 0.95, chosen: Candidate | None = None
+) -> list[Path]:
     written: list[Path] = []
-    for name, make in FIGURES.items():
-        with style():
-            fig = make(results)
-        written += save(fig, out, name)
+    for name in FIGURES:
+        fig = make(name, results, recall_target, chosen)
+        if fig is not None:
+            written += save(fig, out, name)
     return written

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from dimbench.evidence.results import Results
 
+ARM_LINE = {"rls": "-", "rls_filter": "--", "service": ":", "rls_seed": (0, (5, 1, 1, 1)), "rls_docs": "-."}
+
 
 def render(results: Results, out: Path) -> list[Path]:
     """plots/race.{png,svg} when the run raced (rounds ≥ 2); nothing otherwise."""
-    from dimbench.report.plots import figure, finish, save, style
+    from dimbench.report import palette
+    from dimbench.report.plots import figure, finish, legend, save, style
 
     race = results.run.get("race") or {}
     snapshots = race.get("alive") or []
@@ -23,9 +26,18 @@ def render(results: Results, out: Path) -> list[Path]:
         for group in groups:
             xs = [s["queries"] for s in snapshots]
             ys = [s["alive"].get(group, 0) for s in snapshots]
-            ax.step(xs, ys, where="post", label=group, linewidth=1.2)
+            design, _, arm = group.partition("/")  # "design/arm": the design's colour, the arm's line
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                label=group,
+                linewidth=1.4,
+                color=palette.design(design),
+                linestyle=ARM_LINE.get(arm, "-."),
+            )
         ax.set_xlabel("screening queries spent so far")
         ax.set_ylabel("configurations still in the race")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+        legend(ax)
         finish(fig, f"{results.caption} · dropped only on an interval that excludes them (evidence/race.py)")
     return save(fig, out, "race")

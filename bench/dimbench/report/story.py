@@ -15,12 +15,40 @@ from typing import TYPE_CHECKING, Any
 
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import Candidate, config_of, decide, p95
-from dimbench.report.plots import figure, finish, legend
+from dimbench.report import palette
+from dimbench.report.plots import (
+    CAPTION_SIZE,
+    caption,
+    figure,
+    finish,
+    legend,
+    recall_limits,
+    recall_line,
+    target_line,
+    worst_by_bucket,
+)
 from dimbench.report.scale import PROJECT_TO, ScalePoint, project, project_recall
 from dimbench.vocabulary import BUCKETS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+# authenticated's statement_timeout (schema/0001_supabase_shim.sql: '8s'): a request past it is cancelled,
+# so a projected p95 beyond it is a query that would fail, not a slow one.
+STATEMENT_TIMEOUT_MS = 8000.0
+
+
+def line_style(label: str) -> dict[str, Any]:
+    """A story line's look from its role: the decision black and thick, pgvector's defaults grey and
+    dotted, a design's best in its design's colour (report/palette.py)."""
+    if label.startswith(("the decision", "the rule's choice")):
+        return {"color": palette.CHOSEN, "linewidth": 2.6, "zorder": 4}
+    if label.startswith("pgvector defaults"):
+        return {"color": palette.DEFAULTS, "linestyle": ":", "linewidth": 1.6, "zorder": 3}
+    if label.startswith("best "):
+        name = label.removeprefix("best ").split(":")[0].strip()
+        return {"color": palette.design(name), "linewidth": 1.3}
+    return {"color": palette.UNKNOWN, "linewidth": 1.0}
 
 
 def rows_of(results: Results, c: Candidate, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -47,25 +75,24 @@ def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
 
     decision = decide(results)
     lines = deployable(decision)
-    fig, axes = figure(1, 2, (12, 6.4))
+    fig, axes = figure(1, 2, (13, 7.0))
     recall_ax, latency_ax = axes[0]
+    plotted: list[float | None] = []
     for label, c in lines.items():
         rows = rows_of(results, c, decision.run_id)
-        recall = by_bucket(rows, lambda r: r["recall_mean"], min)
         latency = by_bucket(rows, p95, max)
-        style = (
-            {"linewidth": 2.2}
-            if label == "the decision"
-            else {"linestyle": ":" if "defaults" in label else "-"}
-        )
+        style = line_style(label)
         text = f"{label}: {c.config.label}"
-        xs = [b for b in BUCKETS if b in recall]
-        recall_ax.plot(xs, [recall[b] for b in xs], marker="o", markersize=3, label=text, **style)
+        banded = label in ("the decision", "pgvector defaults")
+        plotted += recall_line(recall_ax, worst_by_bucket(rows), band=banded, label=text, **style)
         xs = [b for b in BUCKETS if b in latency]
         latency_ax.plot(xs, [latency[b] for b in xs], marker="o", markersize=3, label=text, **style)
-    recall_ax.axhline(recall_target, color="0.6", linewidth=0.8)
-    recall_ax.set_ylim(-0.02, 1.02)
-    recall_ax.set_title("recall@10 per workspace-size bucket (worst scope)")
+    target_line(recall_ax, decision.recall_target)
+    recall_ax.set_ylim(*recall_limits(decision.recall_target, plotted))
+    recall_ax.set_title(
+        "recall@10 per workspace-size bucket (worst scope)\n"
+        "band: the decision's and the defaults' 95 % intervals"
+    )
     recall_ax.set_xlabel("workspace-size bucket (share of all rows a user sees)")
     recall_ax.set_ylabel("recall@10")
     latency_ax.set_yscale("log")
@@ -74,13 +101,13 @@ def fig_deployable(results: Results, recall_target: float = 0.95) -> Figure:
     latency_ax.set_ylabel("p95 ms (log)")
     handles, labels = recall_ax.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=6, bbox_to_anchor=(0.5, 0.03))
-        fig.subplots_adjust(bottom=0.42, top=0.9)
+        fig.legend(handles, labels, loc="lower center", ncol=1, bbox_to_anchor=(0.5, 0.04), frameon=False)
+    fig.subplots_adjust(bottom=0.12 + 0.034 * len(labels), top=0.9, wspace=0.22)
     fig.suptitle(
         f"What a team would deploy, under RLS ({decision.stage} stage): pgvector's defaults, the decision "
         "and each design's best"
     )
-    fig.text(0.01, 0.005, results.caption, fontsize=6, color="0.35", ha="left", va="bottom")
+    caption(fig, results.caption)
     return fig
 
 
@@ -105,37 +132,38 @@ def fig_side_channel(results: Results) -> Figure:
         ratio_ax.plot(without, [y] * len(without), "o", mfc="none", color="0.5", markersize=5)
         ratio_ax.plot(with_, [y] * len(with_), "o", color=color, markersize=5)
     ratio_ax.axvline(1.0, color="0.3", linewidth=0.8)
-    ratio_ax.set_yticks(rows, names, fontsize=7)
+    ratio_ax.set_yticks(rows, names, fontsize=9)
     ratio_ax.set_xlabel(
-        "each pass's p50 ÷ the median p50 of the passes without the cluster\n"
-        "open grey: without · filled: with the cluster (red: every one beyond every grey one, a leak)",
-        fontsize=8,
+        "each pass's p50 ÷ the median p50 of the passes\nwithout the cluster · open grey: without ·\n"
+        "filled: with it (red: every one beyond every grey one, a leak)",
+        fontsize=9,
     )
-    ratio_ax.set_title("latency moved by another tenant's data", fontsize=9)
+    ratio_ax.set_title("latency moved by another tenant's data")
     lost = any((e["with"]["short_share"] or 0) or (e["without"]["short_share"] or 0) for e in side)
+    # Same encoding as the left panel: open grey without the cluster, filled (the verdict's colour) with it.
     for y, e in zip(rows, side, strict=True):
         before, during = e["without"]["short_share"] or 0.0, e["with"]["short_share"] or 0.0
+        verdict = leaks(e)
+        color = "tab:red" if verdict else "tab:blue" if verdict is False else "0.55"
         short_ax.plot([before, during], [y, y], color="0.6", linewidth=1)
         short_ax.plot(
-            [before], [y], "o", color="tab:blue", markersize=4, label="without" if y == rows[0] else None
-        )
-        short_ax.plot(
-            [during],
+            [before],
             [y],
             "o",
-            color="tab:orange",
-            markersize=4,
-            label="with the cluster" if y == rows[0] else None,
+            mfc="none",
+            color=palette.WITHOUT,
+            markersize=5,
+            label="without the cluster" if y == rows[0] else None,
+        )
+        short_ax.plot(
+            [during], [y], "o", color=color, markersize=5, label="with the cluster" if y == rows[0] else None
         )
     short_ax.set_yticks(rows, [""] * len(rows))
     short_ax.set_xlim(-0.02, 1.02)
-    short_ax.set_xlabel("share of queries returning fewer rows than the user may see")
-    short_ax.set_title(
-        "results lost to another tenant's data" + ("" if lost else ": none (all 0.00)"),
-        fontsize=9,
-    )
+    short_ax.set_xlabel("share of queries returning fewer rows\nthan the user may see")
+    short_ax.set_title("results lost to another tenant's data" + ("" if lost else ": none (all 0.00)"))
     if side:
-        legend(short_ax, loc="lower right")
+        legend(short_ax)
     else:
         ratio_ax.text(
             0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ratio_ax.transAxes
@@ -172,15 +200,16 @@ def scale_series(results: Results) -> dict[str, list[ScalePoint]]:
 
 def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     series = scale_series(results)
-    fig, axes = figure(1, 2, (12, 7.5))
+    fig, axes = figure(1, 2, (13, 8.0))
     recall_ax, latency_ax = axes[0]
 
     def value(v: float | None) -> float:
         return math.nan if v is None else v
 
+    highest = 0.0  # the largest measured or projected p95: the timeout line is drawn once it is reached
     for i, (label, points) in enumerate(sorted(series.items())):
-        color = f"C{i % 10}"
-        width = 2.2 if label.startswith("the rule's choice") else 1.2  # the line the record decides on
+        style = line_style(label)
+        color, width = style["color"], style["linewidth"]
         # Spread the lines a little sideways (a few % of N on the log axis) so their bars stay apart.
         ns = [p.chunks * (1 + 0.04 * (i - (len(series) - 1) / 2)) for p in points]
         recalls = [value(p.recall) for p in points]
@@ -196,14 +225,23 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
             elinewidth=0.7,
             color=color,
             linewidth=width,
+            linestyle=style.get("linestyle", "-"),
             label=label,
         )
         latency_ax.plot(
-            ns, [value(p.p95) for p in points], marker="o", markersize=3, color=color, linewidth=width
+            ns,
+            [value(p.p95) for p in points],
+            marker="o",
+            markersize=3,
+            color=color,
+            linewidth=width,
+            linestyle=style.get("linestyle", "-"),
         )
+        highest = max([highest, *(p.p95 for p in points if p.p95 is not None)])
         last = points[-1]
         projected = project([(p.chunks, p.p95) for p in points if p.p95 is not None])
         if projected is not None and last.p95 is not None:
+            highest = max(highest, projected)
             latency_ax.plot(
                 [ns[-1], PROJECT_TO], [last.p95, projected], linestyle="--", color=color, linewidth=0.8
             )
@@ -212,27 +250,28 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
             recall_ax.plot(
                 [ns[-1], PROJECT_TO], [last.recall, projected], linestyle="--", color=color, linewidth=0.8
             )
-    lowest = min(
-        (v for points in series.values() for p in points for v in (p.recall, p.lower) if v is not None),
-        default=0.0,
-    )
-    # The target must stay readable: start the axis just below the lowest line or bar, not at 0.
-    recall_ax.set_ylim(max(0.0, math.floor(lowest * 20) / 20 - 0.05), 1.01)
+    # The region the rule reads, down to the lowest measured line or bar (projections may run lower:
+    # they are cut at the frame rather than squeezing the measurements into a few pixels).
+    measured = [v for points in series.values() for p in points for v in (p.recall, p.lower)]
+    recall_ax.set_ylim(*recall_limits(recall_target, measured))
     for ax in (recall_ax, latency_ax):
         ax.set_xscale("log")
-        ax.set_xlabel("chunks in the corpus (log)")
+        ax.set_xlabel("chunks in the corpus (log)\nright of the last measured size: a projection (dashed)")
         if series:
             ax.axvline(PROJECT_TO, color="0.7", linewidth=0.6)
-            ax.text(
-                PROJECT_TO,
-                ax.get_ylim()[1],
-                "10M: projection (dashed), not measured",
-                fontsize=5,
-                ha="right",
-                va="top",
-                color="0.3",
-            )
-    recall_ax.axhline(recall_target, color="0.6", linewidth=0.8)
+    latency_ax.set_yscale("log")
+    if highest >= STATEMENT_TIMEOUT_MS:
+        latency_ax.axhline(STATEMENT_TIMEOUT_MS, color="tab:red", linewidth=1.0)
+        latency_ax.text(
+            latency_ax.get_xlim()[0],
+            STATEMENT_TIMEOUT_MS,
+            " statement_timeout 8 s: cancelled above",
+            color="tab:red",
+            fontsize=CAPTION_SIZE + 1,
+            ha="left",
+            va="bottom",
+        )
+    target_line(recall_ax, recall_target)
     recall_ax.set_ylabel("worst-bucket recall@10 (bar: the rule's band, 95 %)")
     recall_ax.set_title("recall against corpus size")
     latency_ax.set_yscale("log")
@@ -240,15 +279,15 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     latency_ax.set_title("p95 against corpus size")
     handles, labels = recall_ax.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=6, bbox_to_anchor=(0.5, 0.03))
-    fig.subplots_adjust(bottom=0.3, top=0.86, wspace=0.25)
+        fig.legend(handles, labels, loc="lower center", ncol=1, bbox_to_anchor=(0.5, 0.04), frameon=False)
+    fig.subplots_adjust(bottom=0.12 + 0.03 * len(labels), top=0.8, wspace=0.25)
     fig.suptitle(
         "pgvector's defaults, the rule's choice and each design's best at the smallest corpus, followed to "
         "larger ones\n(each size's confirmation where it confirmed the configuration, else its screening)\n"
         "a bar spans the lowest lower and the lowest upper bound of any cell's 95 % recall interval: "
         "the rule passes a size only when the bar's bottom clears the target"
     )
-    fig.text(0.01, 0.005, results.caption, fontsize=6, color="0.35", ha="left", va="bottom")
+    caption(fig, results.caption)
     return fig
 
 
