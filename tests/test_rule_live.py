@@ -93,3 +93,35 @@ def test_read_results_reads_live_json_beside_the_run(tmp_path):
     (tmp_path / "measurements.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "live.json").write_text(json.dumps({**BOUND, "designs": {"routed": failing_writes()}}))
     assert read_results(tmp_path).live["designs"]["routed"]
+
+
+def test_the_record_says_nothing_of_live_traffic_without_a_live_stage():
+    from dimbench.report.live_text import live_line, section
+
+    results = results_of(rows())
+    decision = decide(results)
+    assert section(results, decision) == [] and live_line(results, decision) is None
+
+
+def test_the_record_shows_each_measured_design_with_its_intervals_and_failures():
+    from dimbench.report.live_text import section
+
+    live = {**BOUND, "designs": {"routed": failing_writes(), "shared": GOOD}}
+    results = results_of(rows(), live)
+    text = "\n".join(section(results, decide(results)))
+    assert text.startswith("## Under live traffic")
+    assert "**routed** — fails" in text and "statement_timeout 3" in text
+    assert "1.10× [0.90, 1.30]" in text  # the p95 ratio with its interval
+    assert "20 of 20 new chunks" in text
+
+
+def test_the_first_screen_says_the_rate_the_choice_holds_to():
+    from dimbench.report.live_text import live_line
+
+    live = {"settings": {"p95_bound": 1.5, "ingest_rate": 200}, "designs": {"routed": GOOD, "shared": GOOD}}
+    results = results_of(rows(), live)
+    line = live_line(results, decide(results))
+    assert line == (
+        "- Under live traffic: holds at the grid's ingest rate of 200 chunks/s per 100k: "
+        "p95 ratio 1.10× [0.90, 1.30]."
+    )
