@@ -1,0 +1,46 @@
+"""The live stage of `dimbench run`: a grid with a [live] section gets live.json in its run directory
+(the decided designs and shared), the record gains "Under live traffic", and a rerun keeps the finished
+live.json. Seconds-long phases on the tiny corpus (a test of the mechanism, not a measurement)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dimbench.paths import repo_root
+from tests.cli_helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def live_run(new_database, tmp_path_factory):
+    """`dimbench run` of a grid copied from live-tiny (its designs and its [live] section)."""
+    where = tmp_path_factory.mktemp("live-run")
+    grid = where / "live-run.toml"
+    text = (repo_root() / "bench" / "grids" / "live-tiny.toml").read_text()
+    grid.write_text(text.replace('profile = "live-tiny"', 'profile = "live-run"'))
+    dsn, out = new_database("liverun"), where / "out"
+    args = ("run", "--profile", str(grid), "--dsn", dsn, "--out", str(out), "--no-progress")
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    live = json.loads((out / "live.json").read_text())
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    return {"out": out, "live": live, "again": json.loads((out / "live.json").read_text())}
+
+
+def test_run_writes_live_json_for_the_decided_designs_and_shared(live_run):
+    live = live_run["live"]
+    assert live["status"] == "done" and live["corpus_check"]["unchanged"]
+    assert "shared" in live["designs"]
+    assert all(e["status"] == "done" and "verdict" in e for e in live["designs"].values())
+
+
+def test_the_record_has_the_section_under_live_traffic(live_run):
+    record = (live_run["out"] / "DECISION.md").read_text()
+    assert "## Under live traffic" in record
+    assert "**shared** —" in record
+
+
+def test_a_rerun_keeps_the_finished_live_stage(live_run):
+    assert live_run["again"]["started_at"] == live_run["live"]["started_at"]
