@@ -26,7 +26,15 @@ def live_run(new_database, tmp_path_factory):
     live = json.loads((out / "live.json").read_text())
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
-    return {"out": out, "live": live, "again": json.loads((out / "live.json").read_text())}
+    published = where / "published"
+    done = run_cli("publish", str(out), "--to", str(published))
+    assert done.returncode == 0, done.stderr
+    return {
+        "out": out,
+        "live": live,
+        "again": json.loads((out / "live.json").read_text()),
+        "published": published,
+    }
 
 
 def test_run_writes_live_json_for_the_decided_designs_and_shared(live_run):
@@ -44,3 +52,9 @@ def test_the_record_has_the_section_under_live_traffic(live_run):
 
 def test_a_rerun_keeps_the_finished_live_stage(live_run):
     assert live_run["again"]["started_at"] == live_run["live"]["started_at"]
+
+
+def test_publish_carries_live_json_and_its_section(live_run):
+    published = live_run["published"]
+    assert json.loads((published / "live.json").read_text()) == live_run["again"]
+    assert "## Under live traffic" in (published / "DECISION.md").read_text()
