@@ -9,16 +9,22 @@ import json
 import pytest
 
 from dimbench.paths import repo_root
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import assert_one_line_error, run_cli
+
+
+def live_grid(where, old: str = "", new: str = ""):
+    """live-tiny's grid (its designs and its [live] section) as profile live-run, one text changed."""
+    text = (repo_root() / "bench" / "grids" / "live-tiny.toml").read_text()
+    grid = where / "live-run.toml"
+    grid.write_text(text.replace('profile = "live-tiny"', 'profile = "live-run"').replace(old, new))
+    return grid
 
 
 @pytest.fixture(scope="module")
 def live_run(new_database, tmp_path_factory):
     """`dimbench run` of a grid copied from live-tiny (its designs and its [live] section)."""
     where = tmp_path_factory.mktemp("live-run")
-    grid = where / "live-run.toml"
-    text = (repo_root() / "bench" / "grids" / "live-tiny.toml").read_text()
-    grid.write_text(text.replace('profile = "live-tiny"', 'profile = "live-run"'))
+    grid = live_grid(where)
     dsn, out = new_database("liverun"), where / "out"
     args = ("run", "--profile", str(grid), "--dsn", dsn, "--out", str(out), "--no-progress")
     first = run_cli(*args)
@@ -58,3 +64,12 @@ def test_publish_carries_live_json_and_its_section(live_run):
     published = live_run["published"]
     assert json.loads((published / "live.json").read_text()) == live_run["again"]
     assert "## Under live traffic" in (published / "DECISION.md").read_text()
+
+
+def test_an_impossible_live_section_is_one_line_before_anything_runs(tmp_path):
+    # the [live] stage asks for an ivfflat build the grid does not make
+    grid = live_grid(tmp_path, 'index = "hnsw"\naccess', 'index = "ivfflat"\naccess')
+    out = tmp_path / "out"
+    result = run_cli("run", "--profile", str(grid), "--dsn", "postgresql:///nowhere", "--out", str(out))
+    assert_one_line_error(result, "[live]", "ivfflat")
+    assert not out.exists()
