@@ -73,3 +73,12 @@ def test_an_impossible_live_section_is_one_line_before_anything_runs(tmp_path):
     result = run_cli("run", "--profile", str(grid), "--dsn", "postgresql:///nowhere", "--out", str(out))
     assert_one_line_error(result, "[live]", "ivfflat")
     assert not out.exists()
+
+
+def test_live_off_skips_the_stage_and_the_record_says_nothing_of_it(new_database, tmp_path):
+    grid, out = live_grid(tmp_path), tmp_path / "out"
+    args = ("run", "--profile", str(grid), "--dsn", new_database("liveoff"), "--out", str(out))
+    result = run_cli(*args, "--live", "off", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert not (out / "live.json").exists()
+    assert "Under live traffic" not in (out / "DECISION.md").read_text()
