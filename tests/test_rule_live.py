@@ -125,3 +125,11 @@ def test_the_first_screen_says_the_rate_the_choice_holds_to():
         "- Under live traffic: holds at the grid's ingest rate of 200 chunks/s per 100k: "
         "p95 ratio 1.10× [0.90, 1.30]."
     )
+
+
+def test_the_record_says_when_the_live_stage_did_not_finish():
+    from dimbench.report.live_text import section
+
+    live = {**BOUND, "status": "interrupted", "designs": {"shared": GOOD}}
+    results = results_of(rows(), live)
+    assert "The live stage is **interrupted**" in "\n".join(section(results, decide(results)))

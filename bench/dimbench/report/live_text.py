@@ -119,6 +119,8 @@ def section(results: Results, decision: Decision) -> list[str]:
         "here does not qualify (rule step 5).",
         "",
     ]
+    if live.get("status") != "done":
+        out += [f"The live stage is **{said(live, 'status')}**: what it measured so far is shown.", ""]
     designs = live.get("designs") or {}
     for name, entry in designs.items():
         out += design_lines(name, entry, bound)
