@@ -66,6 +66,7 @@ def study_options(args: argparse.Namespace):  # -> study.StudyOptions (imported 
         progress=not args.no_progress,
         finished=render_run,
         side_channel=getattr(args, "side_channel", "decided"),
+        live=getattr(args, "live", "decided"),
         corpus=imported_corpus(args.corpus) if getattr(args, "corpus", None) else None,
     )
 
@@ -275,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("decided", "all"),
         default="decided",
         help="tenant side channel for the chosen design and its tie set (default) or every design",
+    )
+    run.add_argument(
+        "--live",
+        choices=("decided", "all", "off"),
+        default="decided",
+        help="the grid's [live] stage for the chosen design, its tie set and shared (default), every design, "
+        "or off",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_target_args(run)

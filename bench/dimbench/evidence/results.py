@@ -79,6 +79,7 @@ class Results:
     run: dict[str, Any]  # the first run (its rows lead the plots and the decision)
     rows: list[dict[str, Any]]
     runs: list[dict[str, Any]] = field(default_factory=list)  # every run whose rows the directory holds
+    live: dict[str, Any] | None = None  # the directory's live.json (the live stage), None: not measured
 
     def __post_init__(self) -> None:
         if not self.runs:
@@ -113,7 +114,8 @@ class Results:
     def of_run(self, run_id: str) -> Results:
         """The same directory narrowed to one run."""
         run = next(r for r in self.runs if r.get("run_id") == run_id)
-        return Results(self.directory, run, [r for r in self.rows if r.get("run_id") == run_id], [run])
+        rows = [r for r in self.rows if r.get("run_id") == run_id]
+        return Results(self.directory, run, rows, [run], self.live)
 
 
 def read_results(directory: Path) -> Results:
@@ -130,7 +132,20 @@ def read_results(directory: Path) -> Results:
     stray = next((r.get("run_id") for r in rows if r.get("run_id") not in known), None)
     if stray is not None or not rows:
         raise DimbenchError(f"{rows_path}: rows of run {stray!r}, which {run_path} does not describe")
-    return Results(directory, runs[0], rows, runs)
+    return Results(directory, runs[0], rows, runs, read_live(directory / "live.json"))
+
+
+def read_live(path: Path) -> dict[str, Any] | None:
+    """The live stage's measurements (None when the run has none); a malformed file is one line."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DimbenchError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("designs"), dict):
+        raise DimbenchError(f"{path}: not a live.json (no 'designs' table)")
+    return data
 
 
 def read_run(path: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,11 @@ Rule, exactly as implemented (per run):
    with an interval below it is not a pass. A missing cell or a null recall or p95 disqualifies.
 4. Its latency is the worst cell's p95 (with its bootstrap interval); with `latency_budget_ms` set, the
    p95 must be within the budget.
-5. The qualifying configuration with the lowest worst-cell p95 is the best; every qualifying configuration
+5. Under live traffic (when the run measured designs live, `live.json`): a configuration whose design's
+   live verdict *fails* (a request failed at the grid's ingest rate, the search p95 ratio's interval lies
+   wholly above the bound, freshness failed) does not qualify. A design not measured live, or whose
+   verdict is open, is not disqualified: the record says so.
+6. The qualifying configuration with the lowest worst-cell p95 is the best; every qualifying configuration
    whose p95 interval overlaps the best's (its lower end ≤ the best's upper end, widened by
    `tie_tolerance`) is **tied** with it — the measurements cannot tell them apart. Ties go to the smaller
    storage per million chunks, then the higher worst-cell recall, then the lower p95, then the label.
@@ -31,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dimbench.evidence.live import Verdict, judge_all
 from dimbench.evidence.results import Results
 from dimbench.evidence.text import interval
 from dimbench.vocabulary import (
@@ -122,6 +127,8 @@ class Decision:
     screened: list[Candidate] = field(default_factory=list)  # the screening stage (when confirmation decides)
     # the quality tolerance the rule applied; None: the rows carry no quality, so quality was not judged
     quality_tolerance: float | None = None
+    # the live verdict of each design measured under traffic; None: the run has no live stage
+    live: dict[str, Verdict] | None = None
 
     def measured(self) -> list[Candidate]:
         """Every configuration at its best evidence: its confirmation, else its screening (a grid may
@@ -153,6 +160,13 @@ class Decision:
     @property
     def rule(self) -> str:
         text = rule_text(self.recall_target, self.latency_budget_ms, self.arms, self.tie_tolerance)
+        if self.live is not None:
+            text += (
+                " Under live traffic: a configuration whose design fails the live stage (a failed "
+                "request at the grid's ingest rate, search p95 under ingest above its bound × idle at "
+                "the lower end of the ratio's interval, or a new chunk not found at once) does not "
+                "qualify; a design not measured live is not disqualified."
+            )
         if self.quality_tolerance is None:
             return text
         return (
@@ -388,7 +402,9 @@ def decide(
     run_id: str | None = None,
     *,
     quality_tolerance: float = QUALITY_TOLERANCE,
+    live: Any = None,
 ) -> Decision:
+    """`live`: a live.json's content or its verdicts (default: the directory's live.json, if any)."""
     rows = run_rows(results, run_id)
     stage = "confirmation" if any(r.get("stage") == "confirmation" for r in rows) else "screening"
     every = candidates(
@@ -398,6 +414,9 @@ def decide(
         [r for r in rows if r.get("stage", "screening") == stage],
         quality_tolerance=quality_tolerance,
     )
+    verdicts = live_verdicts(results.live if live is None else live)
+    if verdicts is not None:
+        every = live_gate(every, verdicts)
     chosen, tied = pick([c for c in every if c.config.access in arms], tie_tolerance)
     baseline, _ = pick([c for c in every if c.config.access == "service"], tie_tolerance)
     screened = (
@@ -411,6 +430,8 @@ def decide(
         if stage == "confirmation"
         else every
     )
+    if verdicts is not None and stage == "confirmation":
+        screened = live_gate(screened, verdicts)
     return Decision(
         recall_target,
         latency_budget_ms,
@@ -424,7 +445,28 @@ def decide(
         run_id if run_id is not None else results.run.get("run_id"),
         screened,
         quality_tolerance if any(c.quality_gap_ci is not None for c in every) else None,
+        verdicts,
     )
+
+
+def live_verdicts(live: Any) -> dict[str, Verdict] | None:
+    """Verdicts by design from a live.json's content (judged with its grid's bound) or a list of them."""
+    if live is None:
+        return None
+    found = judge_all(live) if isinstance(live, dict) else list(live)
+    return {v.design: v for v in found}
+
+
+def live_gate(pool: list[Candidate], verdicts: dict[str, Verdict]) -> list[Candidate]:
+    """Rule step 5: a design that fails under live traffic disqualifies each of its configurations (a
+    design not measured live, or undecided, is left as it is: the record says which)."""
+    out = []
+    for c in pool:
+        verdict = verdicts.get(c.config.design)
+        if c.qualifies and verdict is not None and verdict.status == "fails":
+            c = replace(c, qualifies=False, why_not=f"fails under live traffic: {'; '.join(verdict.reasons)}")
+        out.append(c)
+    return sorted(out, key=rank)
 
 
 def closest(decision: Decision) -> Candidate | None:

@@ -35,6 +35,7 @@ from dimbench.report.common import (
     title_lines,
 )
 from dimbench.report.costs import consequences_section, migration_section
+from dimbench.report.live_text import section as live_section
 from dimbench.report.options_text import options_section
 from dimbench.report.quality_text import quality_lines, sensitivity, sensitivity_section
 from dimbench.report.race_text import race_lines
@@ -302,6 +303,7 @@ def render(
         + decision_section(decision, agreement)
         + options_section(results, decision)
         + holds_section(decision, scale_results, results)
+        + live_section(results, decision)
         + quality_lines(results, decision)
         + sensitivity_section(results)
         + migration_section(results)

@@ -74,7 +74,9 @@ def quality_line(results: Results, decision: Decision) -> str | None:
 
 def live_line(results: Results, decision: Decision) -> str | None:
     """Hook (issue 23): "ingest rate it holds to", one line; None when the run holds no live data."""
-    return None
+    from dimbench.report.live_text import live_line as line
+
+    return line(results, decision)
 
 
 def size_line(decision: Decision, scale_results: Results | None, chunks: int | None) -> str:

@@ -65,12 +65,12 @@ def publish(run_dirs: list[Path], dest: Path | None = None) -> Path:
         )
         write_atomic(staging / "measurements.jsonl", "".join(line + "\n" for line in lines))
         runs.write_runs(staging, profile, gathered)
-        # the quality assumption's sensitivity, measured on the runs' one corpus (dimbench sensitivity)
-        found = next(
-            (Path(d) / "sensitivity.json" for d in run_dirs if (Path(d) / "sensitivity.json").is_file()), None
-        )
-        if found is not None:
-            write_atomic(staging / "sensitivity.json", found.read_bytes())
+        # the quality assumption's sensitivity (dimbench sensitivity) and the live stage, measured on the
+        # runs' one corpus: the first run that has each
+        for name in ("sensitivity.json", "live.json"):
+            found = next((Path(d) / name for d in run_dirs if (Path(d) / name).is_file()), None)
+            if found is not None:
+                write_atomic(staging / name, found.read_bytes())
         render(staging)
         files.mark(staging, "published")
         files.swap_in(staging, dest, ("published",))

@@ -82,6 +82,12 @@ def plan(options: LiveOptions) -> Plan:
     if grid.corpora:
         raise DimbenchError(f"dimbench live measures one corpus: profile {grid.profile} is a scale grid")
     pipeline.check_corpora(grid)
+    return plan_grid(grid, options.designs)
+
+
+def plan_grid(grid: Grid, asked_designs: list[str] | None, *, strict: bool = True) -> Plan:
+    """`strict=False` (the live stage of `run`, asked for the decided designs): a design that cannot be
+    measured live, or does not ride on the live build, is skipped with its reason instead of refused."""
     spec = live_section(grid)
     where = f"{grid.source} [live]"
     if spec.column_type not in grid.column_types:
@@ -96,18 +102,21 @@ def plan(options: LiveOptions) -> Plan:
     build, settings = found[0]
     entries = grid.designs_on(build)
     by_name = {d.name: d for d in entries}
-    asked = options.designs or list(spec.designs) or [d.name for d in entries]
+    asked = asked_designs or list(spec.designs) or [d.name for d in entries]
     chosen, skipped = [], {}
     for name in asked:
         if name not in DESIGNS:
             raise DimbenchError(f"unknown design {name!r}: choose among {', '.join(DESIGNS)}")
         if name not in by_name:
+            if not strict:
+                skipped[name] = f"not measured on {build.key} in this grid"
+                continue
             raise DimbenchError(f"{where}: design {name!r} is not measured on {build.key} in this grid")
         if DESIGNS[name].own_table:
             why = (
                 "keeps its own copy of the chunks: the apps' writes to public.document_chunks never reach it"
             )
-            if options.designs or spec.designs:
+            if strict and (asked_designs or spec.designs):
                 raise DimbenchError(f"design {name!r} cannot be measured live: it {why}")
             skipped[name] = why
             continue
@@ -193,28 +202,56 @@ def run_live(options: LiveOptions) -> Path:
     chosen = plan(options)
     out = destination(options, chosen.grid.profile)
     provisioned = provision.provision(options.dsn, options.pgdata)
-    source = str(psycopg.conninfo.conninfo_to_dict(provisioned.dsn).get("dbname") or "postgres")
-    with db.connect(admin_dsn(provisioned.dsn)) as admin:
-        for name in leftover_copies(admin):
-            drop_copy(admin, name)
-            print(
-                f"dropped {name}: a live copy a killed run left behind (the corpus itself was never written)"
-            )
+    drop_leftovers(provisioned.dsn)
     with db.connect(provisioned.dsn) as conn:
         pipeline.clean_up(conn)
     phases = Phases()
     corpus = prepare_corpus(
         datasets_dir() / f"{chosen.grid.corpus}.toml", provisioned.dsn, phases, options.progress, replace=True
     )
-    with db.connect(provisioned.dsn) as conn:
-        before = checksum(conn)
     runs.create(out)
+    measure_plan(
+        chosen, provisioned.dsn, pipeline.server_info(provisioned.dsn, provisioned.info), corpus, out
+    )
+    return out
+
+
+def drop_leftovers(dsn: str) -> None:
+    with db.connect(admin_dsn(dsn)) as admin:
+        for name in leftover_copies(admin):
+            drop_copy(admin, name)
+            print(
+                f"dropped {name}: a live copy a killed run left behind (the corpus itself was never written)"
+            )
+
+
+def in_run(
+    grid: Grid, dsn: str, server: dict[str, Any], corpus: Any, out: Path, asked: set[str] | None
+) -> bool:
+    """The live stage of `dimbench run`: `asked` designs (None: every design of the live build) into
+    out/live.json, on copies of the corpus already loaded at `dsn` (no session may hold it open).
+    Resumable: a finished live.json is kept. Returns whether it measured anything."""
+    path = out / "live.json"
+    if path.is_file() and files.read_json(path).get("status") == "done":
+        return False
+    chosen = plan_grid(grid, sorted(asked) if asked is not None else None, strict=False)
+    drop_leftovers(dsn)
+    measure_plan(chosen, dsn, server, corpus, out)
+    return True
+
+
+def measure_plan(chosen: Plan, dsn: str, server: dict[str, Any], corpus: Any, out: Path) -> None:
+    """Every design of the plan into out/live.json, saved after every phase; the corpus checked
+    unchanged before and after."""
+    source = str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "postgres")
+    with db.connect(dsn) as conn:
+        before = checksum(conn)
     live: dict[str, Any] = {
         "kind": "dimbench live",
         "profile": chosen.grid.profile,
         "grid": pipeline.grid_label(chosen.grid.source),
         "corpus": {**corpus.describe(), "generator_version": corpus.corpus.manifest.get("generator_version")},
-        "server": pipeline.server_info(provisioned.dsn, provisioned.info),
+        "server": server,
         "machine": runs.machine(),
         "git": runs.git_tree(),
         "started_at": runs.now(),
@@ -241,7 +278,7 @@ def run_live(options: LiveOptions) -> Path:
             print(
                 f"live: {name} on {chosen.build.key} ({chosen.setting.key}, {chosen.spec.access})", flush=True
             )
-            measure_design(Source(provisioned.dsn, source, corpus), chosen, (name, params), entry, save)
+            measure_design(Source(dsn, source, corpus), chosen, (name, params), entry, save)
             entry["status"] = "done"
             entry["verdict"] = judge(entry, name, chosen.spec.p95_bound).__dict__
             save()
@@ -251,7 +288,7 @@ def run_live(options: LiveOptions) -> Path:
         raise
     finally:
         live["finished_at"] = runs.now()
-        with db.connect(provisioned.dsn) as conn:
+        with db.connect(dsn) as conn:
             after = checksum(conn)
         live["corpus_check"].update(after=after, unchanged=after == before)
         save()
@@ -259,7 +296,6 @@ def run_live(options: LiveOptions) -> Path:
         raise DimbenchError(
             f"the corpus changed during the live stage ({before} → {after}): rerun `dimbench run`"
         )
-    return out
 
 
 def measure_design(

@@ -44,6 +44,7 @@ class StudyOptions:
     finished: Callable[[Path], None] | None = None
     corpus: Any = None  # an imported, verified corpus.reader.Corpus instead of the grid's spec
     side_channel: str = "decided"  # "decided": the chosen design and its tie set; "all": every design
+    live: str = "decided"  # the grid's [live] stage: "decided" (choice, tie set, shared), "all", "off"
 
 
 def grid_label(source: Path | None) -> str | None:
@@ -96,6 +97,11 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     if corpus is not None:
         grid = replace(grid, corpus=corpus)  # the grid's identity stays the scale grid's
     check_corpora(grid)
+    live_stage = "live" in grid.raw and options.live != "off"
+    if live_stage:  # an impossible [live] section is one line before any work
+        from dimbench.study import live  # here: live.py builds on this module
+
+        live.plan_grid(grid, None, strict=False)
     # Fail before any work if the run cannot be written where it will go (or must not be).
     check_writable(runs.destination(grid.profile, options.out))
     phases = Phases()
@@ -174,6 +180,10 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
                     run_info["side_channel_designs"] = "all" if only is None else sorted(only)
                 session.save()
             index.drop_study_indexes(conn)
+        if live_stage:  # after the study's connection is closed: the live copies need an idle template
+            only = None if options.live == "all" else decided_designs(store, session) | {"shared"}
+            with phases.timed("live"):
+                live.in_run(grid, provisioned.dsn, server, corpus, out, only)
         run_info["finished_at"] = runs.now()
     finally:
         session.save()

@@ -1,0 +1,161 @@
+"""DECISION.md's "Under live traffic": what the live stage (live.json beside the run) measured per design,
+and the first screen's one line. Reads only what was measured; nothing at all when the run has no live
+stage. Every number carries its count or interval; a missing one reads "—" (not measured)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dimbench.evidence.live import failed_requests, judge
+from dimbench.evidence.results import Results
+from dimbench.evidence.rule import Decision
+from dimbench.evidence.text import fmt, interval
+
+
+def _ms(summary: dict[str, Any] | None) -> str:
+    """A latency summary's p95 with its interval and count."""
+    s = summary or {}
+    return f"{fmt(s.get('p95_ms'), 2)}{interval(s.get('p95_interval_ms'), 2)} ms (n {s.get('n', 0)})"
+
+
+def _recall(summary: dict[str, Any] | None) -> str:
+    s = summary or {}
+    return f"{fmt(s.get('recall'))}{interval(s.get('interval'))} (n {s.get('n', 0)})"
+
+
+def _ratio(entry: dict[str, Any]) -> str:
+    r = (entry.get("search") or {}).get("p95_ratio") or {}
+    if r.get("ratio") is None:
+        return "—"
+    return f"{r['ratio']:.2f}×{interval(r.get('interval'), 2)}"
+
+
+def ingest_line(entry: dict[str, Any]) -> str:
+    """Maximum ingest by writer count, into one workspace and into many."""
+    parts = []
+    for target in ("one workspace", "many workspaces"):
+        runs = [r for r in entry.get("ingest_max") or [] if r.get("target") == target]
+        if runs:
+            each = ", ".join(
+                f"{r.get('writers')} writer{'s' if r.get('writers') != 1 else ''} "
+                f"{fmt(r.get('chunks_per_s'), 0)} ({r.get('chunks', 0):,} chunks in "
+                f"{fmt(r.get('seconds'), 1)} s)"
+                for r in runs
+            )
+            parts.append(f"{target}: {each}")
+    return "; ".join(parts) or "not measured"
+
+
+def failures_line(entry: dict[str, Any]) -> str:
+    failed = failed_requests(entry)
+    return ", ".join(f"{k} {v}" for k, v in sorted(failed.items())) or "none"
+
+
+def replacement_lines(entry: dict[str, Any]) -> list[str]:
+    rep = entry.get("replacement")
+    if not rep:
+        return ["  - Replacement and VACUUM: not measured."]
+    out = [
+        f"  - Replacement: {rep.get('replaced_chunks', 0):,} of one tenant's {rep.get('tenant_chunks', 0):,} "
+        f"chunks replaced (share asked {rep.get('replace_share')}):"
+    ]
+    for phase in rep.get("phases") or []:
+        took = []
+        if phase.get("seconds") is not None:
+            took.append(f"replacing took {fmt(phase['seconds'], 1)} s")
+        if phase.get("vacuum_s") is not None:
+            took.append(f"VACUUM {fmt(phase['vacuum_s'], 1)} s")
+        if phase.get("reindex_s"):
+            took.append("REINDEX " + ", ".join(f"{k} {fmt(v, 1)} s" for k, v in phase["reindex_s"].items()))
+        out.append(
+            f"    - {phase.get('phase')}: p95 {_ms(phase.get('searches'))}, recall@10 "
+            f"{_recall(phase.get('recall'))}, dead rows {phase.get('dead_rows', '—')}"
+            + (f" ({'; '.join(took)})" if took else "")
+        )
+    return out
+
+
+def design_lines(name: str, entry: dict[str, Any], bound: float) -> list[str]:
+    search = entry.get("search") or {}
+    idle, busy = search.get("idle") or {}, search.get("ingest") or {}
+    ingest = busy.get("ingest") or {}
+    fresh = entry.get("freshness") or {}
+    book = entry.get("runbook") or {}
+    verdict = judge(entry, name, bound)
+    return [
+        f"- **{name}** — {verdict.summary().split(': ', 1)[1]}",
+        f"  - Ingest, maximum chunks/s: {ingest_line(entry)}.",
+        f"  - Search p95 idle {_ms(idle.get('searches'))}, under ingest {_ms(busy.get('searches'))} "
+        f"(ingest offered {fmt(ingest.get('offered_chunks_per_s'), 0)} chunks/s, reached "
+        f"{fmt(ingest.get('chunks_per_s'), 0)}): ratio {_ratio(entry)}, bound {bound:g}×.",
+        f"  - Recall@10 idle {_recall(idle.get('recall'))}, under ingest {_recall(busy.get('recall'))}.",
+        f"  - Freshness: {fresh.get('found', '—')} of {fresh.get('probes', '—')} new chunks found by the "
+        f"first search after their commit{interval(fresh.get('interval'))}.",
+        f"  - Runbook: recall@10 {_recall(book.get('over_all_queries'))} over "
+        f"{len(book.get('steps') or [])} steps, each against its own truth.",
+        *replacement_lines(entry),
+        f"  - Failed requests by kind: {failures_line(entry)}.",
+    ]
+
+
+def section(results: Results, decision: Decision) -> list[str]:
+    """## Under live traffic; [] when the run has no live stage."""
+    live = results.live
+    if not live:
+        return []
+    settings = live.get("settings") or {}
+    bound = float(settings.get("p95_bound") or 1.5)
+
+    def said(table: dict[str, Any], key: str) -> Any:
+        return "—" if table.get(key) is None else table[key]
+
+    out = [
+        "## Under live traffic",
+        "",
+        f"Each design on a copy of the corpus ({said(live, 'build')}, {said(live, 'query_setting')}, "
+        f"`{said(live, 'access')}`): searches offered at {said(settings, 'search_rate')}/s beside writers "
+        f"offering the grid's ingest rate of {said(settings, 'ingest_rate')} chunks/s per 100k chunks "
+        f"(churn {said(settings, 'churn')}), {said(settings, 'seconds')} s per phase. A design that fails "
+        "here does not qualify (rule step 5).",
+        "",
+    ]
+    if live.get("status") != "done":
+        out += [f"The live stage is **{said(live, 'status')}**: what it measured so far is shown.", ""]
+    designs = live.get("designs") or {}
+    for name, entry in designs.items():
+        out += design_lines(name, entry, bound)
+    unmeasured = sorted(set(decision.designs()) - set(designs))
+    skipped = live.get("not_measured") or {}
+    if unmeasured:
+        out.append(
+            "- Not measured live (not disqualified): "
+            + ", ".join(f"{d}" + (f" ({skipped[d]})" if d in skipped else "") for d in unmeasured)
+            + "."
+        )
+    check = live.get("corpus_check") or {}
+    if "unchanged" in check:
+        said = "unchanged" if check["unchanged"] else "CHANGED"
+        out.append(f"- The measured corpus was {said} after the live stage (row count and checksum).")
+    return [*out, ""]
+
+
+def live_line(results: Results, decision: Decision) -> str | None:
+    """The first screen's line: the chosen design at the grid's ingest rate, or None."""
+    live, c = results.live, decision.chosen
+    if not live or c is None:
+        return None
+    entry = (live.get("designs") or {}).get(c.config.design)
+    stated = (live.get("settings") or {}).get("ingest_rate")
+    rate = f"{stated:g}" if isinstance(stated, (int, float)) else "—"
+    if not entry:
+        return f"- Under live traffic: {c.config.design} was not measured live (see Under live traffic)."
+    verdict = (decision.live or {}).get(c.config.design) or judge(entry, c.config.design)
+    if verdict.status == "qualifies":
+        return (
+            f"- Under live traffic: holds at the grid's ingest rate of {rate} chunks/s per 100k: "
+            f"p95 ratio {_ratio(entry)}."
+        )
+    return (
+        f"- Under live traffic: {verdict.status} at the grid's ingest rate of {rate} chunks/s per 100k: "
+        f"p95 ratio {_ratio(entry)} ({'; '.join(verdict.reasons)})."
+    )
