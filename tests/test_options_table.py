@@ -128,3 +128,12 @@ def test_a_tiny_runs_published_record_leads_with_the_options_and_carries_sensiti
     assert "| 3-small @ 768 | `vector768` |" in text
     assert "(calibrated)" in text and "measured at the calibrated values only" in text
     assert "## Migration, per option" in text
+
+
+def test_the_first_screen_line_gives_the_quality_in_every_measured_bucket():
+    r = results(cells("vector768", gap=(-0.025, [-0.03, -0.02])))
+    line = quality_line(r, decide(r, quality_tolerance=0.05))
+    assert line is not None
+    per_bucket = line.split("Per bucket")[1]
+    buckets = {row["bucket"] for row in r.rows}
+    assert buckets and all(f"{b} (" in per_bucket for b in buckets)

@@ -165,6 +165,43 @@ def quality_line(results: Results, decision: Decision) -> str | None:
         f"{fmt(float(np.mean(ref_values)))}{interval(stats.mean_ci(ref_values))}: shortfall "
         f"{shown.quality_gap:+.1%} [{shown.quality_gap_ci[0]:+.1%}, {shown.quality_gap_ci[1]:+.1%}] "
         f"(tolerance {decision.quality_tolerance:.0%} at the lower bound)."
+        + _per_bucket(results, decision, shown)
+    )
+
+
+def _per_bucket(results: Results, decision: Decision, shown: Candidate) -> str:
+    """Each bucket's worst scope (lowest shortfall lower bound): nDCG@10 as measured beside the best
+    option's exact search on the same queries, and the paired shortfall."""
+    parts = []
+    for bucket in BUCKETS:
+        rows = [
+            r
+            for r in results.rows
+            if r.get("run_id", decision.run_id) == decision.run_id
+            and r.get("stage") == decision.stage
+            and r["bucket"] == bucket
+            and r.get("ndcg10_gap_ci95") is not None
+            and _is(r, shown)
+        ]
+        if not rows:
+            continue
+        r = min(rows, key=lambda r: (r["ndcg10_gap_ci95"][0], r["scope"]))
+        ref = [
+            float(v)
+            for v in r["per_query"].get(f"exact_ndcg10_{shown.quality_reference}", [])
+            if v is not None
+        ]
+        if not ref:
+            continue
+        lo, hi = r["ndcg10_gap_ci95"]
+        parts.append(
+            f"{bucket} ({r['scope']}) {fmt(r.get('ndcg10'))}{interval(r.get('ndcg10_ci95'))} vs "
+            f"{fmt(float(np.mean(ref)))}{interval(stats.mean_ci(ref))}, {r['ndcg10_gap']:+.1%} [{lo:+.1%}, {hi:+.1%}]"
+        )
+    return (
+        f" Per bucket (worst scope; measured vs the best option's exact, shortfall): {'; '.join(parts)}."
+        if parts
+        else ""
     )
 
 
