@@ -140,21 +140,13 @@ def quality_line(results: Results, decision: Decision) -> str | None:
     row = next(
         (
             r
-            for r in results.rows
-            if r.get("run_id", decision.run_id) == decision.run_id
-            and r.get("stage") == decision.stage
-            and f"{r['scope']}/{r['bucket']}" == shown.quality_cell
-            and _is(r, shown)
+            for r in _measured(results, decision, shown)
+            if f"{r['scope']}/{r['bucket']}" == shown.quality_cell
         ),
         None,
     )
     reference = shown.quality_reference
-    # the best option's exact search on the same queries the shortfall was paired on
-    ref_values = [
-        float(v)
-        for v in (row or {}).get("per_query", {}).get(f"exact_ndcg10_{reference}", [])
-        if v is not None
-    ]
+    ref_values = _reference_values(row or {}, reference)
     if row is None or not ref_values:
         return None
     mine = OPTIONS_OF.get(shown.config.column_type, "?")
@@ -173,24 +165,13 @@ def _per_bucket(results: Results, decision: Decision, shown: Candidate) -> str:
     """Each bucket's worst scope (lowest shortfall lower bound): nDCG@10 as measured beside the best
     option's exact search on the same queries, and the paired shortfall."""
     parts = []
+    measured = [r for r in _measured(results, decision, shown) if r.get("ndcg10_gap_ci95") is not None]
     for bucket in BUCKETS:
-        rows = [
-            r
-            for r in results.rows
-            if r.get("run_id", decision.run_id) == decision.run_id
-            and r.get("stage") == decision.stage
-            and r["bucket"] == bucket
-            and r.get("ndcg10_gap_ci95") is not None
-            and _is(r, shown)
-        ]
+        rows = [r for r in measured if r["bucket"] == bucket]
         if not rows:
             continue
         r = min(rows, key=lambda r: (r["ndcg10_gap_ci95"][0], r["scope"]))
-        ref = [
-            float(v)
-            for v in r["per_query"].get(f"exact_ndcg10_{shown.quality_reference}", [])
-            if v is not None
-        ]
+        ref = _reference_values(r, shown.quality_reference)
         if not ref:
             continue
         lo, hi = r["ndcg10_gap_ci95"]
@@ -206,6 +187,23 @@ def _per_bucket(results: Results, decision: Decision, shown: Candidate) -> str:
 
 
 OPTIONS_OF = {ct: o for o, cts in OPTION_COLUMNS.items() if o != "ada" for ct in cts}
+
+
+def _measured(results: Results, decision: Decision, candidate: Candidate) -> list[dict[str, Any]]:
+    """The candidate's rows in the run and stage that decided."""
+    return [
+        r
+        for r in results.rows
+        if r.get("run_id", decision.run_id) == decision.run_id
+        and r.get("stage") == decision.stage
+        and _is(r, candidate)
+    ]
+
+
+def _reference_values(row: dict[str, Any], reference: str | None) -> list[float]:
+    """The best option's exact-search nDCG@10 on the same queries the row's shortfall was paired on."""
+    values = row.get("per_query", {}).get(f"exact_ndcg10_{reference}", [])
+    return [float(v) for v in values if v is not None]
 
 
 def _is(row: dict[str, Any], candidate: Candidate) -> bool:
