@@ -285,6 +285,25 @@ def index_of(build_key: str) -> str:
     return index.index_name(Build(column_type, kind, params))
 
 
+def test_screening_leaves_each_columns_last_build_standing_even_where_partial_rides_on_it(tiny_run):
+    # partial (which must not see the shared index) is measured before the build, not after it: the
+    # index then stands for confirmation instead of being dropped and built again
+    _, out = tiny_run
+    info = run_of(out)
+    last: dict[str, str] = {}
+    for b in info["builds"]:
+        last[b["column_type"]] = b["build_key"]
+    standing = set(info["confirmation"]["standing"])
+    assert "vector768/hnsw(ef_construction=64,m=16)" == last["vector768"]
+    assert {index_of(key) for key in last.values() if "/exact" not in key} <= standing
+
+
+def test_screening_builds_indexes_concurrently_as_a_migration_would(tiny_run):
+    _, out = tiny_run
+    built = [b for b in run_of(out)["builds"] if b["index"] != "exact"]
+    assert built and all(b["concurrently"] is True for b in built)
+
+
 def test_confirmation_reuses_an_index_that_stood_when_it_began_instead_of_building_it(tiny_run):
     _, out = tiny_run
     info = run_of(out)

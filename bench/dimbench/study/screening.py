@@ -1,9 +1,9 @@
 """Screening: every cell of the grid, a few queries each, build by build.
 
-One index build serves every query setting × access arm × scope × size bucket of its sweep, first for the
-shared design, then for each design that rides on it (brought up for the build, measured, removed; a
-design that must not see the shared index goes last, as it drops it). Results are saved after each
-build, so an interrupted run resumes at the next cell it has not measured.
+One index build serves every query setting × access arm × scope × size bucket of its sweep, for the shared
+design and each design that rides on it (brought up for the build, measured, removed; a design that must
+not see the shared index goes first, before the index is built). Results are saved after each build, so
+an interrupted run resumes at the next cell it has not measured.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dimbench.study.results import MeasurementStore, save_raw
 from dimbench.study.session import Session
 from dimbench.vocabulary import BUCKETS, POLICY_VARIANTS
 
-AUDITED = 2  # real calls per cell explained (the first and the last query)
+AUDITED = 1  # real calls per screening cell explained (its first query; confirmation explains two)
 CALIBRATION_QUERIES = 20  # per bucket, for a design's measured parameter (routed's T)
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/canary-user-without-memberships")
 STAGE = "screening"
@@ -141,21 +141,26 @@ class Sweep:
         return self.session.info.setdefault("race", {"rounds": self.grid.rounds, "dropped": {}, "alive": []})
 
     def measure_build(self, build: Build, settings: list[QuerySetting]) -> None:
-        self.bar.set_postfix_str(f"building {build.key}")
         index.drop_study_indexes(self.conn, column_type=build.column_type)
-        self.session.record_build(index.build(self.conn, build, progress=self.session.progress))
         raw: dict[str, list] = {"cell": [], "qid": [], "latency_ns": [], "ids": []}
         self.raw = raw  # this build's per-query answers, saved to raw/ when the build is done
         final = self.grid.queries_per_cell
         todo = [spec for spec, cell in self.cells(build, settings) if self.wanted(cell, final)]
+        # A design that must not see the shared index (partial: its own indexes cover the expression) goes
+        # first, before the index is built: the build then stands after the sweep, for confirmation to
+        # reuse, instead of being dropped by that design and built again.
+        before, after = [], []
+        for spec in self.grid.designs_on(build):
+            if spec in todo:
+                (before if designs.get(spec.name).layout.excludes_shared_index else after).append(spec)
         try:
-            # A design that must not see the shared index (partial) goes last: it drops it.
-            ordered = sorted(
-                self.grid.designs_on(build), key=lambda d: designs.get(d.name).layout.excludes_shared_index
-            )
-            for spec in ordered:
-                if spec in todo:
-                    self.measure_design(build, settings, spec)
+            for spec in before:
+                self.measure_design(build, settings, spec)
+            if after:
+                self.bar.set_postfix_str(f"building {build.key}")
+                self.session.record_build(index.build(self.conn, build, progress=self.session.progress))
+            for spec in after:
+                self.measure_design(build, settings, spec)
         finally:
             self.store.save()
             if raw["cell"]:
@@ -277,8 +282,10 @@ class Sweep:
         self.bar.set_postfix_str(
             f"{cell.design} {cell.build.key} {cell.setting.key} {cell.access} {cell.scope}/{cell.bucket}"
         )
+        # warm-up before a cell's first batch only: a later round finds its pages where the first left them
+        warmup = self.grid.warmup if done == 0 else 0
         with MaintenanceWatch(self.conn) as watch:
-            result = run_cell(self.conn, arm, queries, self.grid.warmup)
+            result = run_cell(self.conn, arm, queries, warmup)
         answered = per_query(arm, queries, result)
         if earlier is None:
             audits = audit_calls(self.conn, arm, queries) if self.explain else []
@@ -328,7 +335,7 @@ class Sweep:
 
 
 def audit_calls(conn: psycopg.Connection, arm: Arm, queries: list[StudyQuery]) -> list[dict[str, Any]]:
-    """The first and last query of the cell once more, explained from inside (plans.audit)."""
+    """The cell's first query (and its last, were AUDITED 2) once more, explained from inside (plans.audit)."""
     picked = [queries[0], queries[-1]] if len(queries) > 1 else list(queries)
     return [plans.audit(conn, arm, q) for q in picked[:AUDITED]]
 
