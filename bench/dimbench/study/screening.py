@@ -335,7 +335,7 @@ class Sweep:
 
 
 def audit_calls(conn: psycopg.Connection, arm: Arm, queries: list[StudyQuery]) -> list[dict[str, Any]]:
-    """The cell's first query (and its last, were AUDITED 2) once more, explained from inside (plans.audit)."""
+    """The cell's first query (and its last, with AUDITED 2) once more, explained (plans.audit)."""
     picked = [queries[0], queries[-1]] if len(queries) > 1 else list(queries)
     return [plans.audit(conn, arm, q) for q in picked[:AUDITED]]
 
