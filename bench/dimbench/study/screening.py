@@ -39,7 +39,7 @@ from dimbench.study.session import Session
 from dimbench.vocabulary import BUCKETS, POLICY_VARIANTS
 
 AUDITED = 1  # real calls per screening cell explained (its first query; confirmation explains two)
-CALIBRATION_QUERIES = 20  # per bucket, for a design's measured parameter (routed's T)
+CALIBRATION_QUERIES = 15  # per bucket, for a design's measured parameter (routed's T): 60 crossings timed
 CANARY = uuid.uuid5(uuid.NAMESPACE_URL, "dimbench/canary-user-without-memberships")
 STAGE = "screening"
 

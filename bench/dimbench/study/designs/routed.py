@@ -254,7 +254,7 @@ class Routed(base.Design):
         )
         return [s.as_string(None) + ";" for s in statements]
 
-    def __init__(self, access: str = "rls", repeats: int = 3, recall_target: float = 0.95) -> None:
+    def __init__(self, access: str = "rls", repeats: int = 2, recall_target: float = 0.95) -> None:
         # how calibration measures: as which arm's user, how many timings per path, the recall T keeps
         self.access, self.repeats, self.recall_target = access, repeats, recall_target
 
