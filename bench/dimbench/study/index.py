@@ -90,16 +90,7 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
     seconds, index_bytes = 0.0, 0
     if build.index != "exact":
         name = index_name(build)
-        statement = sql.SQL("create index {} on public.document_chunks using {} ({} {}) with ({})").format(
-            sql.Identifier(name),
-            sql.SQL(build.index),
-            build.expression(),
-            build.opclass(),
-            sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v)))
-                for k, v in sorted(build.params.items())
-            ),
-        )
+        statement = create_statement(build, name)
         start = time.perf_counter_ns()
         try:
             with watch_build(conn, f"index {build.key}", progress=progress):
@@ -122,6 +113,21 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
         int(settings[2]),
         settings[0],
         int(settings[1]),
+    )
+
+
+def create_statement(build: Build, name: str, *, concurrently: bool = False) -> sql.Composed:
+    """The build's index under `name` (concurrently: as a team applies it to a live table)."""
+    return sql.SQL("create index {}{} on public.document_chunks using {} ({} {}) with ({})").format(
+        sql.SQL("concurrently ") if concurrently else sql.SQL(""),
+        sql.Identifier(name),
+        sql.SQL(build.index),
+        build.expression(),
+        build.opclass(),
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v)))
+            for k, v in sorted(build.params.items())
+        ),
     )
 
 
