@@ -56,3 +56,64 @@ def test_sizing_sums_match_pg_total_relation_size(tiny_corpus_db):
     assert parts == sizing["total_bytes"] == total
     assert [i["role"] for i in sizing["indexes"]].count("chosen") == 1
     assert sizing["one_column_table"]["bytes_per_million"] is None
+
+
+def _record(directory, deployment_key=None):
+    from dimbench.evidence.results import read_results
+    from dimbench.evidence.rule import decide
+    from dimbench.report.decision_record import render
+    from tests.results_fixture import write_results
+
+    path = write_results(directory)
+    if deployment_key is not None:
+        data = json.loads((path / "run.json").read_text())
+        data["runs"][0]["deployment"] = deployment_key
+        (path / "run.json").write_text(json.dumps(data))
+    results = read_results(path)
+    return render(results, decide(results))
+
+
+def test_a_run_without_deployment_renders_not_measured(tmp_path):
+    text = _record(tmp_path / "old")
+    sizing = text.split("## Sizing: what to provision", 1)[1]
+    assert "Cold vs warm p95 (the first queries after a restart): not measured in this run" in sizing
+    assert "`create index concurrently` build time: not measured in this run." in text
+
+
+def test_a_measured_cic_time_reaches_the_sql_section(tmp_path):
+    cic = {
+        "seconds": 12.34,
+        "plain_seconds": 9.0,
+        "beside_standing_index": True,
+        "maintenance_work_mem": "64MB",
+    }
+    text = _record(tmp_path / "new", {"status": "measured", "cic": cic, "sizing": None, "cold_warm": None})
+    applied = text.split("## The SQL to apply", 1)[1].split("## The decision", 1)[0]
+    assert "took **12.3 s** here" in applied and "plain `create index`: 9.0 s" in applied
+
+
+def test_cold_and_warm_run_as_authenticated_and_count_every_request(tmp_path):
+    """A private embedded server (the stage restarts it), the tiny corpus loaded."""
+    from collections import defaultdict
+
+    from dimbench.corpus.cache import ensure_corpus
+    from dimbench.paths import datasets_dir
+    from tests.conftest import loaded_and_settled
+
+    target = db.resolve_target(None, tmp_path / "pgdata")
+    dsn = db.ensure_server(target)
+    try:
+        corpus = ensure_corpus(datasets_dir() / "tiny.toml", progress=False, log=lambda *_: None)
+        _, queries = loaded_and_settled(dsn, corpus)
+        groups = defaultdict(list)
+        for q in queries:
+            groups[(q.scope, q.bucket)].append(q)
+        config = Config(*CONFIG.__dict__.values())
+        out = deployment.measure(dsn, target, config, {}, dict(groups), 10, drop_os_cache=False)
+    finally:
+        db.EmbeddedServer(target.pgdata).stop()
+    cw = out["cold_warm"]
+    planned = sum(min(len(qs), deployment.SAMPLE) for (scope, _), qs in groups.items() if scope == "all")
+    assert cw["role_in_request"] == "authenticated"
+    assert cw["cold"]["requests"] == cw["warm"]["requests"] == planned
+    assert cw["cold"]["bytes_read"] > cw["warm"]["bytes_read"]
