@@ -116,14 +116,52 @@ def what_if_choices(notebook: nbformat.NotebookNode) -> dict[str, str]:
     return {target.strip(): choice.strip() for target, budget, choice in rows if budget.strip() == "none"}
 
 
+def rule_choices(results: Path, targets: list[str]) -> dict[str, str]:
+    """target -> the rule's choice on every measured row of the fixture (no pre-selection): the label,
+    or "—" when nothing qualifies."""
+    from dimbench.evidence.results import read_results
+    from dimbench.evidence.rule import decide
+
+    read = read_results(results)
+    out = {}
+    for target in targets:
+        d = decide(read, float(target))
+        out[target] = d.chosen.config.label if d.chosen else "—"
+    return out
+
+
+def what_if_faults(shown: dict[str, str], expected: dict[str, str]) -> list[str]:
+    """What is wrong with a what-if table against the rule: a target whose shown choice is not the rule's,
+    or no two targets (which straddle a measured boundary) with different choices."""
+    label = {t: c.split(" (", 1)[0] if not c.startswith("—") else "—" for t, c in shown.items()}
+    faults = [
+        f"{t}: shows {label[t]!r}, the rule chooses {expected[t]!r}" for t in label if label[t] != expected[t]
+    ]
+    chosen = {c for c in expected.values() if c != "—"}
+    if len(chosen) < 2:
+        faults.append(f"the targets {sorted(shown)} straddle no boundary where the choice moves")
+    return faults
+
+
 def test_the_what_if_choice_moves_when_the_target_crosses_a_measured_boundary(tmp_path, monkeypatch):
-    """The targets are read from the rows (not typed in): across them the rule must pick at least two
-    different answers, or the what-if is inert."""
+    """Each target's choice is the rule's on every measured row (computed here from the fixture), and two
+    targets straddling a measured boundary choose differently: a what-if over pre-selected candidates
+    shows one choice throughout and fails (test_the_what_if_check_fails_for_pre_selected_candidates)."""
     results = write_results(tmp_path / "results")
     notebook = execute(FOLDER / "decision.ipynb", {"DIMBENCH_RESULTS": str(results)}, monkeypatch)
     choices = what_if_choices(notebook)
     assert len(choices) >= 3
-    assert len({c for c in choices.values() if not c.startswith("—")}) >= 2, choices
+    assert what_if_faults(choices, rule_choices(results, sorted(choices))) == []
+
+
+def test_the_what_if_check_fails_for_pre_selected_candidates(tmp_path):
+    """The old notebook's failure: candidates pre-selected at one target, so every target shows its choice."""
+    results = write_results(tmp_path / "results")
+    expected = rule_choices(results, ["0.800", "0.900", "0.950", "0.990", "1.000"])
+    frozen = expected["0.950"]
+    shown = {t: f"{frozen} (1.00 ms)" for t in expected}
+    assert any(c not in ("—", frozen) for c in expected.values()), expected  # the fixture has a boundary
+    assert what_if_faults(shown, expected)
 
 
 def test_the_corpus_notebook_draws_tenant_sizes_from_a_format_2_run(tmp_path, monkeypatch):

@@ -17,6 +17,8 @@ from dimbench.evidence.rule import COLUMN_BYTES, Agreement, Candidate, Decision,
 from dimbench.evidence.text import fmt, interval
 from dimbench.report.apply_sql import GUC, call_sql, index_sql
 from dimbench.report.common import model_of
+from dimbench.report.deployment_text import cic_line
+from dimbench.report.deployment_text import first_screen_line as deploy_line
 from dimbench.vocabulary import COLUMN_TYPES
 
 FIRST_SCREEN_LINES = 25  # the most lines the answer may take after the title and provenance line
@@ -150,7 +152,11 @@ def answer_section(
         f"- Design: {design}.",
         f"- RLS design: {RLS_SHORT.get(config.access, config.access)}.",
         size_line(decision, scale_results, chunks),
-        *[line for line in (quality_line(results, decision), live_line(results, decision)) if line],
+        *[
+            line
+            for line in (quality_line(results, decision), live_line(results, decision), deploy_line(results))
+            if line
+        ],
         f"- Confidence, recall: weakest cell {w['cell']} recall@10 {fmt(w['recall'])}{interval(w['ci'])} "
         f"over {w['n']} queries ({decision.stage} stage, at least {c.n_queries} queries in every cell).",
         f"- Confidence, latency: worst p95 {fmt(c.worst_p95_ms, 2)}{interval(c.worst_p95_ci, 2)} ms "
@@ -178,6 +184,8 @@ def sql_section(results: Results, decision: Decision) -> list[str]:
         "```sql",
         *index_sql(c, t),
         "```",
+        "",
+        cic_line(results),
         "",
         "How apps call it (PostgREST rpc, as the signed-in user):",
         "",

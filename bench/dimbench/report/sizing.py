@@ -15,6 +15,7 @@ from typing import Any
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import COLUMN_BYTES, Decision
 from dimbench.report.common import mb
+from dimbench.report.deployment_text import sizing_lines
 from dimbench.vocabulary import COLUMN_SOURCE
 
 # the stored column each option keeps, and the one dropped once it is the only embedding
@@ -115,9 +116,9 @@ def sizing_section(results: Results, decision: Decision) -> list[str]:
         "- **RAM to provision** (assumption: the hot vector index and the heap pages a p95 query touches "
         "stay in shared_buffers or the OS page cache): at most the index plus the table once one column "
         "is dropped, per million chunks, as above — the whole table cached is the upper bound; the "
-        "working set a p95 needs was **not measured** (the first queries after a server restart against "
-        f"warm ones: not in this run). This run measured warm, with shared_buffers = {_setting_mb(settings)}.",
-        "",
+        "working set a p95 needs is what the first queries after a server restart read, against "
+        f"warm ones: below). The study measured warm, with shared_buffers = {_setting_mb(settings)}.",
+        *sizing_lines(results),
     ]
     return out
 

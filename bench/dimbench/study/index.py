@@ -94,19 +94,8 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
     if build.index != "exact":
         name = index_name(build)
         # concurrently, as the migration would (the connection is autocommit): its seconds are what a
-        # team's `create index concurrently` costs on this corpus, the plain build's never measured apart
-        statement = sql.SQL(
-            "create index concurrently {} on public.document_chunks using {} ({} {}) with ({})"
-        ).format(
-            sql.Identifier(name),
-            sql.SQL(build.index),
-            build.expression(),
-            build.opclass(),
-            sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v)))
-                for k, v in sorted(build.params.items())
-            ),
-        )
+        # team's `create index concurrently` costs on this corpus
+        statement = create_statement(build, name, concurrently=True)
         start = time.perf_counter_ns()
         try:
             with watch_build(conn, f"index {build.key}", progress=progress):
@@ -130,6 +119,21 @@ def build(conn: psycopg.Connection, build: Build, *, progress: bool = False) -> 
         settings[0],
         int(settings[1]),
         True if build.index != "exact" else None,
+    )
+
+
+def create_statement(build: Build, name: str, *, concurrently: bool = False) -> sql.Composed:
+    """The build's index under `name` (concurrently: as a team applies it to a live table)."""
+    return sql.SQL("create index {}{} on public.document_chunks using {} ({} {}) with ({})").format(
+        sql.SQL("concurrently ") if concurrently else sql.SQL(""),
+        sql.Identifier(name),
+        sql.SQL(build.index),
+        build.expression(),
+        build.opclass(),
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(int(v)))
+            for k, v in sorted(build.params.items())
+        ),
     )
 
 

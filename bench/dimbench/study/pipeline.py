@@ -23,7 +23,7 @@ from dimbench.database import db, seed_policy
 from dimbench.errors import DimbenchError
 from dimbench.files import check_writable
 from dimbench.paths import datasets_dir, repo_root
-from dimbench.study import designs, index, runs, sidechannel
+from dimbench.study import deployment, designs, index, runs, sidechannel
 from dimbench.study.confirm import confirm_leaders
 from dimbench.study.grid import Grid, load_grid
 from dimbench.study.results import MeasurementStore
@@ -179,6 +179,15 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
                     )
                     run_info["side_channel_designs"] = "all" if only is None else sorted(only)
                 session.save()
+        if run_info.get("deployment") is None:  # its own connections: it restarts an embedded server
+            with phases.timed("deployment"):
+                target = db.resolve_target(options.dsn, options.pgdata)
+                config = deployment.chosen(store, session)
+                run_info["deployment"] = deployment.measure(
+                    provisioned.dsn, target, config, run_info, sweep.groups, grid.k
+                )
+            session.save()
+        with db.connect(provisioned.dsn) as conn:
             index.drop_study_indexes(conn)
         if live_stage:  # after the study's connection is closed: the live copies need an idle template
             only = None if options.live == "all" else decided_designs(store, session) | {"shared"}
