@@ -42,6 +42,22 @@ def test_cic_records_seconds_and_a_valid_index_it_then_drops(tiny_corpus_db):
     assert index.index_name(build) + deployment.CIC_SUFFIX not in names
 
 
+def test_the_studys_own_concurrent_build_is_the_cic_measurement_when_it_stands(tiny_corpus_db):
+    dsn, _ = tiny_corpus_db
+    build = deployment.build_of(CONFIG)
+    with db.connect(dsn) as conn:
+        built = index.build(conn, build)  # screening builds concurrently: that build is the measurement
+        try:
+            info = {"builds": [{"build_key": build.key, "seconds": built.seconds, "concurrently": True}]}
+            cic = deployment.concurrent_build(conn, build, info)
+            names = {r[0] for r in conn.execute("select relname from pg_class where relkind = 'i'")}
+        finally:
+            index.drop_study_indexes(conn)
+    assert built.concurrently is True
+    assert cic["seconds"] == built.seconds and cic["source"]
+    assert index.index_name(build) + deployment.CIC_SUFFIX not in names  # nothing built twice
+
+
 def test_sizing_sums_match_pg_total_relation_size(tiny_corpus_db):
     dsn, _ = tiny_corpus_db
     build = deployment.build_of(CONFIG)
