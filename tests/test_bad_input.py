@@ -62,3 +62,19 @@ def test_corpus_load_with_a_block_size_below_one_is_refused_before_loading(tmp_p
 
 def test_overhead_with_no_queries_is_refused():
     assert_one_line_error(run_cli("overhead", "--queries", "0", "--dsn", UNREACHABLE), "--queries")
+
+
+def test_a_quality_tolerance_outside_zero_one_is_refused_before_anything_runs(tmp_path):
+    for value, words in (
+        ("0", "must be in (0, 1)"),
+        ("1", "must be in (0, 1)"),
+        ("-0.1", "must be in (0, 1)"),
+        ("nan", "must be a finite"),
+        ('"two"', "must be float"),
+    ):
+        grid = tiny_grid(tmp_path, "[screening]", f"[rule]\nquality_tolerance = {value}\n\n[screening]")
+        result = run_cli(
+            "run", "--profile", str(grid), "--dsn", UNREACHABLE, env={"DIMBENCH_RUNS": str(tmp_path / "r")}
+        )
+        assert_one_line_error(result, "quality_tolerance", words)
+        assert not (tmp_path / "r").exists()

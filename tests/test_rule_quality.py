@@ -53,3 +53,24 @@ def test_rows_without_quality_are_decided_as_before_and_the_rule_says_quality_wa
     decision = decide(results_of(rows))
     assert decision.chosen.config.column_type == "vector768" and decision.quality_tolerance is None
     assert "nDCG@10" not in decision.rule
+
+
+def test_the_runs_grid_rule_table_sets_the_tolerance():
+    rows = with_quality(config("vector768", "rls", (0.99, 0.99), (1, 1)), -0.04, (-0.05, -0.03))
+    rows += with_quality(config("vector1536", "rls", (0.99, 0.99), (5, 5)), 0.0, (-0.005, 0.005))
+    results = results_of(rows)
+    assert decide(results).chosen.config.column_type == "vector1536"  # no [rule]: 2 %
+    results.run["identity"] = {"grid": {"rule": {"quality_tolerance": 0.06}}}
+    assert decide(results).chosen.config.column_type == "vector768"
+
+
+def test_without_labels_the_rule_falls_back_to_index_recall_and_the_first_screen_says_so():
+    from dimbench.report.first_screen import quality_line
+
+    rows = config("vector768", "rls", (0.99, 0.99), (1, 1)) + config(
+        "vector1536", "rls", (0.99, 0.99), (5, 5)
+    )
+    results = results_of(rows)
+    decision = decide(results)
+    assert decision.chosen.config.column_type == "vector768" and decision.quality_tolerance is None
+    assert "fell back to index recall alone" in quality_line(results, decision)

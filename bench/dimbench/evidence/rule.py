@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dimbench.errors import DimbenchError
 from dimbench.evidence.live import Verdict, judge_all
 from dimbench.evidence.results import Results
 from dimbench.evidence.text import interval
@@ -401,11 +402,14 @@ def decide(
     tie_tolerance: float = TIE_TOLERANCE,
     run_id: str | None = None,
     *,
-    quality_tolerance: float = QUALITY_TOLERANCE,
+    quality_tolerance: float | None = None,
     live: Any = None,
 ) -> Decision:
-    """`live`: a live.json's content or its verdicts (default: the directory's live.json, if any)."""
+    """`live`: a live.json's content or its verdicts (default: the directory's live.json, if any);
+    `quality_tolerance`: default the run's grid [rule] (run.json identity.grid.rule), else 2 %."""
     rows = run_rows(results, run_id)
+    if quality_tolerance is None:
+        quality_tolerance = grid_tolerance(results, run_id)
     stage = "confirmation" if any(r.get("stage") == "confirmation" for r in rows) else "screening"
     every = candidates(
         results,
@@ -447,6 +451,18 @@ def decide(
         quality_tolerance if any(c.quality_gap_ci is not None for c in every) else None,
         verdicts,
     )
+
+
+def grid_tolerance(results: Results, run_id: str | None = None) -> float:
+    """The quality tolerance the run's grid stated ([rule], kept in run.json), else QUALITY_TOLERANCE."""
+    run = next((r for r in results.runs if run_id is not None and r.get("run_id") == run_id), results.run)
+    rule = ((run.get("identity") or {}).get("grid") or {}).get("rule") or {}
+    value = rule.get("quality_tolerance", QUALITY_TOLERANCE) if isinstance(rule, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise DimbenchError(
+            f"run.json identity.grid.rule: quality_tolerance must be in (0, 1), got {value!r}"
+        )
+    return float(value)
 
 
 def live_verdicts(live: Any) -> dict[str, Verdict] | None:

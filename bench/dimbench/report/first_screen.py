@@ -70,6 +70,11 @@ def quality_line(results: Results, decision: Decision) -> str | None:
     """Hook (issue 27): the chosen option's nDCG@10 beside the best option's; None without quality data."""
     from dimbench.report.options_text import quality_line as line
 
+    if decision.quality_tolerance is None:  # no row carries nDCG: the corpus has no relevance labels
+        return (
+            "- Quality: **not judged** — the corpus carries no relevance labels, so the rule fell back to "
+            "index recall alone (recall@10 against each column's own exact top-10, not the model's quality)."
+        )
     found = line(results, decision)
     return f"- {found}" if found else None
 

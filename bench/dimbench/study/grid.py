@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dimbench.errors import DimbenchError
+from dimbench.evidence.rule import QUALITY_TOLERANCE
 from dimbench.paths import grids_dir, plain_name
 from dimbench.study import designs
 from dimbench.study.configs import Build, QuerySetting  # noqa: F401  (a grid's builds; asv suites import them here)
@@ -132,6 +133,7 @@ class Grid:
     rounds: int = 1  # [screening] rounds: queries_per_cell asked in this many rounds, racing between them
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
+    quality_tolerance: float = QUALITY_TOLERANCE  # [rule]: the rule's nDCG@10 tolerance
 
     def builds(self) -> Iterator[tuple[Build, list[QuerySetting]]]:
         for column_type in self.column_types:
@@ -204,6 +206,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         "screening",
         "live",  # dimbench live's section, read by live_section()
         "migration",  # prices and throughput for the record's migration figures (study/migration.py)
+        "rule",  # the decision rule's own values (quality_tolerance), read back from run.json
     }
     no_unknown(raw, known, where)
     parse_migration(raw.get("migration"), where)  # checked here; the report reads it from run.json
@@ -235,6 +238,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     concurrency_queries = count("concurrency_queries", 40, 0, 1_000_000)  # 0: 1 client only
     corpora = unique_list(raw, "corpora", str, None, where) if "corpora" in raw else []
     rounds = _parse_screening(raw.get("screening", {}), f"{where} [screening]", queries_per_cell)
+    quality_tolerance = parse_rule(raw.get("rule", {}), f"{where} [rule]")
     return Grid(
         profile=profile,
         corpus=_spec_name(corpora[0] if corpora else get("corpus", str), where),
@@ -259,7 +263,20 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
             where,
         ),
         source=path,
+        quality_tolerance=quality_tolerance,
     )
+
+
+def parse_rule(raw: Any, where: str) -> float:
+    """[rule] quality_tolerance: the relative nDCG@10 shortfall a configuration may have against the best
+    option's exact search, strictly inside (0, 1); absent: the rule's default (2 %, the ada-002 -> 3-small
+    MTEB gap)."""
+    if not isinstance(raw, dict):
+        raise DimbenchError(f"{where}: must be a table")
+    no_unknown(raw, {"quality_tolerance"}, where)
+    value = typed(raw, "quality_tolerance", float, QUALITY_TOLERANCE, where)
+    in_range(value, 0, 1, where, "quality_tolerance", low_open=True, high_open=True)
+    return value
 
 
 def _distinct_designs(specs: list[DesignSpec], where: str) -> list[DesignSpec]:

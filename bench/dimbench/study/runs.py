@@ -105,7 +105,12 @@ def identity(
             "git_dirty": git.get("dirty"),
             "dimbench": packages()["dimbench"],
         },
-        "grid": {"profile": profile, "digest": digest(grid)},
+        # the grid's [rule] rides along: the decision rule reads its tolerance back from run.json
+        "grid": {
+            "profile": profile,
+            "digest": digest(grid),
+            **({"rule": grid["rule"]} if "rule" in grid else {}),
+        },
         "corpus": {k: corpus.get(k) for k in ("name", "digest", "generator_version")},
     }
 
