@@ -374,9 +374,14 @@ class Confirmation:
             self.store.add(row)
 
 
-def select(results: Results, confirm: Confirm, screening_rows: list[dict[str, Any]]) -> list[Candidate]:
-    """The screening stage's candidates, evaluated by the rule, then the leading ones."""
-    screened = candidates(results, confirm.recall_target, None, screening_rows)
+def select(
+    results: Results, confirm: Confirm, screening_rows: list[dict[str, Any]], quality_tolerance: float
+) -> list[Candidate]:
+    """The screening stage's candidates, evaluated by the rule (at the grid's quality tolerance), then the
+    leading ones."""
+    screened = candidates(
+        results, confirm.recall_target, None, screening_rows, quality_tolerance=quality_tolerance
+    )
     return leading(screened, confirm)
 
 
@@ -392,7 +397,12 @@ def confirm_leaders(
     results = Results(session.out, info, screening, [info])
     # A configuration the race dropped (its interval excluded it) does not come back.
     dropped = set((info.get("race") or {}).get("dropped", {}))
-    leaders = select(results, grid.confirm, [r for r in screening if config_of(r).label not in dropped])
+    leaders = select(
+        results,
+        grid.confirm,
+        [r for r in screening if config_of(r).label not in dropped],
+        grid.quality_tolerance,
+    )
     entrants = [Entrant.of(c.config) for c in leaders]
     pools = {key: qs[: grid.confirm.max_queries] for key, qs in sweep.groups.items()}
     stage = Confirmation(conn, grid, pools, store, session, sweep.probe_workspaces)

@@ -105,11 +105,12 @@ def identity(
             "git_dirty": git.get("dirty"),
             "dimbench": packages()["dimbench"],
         },
-        # the grid's [rule] rides along: the decision rule reads its tolerance back from run.json
+        # the grid's [rule] and [migration] ride along: the rule reads its tolerance back from run.json,
+        # the record its migration prices and rates
         "grid": {
             "profile": profile,
             "digest": digest(grid),
-            **({"rule": grid["rule"]} if "rule" in grid else {}),
+            **{key: grid[key] for key in ("rule", "migration") if key in grid},
         },
         "corpus": {k: corpus.get(k) for k in ("name", "digest", "generator_version")},
     }
