@@ -122,7 +122,8 @@ def cmd_public(args: argparse.Namespace) -> int:
         stdlib=not args.no_stdlib,
     )
     print(
-        f"wrote {made['chunks']} chunks of {made['workspaces']} workspaces, {made['questions']} questions and "
+        f"wrote {made['chunks']} chunks of {made['workspaces']} workspaces, {made['questions']} questions "
+        f"and "
         f"{made['qrels']} graded labels into {args.out} (chunks sha256 {made['chunks_sha256'][:12]})"
     )
     return 0
