@@ -112,7 +112,33 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_public(args: argparse.Namespace) -> int:
+    from dimbench.realdata import public_corpus
+
+    packages = tuple(p for p in args.packages.split(",") if p) if args.packages is not None else None
+    made = public_corpus.build(
+        Path(args.out),
+        packages if packages is not None else public_corpus.DEFAULT_PACKAGES,
+        stdlib=not args.no_stdlib,
+    )
+    print(
+        f"wrote {made['chunks']} chunks of {made['workspaces']} workspaces, {made['questions']} questions "
+        f"and "
+        f"{made['qrels']} graded labels into {args.out} (chunks sha256 {made['chunks_sha256'][:12]})"
+    )
+    return 0
+
+
 def register(corpus_sub: argparse._SubParsersAction) -> None:
+    pub = corpus_sub.add_parser(
+        "public", help="write a real corpus (installed packages' docstrings) in corpus import's formats"
+    )
+    pub.add_argument("--out", required=True, help="directory for chunks.jsonl, queries.jsonl, qrels.tsv")
+    pub.add_argument(
+        "--packages", help="comma-separated installed top-level packages (default: a pinned set)"
+    )
+    pub.add_argument("--no-stdlib", action="store_true", help="leave out the standard library's modules")
+    pub.set_defaults(handler=cmd_public)
     imp = corpus_sub.add_parser("import", help="import chunks (and embeddings, questions, memberships)")
     imp.add_argument(
         "file", help="rows with workspace, document, text[, id, embedding_1536, embedding_768, embedding_ada]"

@@ -39,6 +39,7 @@ from dimbench.report.live_text import section as live_section
 from dimbench.report.options_text import options_section
 from dimbench.report.quality_text import quality_lines, sensitivity, sensitivity_section
 from dimbench.report.race_text import race_lines
+from dimbench.report.real_record import PROFILE, published_real, real_section
 from dimbench.report.scale_record import holds_section, scale_render
 from dimbench.report.side_channel_text import side_channel_lines
 
@@ -287,8 +288,10 @@ def render(
     decision: Decision,
     agreement: Agreement | None = None,
     scale_results: Results | None = None,
+    real_results: Results | None = None,
 ) -> str:
-    """The record; `scale_results`: a scale profile's results to say how far the choice holds.
+    """The record; `scale_results`: a scale profile's results to say how far the choice holds;
+    `real_results`: the published real-corpus run, for "On real data".
 
     The answer comes first (what to deploy, how sure, where the evidence is), then the SQL, then the
     evidence; context, options and the rule's fine print follow it."""
@@ -303,6 +306,7 @@ def render(
         + decision_section(decision, agreement)
         + options_section(results, decision)
         + holds_section(decision, scale_results, results)
+        + real_section(results, decision, real_results)
         + live_section(results, decision)
         + quality_lines(results, decision)
         + sensitivity_section(results)
@@ -441,5 +445,7 @@ def write(results: Results, path: Path, **rule: Any) -> Path:
 
     agreement = decide_runs(results, **rule)
     published = None if scale.sizes(results) else scale.published_scale()
-    write_atomic(path, render(results, agreement.decisions[0], agreement, published))
+    # "On real data" in the synthetic records only (not in real's own, nor scale's)
+    real = None if scale.sizes(results) or results.run.get("profile") == PROFILE else published_real()
+    write_atomic(path, render(results, agreement.decisions[0], agreement, published, real))
     return path
