@@ -51,7 +51,17 @@ def table(
     return head + body
 
 
-def model_of(column_type: str) -> str:
+def embedding_labels(results: Any) -> dict[str, str]:
+    """The models an imported corpus's columns hold ("1536" / "768" -> label), from its manifest as the
+    run recorded it; {} for the generator's corpora (whose columns stand for 3-small and ada-002)."""
+    corpus = (getattr(results, "run", None) or {}).get("corpus") or {}
+    return dict((corpus.get("embedding") or {}).get("labels") or {})
+
+
+def model_of(column_type: str, labels: dict[str, str] | None = None) -> str:
+    dim = "768" if column_type == "vector768" else "1536"
+    if labels and dim in labels:  # an imported corpus: the model that made the column, not OpenAI's
+        return f"**{labels[dim]}** in the {dim}-dimension column (this corpus's own embeddings)"
     if column_type == "vector768":
         return "**text-embedding-3-small at 768 dimensions** (the API's `dimensions = 768`, or truncate + L2-renormalize a 1536-d vector)"
     return "**text-embedding-3-small at 1536 dimensions** (ada-002 has the same shape and cost here but scores lower on MTEB, 61.0 vs 62.3, and cannot be shortened)"

@@ -8,7 +8,7 @@ from typing import Any
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import COLUMN_BYTES, Decision
 from dimbench.evidence.text import fmt
-from dimbench.report.common import mb
+from dimbench.report.common import embedding_labels, mb
 from dimbench.study.migration import DEFAULTS, parse_migration
 
 OPTION_MODEL = {
@@ -99,6 +99,17 @@ def migration_cell(results: Results, option: str) -> str:
 def migration_section(results: Results) -> list[str]:
     """## Migration, per option: the re-embedding, the storage while both are kept, the build measured."""
     inputs, origin = migration_inputs(results)
+    labels = embedding_labels(results)
+    if labels:  # an imported corpus: its columns are its own model's, not the synthetic 3-small / ada-002
+        return [
+            "## Migration, per option",
+            "",
+            "Not priced: this corpus's columns hold its own embeddings ("
+            + "; ".join(f"{dim}: {label}" for dim, label in sorted(labels.items()))
+            + "), not the synthetic study's 3-small / ada-002; the re-embedding costs are the synthetic "
+            "record's.",
+            "",
+        ]
     counts = (results.run.get("corpus") or {}).get("counts") or {}
     if counts.get("chunks") is None:
         return []
@@ -154,7 +165,10 @@ def migration_section(results: Results) -> list[str]:
     return out
 
 
-def option_name(option: str) -> str:
+def option_name(option: str, labels: dict[str, str] | None = None) -> str:
+    """An option's short name: the synthetic corpus's model, or an imported corpus's own (labels)."""
+    if labels and option in labels:
+        return labels[option]
     return {"ada": "ada-002 @ 1536", "1536": "3-small @ 1536", "768": "3-small @ 768"}[option]
 
 

@@ -26,6 +26,7 @@ from dimbench.files import write_atomic
 from dimbench.report.apply_sql import GUC
 from dimbench.report.common import (
     context_section,
+    embedding_labels,
     mb,
     meets,
     model_of,
@@ -132,7 +133,9 @@ def stability_section(agreement: Agreement) -> list[str]:
     return out
 
 
-def decision_section(decision: Decision, agreement: Agreement | None = None) -> list[str]:
+def decision_section(
+    decision: Decision, agreement: Agreement | None = None, labels: dict[str, str] | None = None
+) -> list[str]:
     out = ["## The decision", ""]
     split = agreement is not None and len(agreement.decisions) > 1 and agreement.agreed is None
     chosen = decision.chosen
@@ -186,7 +189,7 @@ def decision_section(decision: Decision, agreement: Agreement | None = None) -> 
         f"**{'Run 1 chose' if split else 'Standardize on'} {chosen.config.label}.**",
         "",
         *tie_note,
-        f"- Model and dimension: {model_of(c.column_type)}.",
+        f"- Model and dimension: {model_of(c.column_type, labels)}.",
         f"- Column type: `{c.column_type}` ({COLUMN_BYTES[c.column_type]} bytes per vector).",
         f"- Index: `{c.index}`"
         + (
@@ -303,7 +306,7 @@ def render(
     chunks = ((results.run.get("corpus") or {}).get("counts") or {}).get("chunks")
     body = (
         first_screen.sql_section(results, decision)
-        + decision_section(decision, agreement)
+        + decision_section(decision, agreement, embedding_labels(results))
         + options_section(results, decision)
         + holds_section(decision, scale_results, results)
         + real_section(results, decision, real_results)

@@ -16,7 +16,7 @@ from dimbench.evidence.results import Results
 from dimbench.evidence.rule import COLUMN_BYTES, Agreement, Candidate, Decision, closest
 from dimbench.evidence.text import fmt, interval
 from dimbench.report.apply_sql import GUC, call_sql, index_sql
-from dimbench.report.common import model_of
+from dimbench.report.common import embedding_labels, model_of
 from dimbench.report.deployment_text import cic_line
 from dimbench.report.deployment_text import first_screen_line as deploy_line
 from dimbench.vocabulary import COLUMN_TYPES
@@ -148,7 +148,7 @@ def answer_section(
     out += [
         f"**{'Run 1 chose' if split else 'Deploy'}: {config.label}.**",
         "",
-        f"- Model and dimension: {model_of(config.column_type)}.",
+        f"- Model and dimension: {model_of(config.column_type, embedding_labels(results))}.",
         f"- Column type: `{COLUMN_TYPES[config.column_type][0]}({COLUMN_TYPES[config.column_type][1]})` "
         f"(`{config.column_type}`, {COLUMN_BYTES[config.column_type]:,} bytes per vector).",
         f"- Index: `{config.index}`"

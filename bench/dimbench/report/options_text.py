@@ -12,7 +12,7 @@ from dimbench import stats
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import BUCKETS, Candidate, Decision, closest
 from dimbench.evidence.text import fmt, interval
-from dimbench.report.common import mb
+from dimbench.report.common import embedding_labels, mb
 from dimbench.report.costs import OPTION_COLUMNS, migration_cell, option_name
 
 # option -> the column types that store it, as (column type, what is measured on it)
@@ -113,7 +113,7 @@ def options_section(results: Results, decision: Decision) -> list[str]:
         if option not in present:
             quality = " | ".join("not measured (the corpus has no such column)" for _ in BUCKETS)
         out.append(
-            f"| {option_name(option)} | `{column_type}` | {quality} | {index} | {recall} | {p95} | {storage} "
+            f"| {option_name(option, embedding_labels(results))} | `{column_type}` | {quality} | {index} | {recall} | {p95} | {storage} "
             f"| {migration_cell(results, option)} |"
         )
     return [*out, "", *_measured_note(present), ""]
@@ -151,9 +151,9 @@ def quality_line(results: Results, decision: Decision) -> str | None:
         return None
     mine = OPTIONS_OF.get(shown.config.column_type, "?")
     return (
-        f"**Quality** ({'chosen' if decision.chosen else 'closest'}: {option_name(mine)}, `{shown.config.column_type}`): "
+        f"**Quality** ({'chosen' if decision.chosen else 'closest'}: {option_name(mine, embedding_labels(results))}, `{shown.config.column_type}`): "
         f"nDCG@10 {fmt(row.get('ndcg10'))}{interval(row.get('ndcg10_ci95'))} in its worst cell {shown.quality_cell}, "
-        f"beside the best option's ({option_name(reference)}, exact search) "
+        f"beside the best option's ({option_name(reference, embedding_labels(results))}, exact search) "
         f"{fmt(float(np.mean(ref_values)))}{interval(stats.mean_ci(ref_values))}: shortfall "
         f"{shown.quality_gap:+.1%} [{shown.quality_gap_ci[0]:+.1%}, {shown.quality_gap_ci[1]:+.1%}] "
         f"(tolerance {decision.quality_tolerance:.0%} at the lower bound)."

@@ -11,6 +11,7 @@ import numpy as np
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import Decision, closest, config_of
 from dimbench.evidence.text import fmt, interval
+from dimbench.report.common import embedding_labels
 
 OPTIONS = {  # stored embedding -> the model and dimension it stands for in the synthetic corpus
     "768": "text-embedding-3-small @ 768 (the 1536's Matryoshka prefix)",
@@ -57,7 +58,7 @@ def quality_lines(results: Results, decision: Decision) -> list[str]:
         "the generator's (synthetic): see the assumptions below.",
         "",
         "| cell | "
-        + " | ".join(OPTIONS[o] for o in options)
+        + " | ".join(embedding_labels(results).get(o, OPTIONS[o]) for o in options)
         + f" | {'chosen' if decision.chosen else 'closest'}: nDCG@10 | answer recall@10 | shortfall |",
         "|---|" + "---|" * (len(options) + 3),
     ]
