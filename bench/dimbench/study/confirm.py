@@ -222,7 +222,8 @@ class Confirmation:
             finally:
                 for name in {e.design for e in members}:
                     designs.get(name).remove(self.conn)
-        index.drop_study_indexes(self.conn)
+        # The indexes of the last rounds stay: the side channel and the deployment stage search the same
+        # builds (the chosen one's concurrent build is the deployment's measurement); run() drops them.
 
     def measure_round(self, members: list[Entrant], cells: list, number: int, bar: Any) -> None:
         """Each cell of the round; an arm with a policy variant gets its own pass with the variant in."""
