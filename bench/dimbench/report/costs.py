@@ -139,7 +139,7 @@ def migration_section(results: Results) -> list[str]:
         bound = "" if ALL_CHUNKS[option] else "≤ "
         b = m["build"]
         build = (
-            f"{fmt(b.get('seconds'), 1)} s for {b['rows']:,} rows (`{b['build_key']}`, `create index`)"
+            f"{fmt(b.get('seconds'), 1)} s for {b['rows']:,} rows (`{b['build_key']}`, `create index{' concurrently' if b.get('concurrently') else ''}`)"
             + (" — ada's own vectors not built: 3-small's, same shape" if option == "ada" else "")
             if b
             else "not measured"
@@ -157,12 +157,26 @@ def migration_section(results: Results) -> list[str]:
         f"- **Dual support** (keep both models, re-embed nothing): both columns and both indexes for good, "
         f"{mb(None if None in dual else sum(dual))} per million chunks (`vector1536` + `vector768`, each with "  # type: ignore[arg-type]
         "its hnsw, measured), and every question embedded by both models.",
-        "- The builds above are plain `create index` on a quiet server after the load; `create index "
-        "concurrently` (what a live migration uses) scans the table twice and waits for running "
-        "transactions: its time is **not measured** here.",
+        build_method_line(results),
         "",
     ]
     return out
+
+
+def build_method_line(results: Results) -> str:
+    """How the builds above were made: concurrently (what a live migration runs) or plain."""
+    built = [b for b in results.run.get("builds") or [] if b.get("index") not in (None, "exact")]
+    if built and all(b.get("concurrently") for b in built):
+        return (
+            "- The builds above are `create index concurrently` (what a live migration runs: two table "
+            "scans and a validation pass, no write lock) on a quiet server after the load; under write "
+            "traffic they also wait for running transactions, which is not measured here."
+        )
+    return (
+        "- The builds above are plain `create index` on a quiet server after the load; `create index "
+        "concurrently` (what a live migration uses) scans the table twice and waits for running "
+        "transactions: its time is **not measured** here."
+    )
 
 
 def option_name(option: str, labels: dict[str, str] | None = None) -> str:

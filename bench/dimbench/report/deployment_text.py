@@ -28,6 +28,15 @@ def cic_line(results: Results) -> str:
     if not cic or cic.get("seconds") is None:
         return f"`create index concurrently` build time: {_why(cic)}."
     plain = cic.get("plain_seconds")
+    built = next(
+        (b for b in results.run.get("builds") or [] if b.get("build_key") == cic.get("build_key")), {}
+    )
+    if built.get("concurrently") and not cic.get("source"):  # the study's build was concurrent too
+        return (
+            f"`create index concurrently` of this index took **{fmt(cic['seconds'], 1)} s** here on the "
+            f"loaded table, and {fmt(built.get('seconds'), 1)} s when the study built it the same way "
+            f"(maintenance_work_mem {cic.get('maintenance_work_mem')})."
+        )
     if cic.get("source"):  # the study built it concurrently itself: no plain build to compare
         return (
             f"`create index concurrently` of this index took **{fmt(cic['seconds'], 1)} s** here on the "
