@@ -35,3 +35,16 @@ def test_the_synthetic_corpus_keeps_the_openai_names(tmp_path):
 def test_an_imported_corpus_is_not_priced_as_an_openai_re_embedding(tmp_path):
     text = "\n".join(migration_section(imported(tmp_path)))
     assert "Not priced" in text and "MiniLM" in text and "$" not in text
+
+
+def test_an_imported_corpus_does_not_table_the_teams_three_openai_options(tmp_path):
+    from dimbench.report.options_text import options_section
+
+    text = "\n".join(options_section(imported(tmp_path), None))  # type: ignore[arg-type]
+    assert "MiniLM" in text and "ada-002 @ 1536 |" not in text and "|" not in text
+
+
+def test_an_imported_corpus_has_no_generator_sensitivity_section(tmp_path):
+    from dimbench.report.quality_text import sensitivity_section
+
+    assert sensitivity_section(imported(tmp_path)) == []

@@ -244,10 +244,17 @@ def assumptions_section(results: Results, decision: Decision) -> list[str]:
         f"{server.get('postgresql', '?')} + pgvector {server.get('pgvector', '?')}, {machine.get('cores', '?')} "
         f"cores; corpus `{corpus.get('name', '?')}` of {counts.get('chunks', '?')} chunks in "
         f"{counts.get('workspaces', '?')} workspaces, {counts.get('users', '?')} users, {counts.get('queries', '?')} queries.",
-        "- **Synthetic assumptions**: the embeddings are generated (latent topic structure, Matryoshka energy "
-        "profile), not real OpenAI vectors; relevance labels are synthetic, so nDCG@10 compares dimensions "
-        "only under the generator's model. Named assumptions recorded by the run: "
-        f"{named or 'none recorded'}.",
+        (
+            "- **Imported inputs**: real chunks embedded by "
+            + "; ".join(f"{d}: {label}" for d, label in sorted(embedding_labels(results).items()))
+            + "; which parts were the team's and which the tool made up: the corpus provenance. Named "
+            f"assumptions recorded by the run: {named or 'none recorded'}."
+            if embedding_labels(results)
+            else "- **Synthetic assumptions**: the embeddings are generated (latent topic structure, Matryoshka "
+            "energy profile), not real OpenAI vectors; relevance labels are synthetic, so nDCG@10 compares "
+            "dimensions only under the generator's model. Named assumptions recorded by the run: "
+            f"{named or 'none recorded'}."
+        ),
         "- The 768-vs-1536 disagreement: exact top-10 overlap between the two dimensions "
         + (f"{fmt(overlap)} (corpus statistics)" if overlap is not None else "not recorded in run.json")
         + ". No public figure exists for 3-small at 768 (MTEB: ada-002 61.0, 3-small 62.3 at 1536).",

@@ -69,6 +69,18 @@ def best_configuration(decision: Decision, column_type: str) -> Candidate | None
 
 
 def options_section(results: Results, decision: Decision) -> list[str]:
+    labels = embedding_labels(results)
+    if labels:  # an imported corpus: one model's columns, not the team's three OpenAI options
+        return [
+            "## The options compared",
+            "",
+            "This corpus holds its own embeddings ("
+            + "; ".join(f"{dim}: {label}" for dim, label in sorted(labels.items()))
+            + "), so its columns are not the team's three options (ada-002 @ 1536, 3-small @ 1536, "
+            "3-small @ 768): the dimension is compared in the synthetic record; this run answers tenancy "
+            "(pgvector's defaults per bucket, T, each design's best) on real text.",
+            "",
+        ]
     exact = exact_per_query(results, decision)
     if not exact:
         return []

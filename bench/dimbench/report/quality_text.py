@@ -96,6 +96,8 @@ def sensitivity_section(results: Results) -> list[str]:
     """## Sensitivity of the quality assumption, from sensitivity.json (dimbench sensitivity)."""
     from dimbench.evidence.sensitivity import read_sensitivity
 
+    if embedding_labels(results):  # real embeddings: no generator assumption to vary
+        return []
     data = read_sensitivity(results.directory)
     out = ["## Sensitivity of the quality assumption", "", SOURCES, ""]
     if data is None:
