@@ -35,8 +35,8 @@ from dimbench.files import write_atomic
 MAX_CHARS = 1200  # a chunk: consecutive paragraphs of one docstring up to this many characters
 MIN_CHARS = 40  # shorter bodies say nothing a summary could be matched on
 SUMMARY_MIN_WORDS = 3
-# Questions per workspace at most (the largest tenants would otherwise hold almost every question).
-QUESTIONS_PER_WORKSPACE = 60
+# Questions per workspace at most (so the largest tenants do not hold almost every question); the importer
+QUESTIONS_PER_WORKSPACE = 300  # keeps up to 300 per (scope, bucket) of them: enough for confirmation
 # The default set: stdlib top-level modules (tenants from tiny to mid-size) and the numeric packages this
 # venv installs (the heavy tail). Private, test and GUI modules are left out: they are not documentation.
 DEFAULT_PACKAGES = ("numpy", "scipy", "matplotlib", "networkx", "sympy", "psycopg", "jinja2", "attr")

@@ -386,11 +386,13 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
     rows = [r for r in results.rows if r.get("stage") == "screening"]
     shares = d.path_share(rows)
     if shares:
+        audited = max((len(r.get("plan_audit") or []) for r in rows), default=0)
         out += [
             "",
             "### Which path served the calls",
             "",
-            "Two real calls per screening cell, explained from inside the search function "
+            f"{'One real call' if audited == 1 else f'{audited} real calls'} per screening cell, explained "
+            "from inside the search function "
             "(auto_explain: ANALYZE, BUFFERS, nested statements), as the arm's user:",
             "",
             "| design | arm | paths (sampled calls) |",

@@ -61,10 +61,12 @@ def arms_of(spec: DesignSpec) -> list[str]:
 
 def calibration_sample(groups: dict[tuple[str, str], list[StudyQuery]]) -> list[StudyQuery]:
     """The queries a design's measured parameter is calibrated on: the first few of every bucket, over
-    all of a user's workspaces."""
-    return [
-        q for (scope, _), qs in sorted(groups.items()) if scope == "all" for q in qs[:CALIBRATION_QUERIES]
-    ]
+    all of a user's workspaces — or of one workspace where the corpus asks only that way (an imported
+    corpus whose questions name workspaces): an empty sample would calibrate T to 0 and send every
+    call down the index."""
+    scopes = {scope for (scope, _), qs in groups.items() if qs}
+    scope = "all" if "all" in scopes else "workspace"
+    return [q for (s, _), qs in sorted(groups.items()) if s == scope for q in qs[:CALIBRATION_QUERIES]]
 
 
 def canary_check(conn: psycopg.Connection, arm: Arm, sample: StudyQuery, probe: list[uuid.UUID]) -> None:
