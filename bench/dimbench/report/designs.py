@@ -219,8 +219,10 @@ def deployable(decision: Decision) -> dict[str, Candidate]:
         and c.config.index == "hnsw"
         and c.config.iterative_scan == "off"
         and json.loads(c.config.query_params).get("ef_search") == 40
-        and c.config.access == "rls"
+        and c.config.access in ("rls", "rls_filter")
     ]
+    # under RLS alone where measured; a corpus asked only per workspace has the filtered arm alone
+    defaults = [c for c in defaults if c.config.access == "rls"] or defaults
     if defaults:  # on the decision's column: what building its index and changing nothing else gives
         chosen = decision.chosen.config.column_type if decision.chosen is not None else None
         same = [c for c in defaults if c.config.column_type == chosen]

@@ -55,6 +55,8 @@ def held_phrase(points: list[Any], recall_target: float) -> str:
         return f"**holds up to {held:,} chunks**"
     if unrefuted:
         return f"**neither shown to hold nor to fail up to {unrefuted:,} chunks** ({straddle})"
+    if points and all(getattr(p, "candidate", None) is None for p in points):
+        return "**not measured by the scale profile** (its grid does not follow this configuration)"
     return "**fails at the smallest size**"
 
 
