@@ -77,7 +77,7 @@ def building_an_index(dsn: str) -> bool:
         with db.connect(dsn) as conn:
             row = conn.execute(
                 "select count(*) from pg_stat_activity where state = 'active'"
-                " and query ilike 'create index \"dimbench\\_%'"
+                " and query ilike 'create index %\"dimbench\\_%'"  # concurrently, as the study builds
             ).fetchone()
             return bool(row and row[0])
     except Exception:  # the database may not exist yet

@@ -8,7 +8,7 @@ from dimbench.realdata import public_corpus
 from dimbench.realdata.importer import import_file
 
 # Two small installed packages keep this cheap (no stdlib walk, no model).
-PACKAGES = ("psycopg", "jinja2")
+PACKAGES = ("psycopg", "tqdm")  # both runtime dependencies: installed wherever dimbench is
 
 
 def test_builder_writes_the_same_chunks_twice(tmp_path):
