@@ -58,6 +58,26 @@ def embedding_labels(results: Any) -> dict[str, str]:
     return dict((corpus.get("embedding") or {}).get("labels") or {})
 
 
+def labels_text(labels: dict[str, str]) -> str:
+    """An imported corpus's columns and the models in them, in one phrase."""
+    return "; ".join(f"{dim}: {label}" for dim, label in sorted(labels.items()))
+
+
+def published_record(profile: str) -> Any:
+    """results/<profile> of the checkout as Results, if published (a broken published directory is that
+    record's problem, not the one reading it: None)."""
+    from dimbench.evidence.results import read_results
+    from dimbench.paths import published_dir
+
+    path = published_dir(profile)
+    if not (path / "run.json").exists():
+        return None
+    try:
+        return read_results(path)
+    except Exception:
+        return None
+
+
 def model_of(column_type: str, labels: dict[str, str] | None = None) -> str:
     dim = "768" if column_type == "vector768" else "1536"
     if labels and dim in labels:  # an imported corpus: the model that made the column, not OpenAI's

@@ -8,7 +8,7 @@ from typing import Any
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import COLUMN_BYTES, Decision
 from dimbench.evidence.text import fmt
-from dimbench.report.common import embedding_labels, mb
+from dimbench.report.common import embedding_labels, labels_text, mb
 from dimbench.study.migration import DEFAULTS, parse_migration
 
 OPTION_MODEL = {
@@ -105,7 +105,7 @@ def migration_section(results: Results) -> list[str]:
             "## Migration, per option",
             "",
             "Not priced: this corpus's columns hold its own embeddings ("
-            + "; ".join(f"{dim}: {label}" for dim, label in sorted(labels.items()))
+            + labels_text(labels)
             + "), not the synthetic study's 3-small / ada-002; the re-embedding costs are the synthetic "
             "record's.",
             "",

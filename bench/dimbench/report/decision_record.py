@@ -27,6 +27,7 @@ from dimbench.report.apply_sql import GUC
 from dimbench.report.common import (
     context_section,
     embedding_labels,
+    labels_text,
     mb,
     meets,
     model_of,
@@ -246,7 +247,7 @@ def assumptions_section(results: Results, decision: Decision) -> list[str]:
         f"{counts.get('workspaces', '?')} workspaces, {counts.get('users', '?')} users, {counts.get('queries', '?')} queries.",
         (
             "- **Imported inputs**: real chunks embedded by "
-            + "; ".join(f"{d}: {label}" for d, label in sorted(embedding_labels(results).items()))
+            + labels_text(embedding_labels(results))
             + "; which parts were the team's and which the tool made up: the corpus provenance. Named "
             f"assumptions recorded by the run: {named or 'none recorded'}."
             if embedding_labels(results)

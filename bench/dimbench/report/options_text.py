@@ -12,7 +12,7 @@ from dimbench import stats
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import BUCKETS, Candidate, Decision, closest
 from dimbench.evidence.text import fmt, interval
-from dimbench.report.common import embedding_labels, mb
+from dimbench.report.common import embedding_labels, labels_text, mb
 from dimbench.report.costs import OPTION_COLUMNS, migration_cell, option_name
 
 # option -> the column types that store it, as (column type, what is measured on it)
@@ -75,7 +75,7 @@ def options_section(results: Results, decision: Decision) -> list[str]:
             "## The options compared",
             "",
             "This corpus holds its own embeddings ("
-            + "; ".join(f"{dim}: {label}" for dim, label in sorted(labels.items()))
+            + labels_text(labels)
             + "), so its columns are not the team's three options (ada-002 @ 1536, 3-small @ 1536, "
             "3-small @ 768): the dimension is compared in the synthetic record; this run answers tenancy "
             "(pgvector's defaults per bucket, T, each design's best) on real text.",

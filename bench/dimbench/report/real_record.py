@@ -8,8 +8,6 @@ geometry: the real run answers the tenancy question, and the dimension question 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import Candidate, Decision, decide_runs
 from dimbench.report.designs import deployable, threshold_of
@@ -20,16 +18,9 @@ PROFILE = "real"
 
 def published_real() -> Results | None:
     """results/real of the checkout, if published."""
-    from dimbench.evidence.results import read_results
-    from dimbench.paths import published_dir
+    from dimbench.report.common import published_record
 
-    path: Path = published_dir(PROFILE)
-    if not (path / "run.json").exists():
-        return None
-    try:
-        return read_results(path)
-    except Exception:  # a broken published directory is the real record's problem, not this one's
-        return None
+    return published_record(PROFILE)
 
 
 def _recall(c: Candidate | None, bucket: str) -> str:

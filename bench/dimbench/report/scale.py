@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from dimbench.evidence.results import Results
@@ -180,16 +179,9 @@ def choices(results: Results) -> list[tuple[int, Candidate | None, int]]:
 
 def published_scale() -> Results | None:
     """results/scale of the checkout, if published."""
-    from dimbench.evidence.results import read_results
-    from dimbench.paths import published_dir
+    from dimbench.report.common import published_record
 
-    path: Path = published_dir("scale")
-    if not (path / "run.json").exists():
-        return None
-    try:
-        return read_results(path)
-    except Exception:  # a broken published directory is the scale record's problem, not this one's
-        return None
+    return published_record("scale")
 
 
 def describe(points: list[AtSize]) -> list[dict[str, Any]]:
