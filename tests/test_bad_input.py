@@ -78,3 +78,17 @@ def test_a_quality_tolerance_outside_zero_one_is_refused_before_anything_runs(tm
         )
         assert_one_line_error(result, "quality_tolerance", words)
         assert not (tmp_path / "r").exists()
+
+
+def test_a_column_type_whose_stored_column_the_corpus_lacks_is_refused_before_anything_runs(tmp_path):
+    # tiny is generated with ada = false: it has no ada-002 vectors to load into embedding_ada
+    grid = tiny_grid(
+        tmp_path,
+        'column_types = ["vector768", "vector1536", "halfvec1536"]',
+        'column_types = ["ada_halfvec1536"]',
+    )
+    result = run_cli(
+        "run", "--profile", str(grid), "--dsn", UNREACHABLE, env={"DIMBENCH_RUNS": str(tmp_path / "r")}
+    )
+    assert_one_line_error(result, "column type ada_halfvec1536", "corpus tiny does not carry")
+    assert not (tmp_path / "r").exists()

@@ -16,12 +16,29 @@ COLUMN_TYPES = {
     "vector768": ("vector", 768),
     "vector1536": ("vector", 1536),
     "halfvec1536": ("halfvec", 1536),
+    "ada_vector1536": ("vector", 1536),  # text-embedding-ada-002 (the RAG side's model), its own column
+    "ada_halfvec1536": ("halfvec", 1536),
 }
 # column type -> (the stored column it reads, the cast searches and indexes apply to it, or None)
 COLUMN_SOURCE = {
     "vector768": ("embedding_768", None),
     "vector1536": ("embedding_1536", None),
     "halfvec1536": ("embedding_1536", "halfvec(1536)"),
+    # study scaffolding, not the harmonized schema: the loader adds it when the corpus carries ada vectors
+    "ada_vector1536": ("embedding_ada", None),
+    "ada_halfvec1536": ("embedding_ada", "halfvec(1536)"),
+}
+# the stored columns of the harmonized schema (public.match_document_chunks searches these; any other
+# column type's `shared` design searches through a function of its own, designs/shared.py)
+HARMONIZED_COLUMNS = ("embedding_768", "embedding_1536")
+# column type -> the corpus column (corpus/columns.py) its vectors, query vectors and exact ground truth
+# come from: each column type's truth is its own model's
+COLUMN_EMBEDDING = {
+    "vector768": "768",
+    "vector1536": "1536",
+    "halfvec1536": "1536",
+    "ada_vector1536": "ada",
+    "ada_halfvec1536": "ada",
 }
 # pgvector type -> the cosine operator class its indexes use (schema extensions)
 OPCLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}
@@ -34,7 +51,13 @@ def column_text(column_type: str) -> str:
 
 
 # Bytes per row of the vector column in the end state (one column; halfvec stored as a halfvec column).
-COLUMN_BYTES = {"vector768": 4 * 768 + 8, "vector1536": 4 * 1536 + 8, "halfvec1536": 2 * 1536 + 8}
+COLUMN_BYTES = {
+    "vector768": 4 * 768 + 8,
+    "vector1536": 4 * 1536 + 8,
+    "halfvec1536": 2 * 1536 + 8,
+    "ada_vector1536": 4 * 1536 + 8,
+    "ada_halfvec1536": 2 * 1536 + 8,
+}
 
 INDEX_KINDS = ("exact", "ivfflat", "hnsw")
 ITERATIVE = {

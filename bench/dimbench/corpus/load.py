@@ -44,6 +44,9 @@ CHUNK_COLUMNS = (
     "embedding_1536_model",
     "embedding_768_model",
 )
+# Study scaffolding, not the harmonized schema (no migration creates it): ada-002's own vectors, so the
+# study can index and search them like any column. Added by the loader only for a corpus that has them.
+ADA_COLUMN = "embedding_ada"
 CHUNKS = sql.Identifier("public", "document_chunks")
 STDIN = sql.SQL("stdin")
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -215,12 +218,27 @@ def _fixed_head(block: ChunkBlock) -> np.ndarray:
     """Per row: field count, the three uuids and chunk_index, each length-prefixed (70 bytes)."""
     n = len(block.content)
     head = np.zeros((n, 70), dtype=np.uint8)
-    head[:, 0:2] = np.frombuffer(struct.pack("!h", len(CHUNK_COLUMNS)), dtype=np.uint8)
+    fields = len(chunk_columns(block.emb_ada is not None))
+    head[:, 0:2] = np.frombuffer(struct.pack("!h", fields), dtype=np.uint8)
     for offset, ids in ((2, block.ids), (22, block.workspace_ids), (42, block.document_ids)):
         head[:, offset : offset + 4] = np.frombuffer(struct.pack("!i", 16), dtype=np.uint8)
         head[:, offset + 4 : offset + 20] = ids
     head[:, 62:70] = int4_fields(block.chunk_index)
     return head
+
+
+def chunk_columns(ada: bool) -> tuple[str, ...]:
+    """The chunk COPY's columns: the harmonized ones, then embedding_ada when the corpus has ada."""
+    return (*CHUNK_COLUMNS, ADA_COLUMN) if ada else CHUNK_COLUMNS
+
+
+def add_ada_column(conn: psycopg.Connection) -> None:
+    """embedding_ada on document_chunks, nullable (rows of a corpus without ada leave it null)."""
+    conn.execute(
+        sql.SQL("alter table {} add column if not exists {} extensions.vector(1536)").format(
+            CHUNKS, sql.Identifier(ADA_COLUMN)
+        )
+    )
 
 
 def int4_fields(values: np.ndarray) -> np.ndarray:
@@ -262,6 +280,7 @@ def chunk_copy_data(block: ChunkBlock, framed: bool = True) -> bytes:
             vector_fields(block.emb_1536),
             vector_fields(block.emb_768),
             np.broadcast_to(models, (len(block.content), len(models))),
+            *([vector_fields(block.emb_ada)] if block.emb_ada is not None else []),
         ],
         axis=1,
     )
@@ -309,7 +328,8 @@ def load_block(conn: psycopg.Connection, corpus: Corpus, key: str, start: int, r
     block = next(corpus.chunk_blocks(rows, start=start))
     data = chunk_copy_data(block)
     with conn.transaction():
-        with conn.cursor().copy(copy_statement(CHUNKS, CHUNK_COLUMNS)) as copy:
+        columns = chunk_columns(block.emb_ada is not None)
+        with conn.cursor().copy(copy_statement(CHUNKS, columns)) as copy:
             copy.write(data)
         record(conn, key, "document_chunks", start, len(block.content))
     return start, len(block.content)
@@ -368,6 +388,8 @@ def load_corpus(
     started = time.perf_counter()
     conn.execute("set synchronous_commit = off")  # a crash loses at most the last blocks; the ledger knows
     check_target(conn, key, replace)
+    if corpus.has_ada:
+        add_ada_column(conn)
     for table, columns, types, rows in small_tables(corpus):
         if 0 in done_blocks(conn, key, table):
             continue
@@ -444,7 +466,7 @@ def benchmark_load(
     empty()
     start = time.perf_counter()
     with conn.transaction():
-        conn.execute(copy_statement(CHUNKS, CHUNK_COLUMNS, sql.Literal(str(file))))
+        conn.execute(copy_statement(CHUNKS, chunk_columns(corpus.has_ada), sql.Literal(str(file))))
     server = time.perf_counter() - start
     empty()
     client = load_corpus(conn, corpus, block_rows=block_rows, progress=False).chunk_seconds

@@ -48,6 +48,7 @@ class ChunkBlock:
     emb_768: np.ndarray  # (n, 768) float32
     emb_1536: np.ndarray  # (n, 1536) float32
     models: tuple[str, str] = (MODEL_1536, MODEL_768)  # what the rows' model columns say made them
+    emb_ada: np.ndarray | None = None  # (n, 1536) float32: ada-002's vectors, where the corpus has them
 
 
 class Corpus:
@@ -100,6 +101,11 @@ class Corpus:
         return np.searchsorted(self.doc_offsets, index, side="right") - 1
 
     @property
+    def has_ada(self) -> bool:
+        """Does the corpus carry ada-002's own vectors (loaded as the study column embedding_ada)?"""
+        return columns.own(self.directory, "ada")
+
+    @property
     def has_embeddings(self) -> bool:
         return (self.directory / "emb_1536.npy").exists()
 
@@ -135,6 +141,7 @@ class Corpus:
     def chunk_blocks(self, rows: int, start: int = 0) -> Iterator[ChunkBlock]:
         emb = columns.ColumnRows(self.directory, "1536")
         short = columns.ColumnRows(self.directory, "768")
+        ada = columns.ColumnRows(self.directory, "ada") if self.has_ada else None
         for first in range(start, self.n_chunks, rows):
             stop = min(self.n_chunks, first + rows)
             index = np.arange(first, stop)
@@ -157,6 +164,7 @@ class Corpus:
                 short.rows(first, stop),
                 emb.rows(first, stop),
                 self.models,
+                ada.rows(first, stop) if ada is not None else None,
             )
 
     def queries(self) -> dict[str, np.ndarray]:

@@ -16,7 +16,11 @@ OPTION_MODEL = {
     "1536": "text-embedding-3-small",
     "768": "text-embedding-3-small",
 }
-OPTION_COLUMNS = {"ada": ("vector1536",), "1536": ("vector1536", "halfvec1536"), "768": ("vector768",)}
+OPTION_COLUMNS = {
+    "ada": ("ada_vector1536", "ada_halfvec1536"),
+    "1536": ("vector1536", "halfvec1536"),
+    "768": ("vector768",),
+}
 # What standardizing on an option re-embeds and retires (the RAG side holds ada-002@1536, the extractor
 # 3-small@768; a 768 cannot be lengthened, ada-002 cannot be shortened).
 REEMBEDS = {
@@ -73,7 +77,7 @@ def migration(results: Results, option: str) -> dict[str, Any]:
     price = inputs["prices"].get(model)
     cost = tokens / 1e6 * price["usd_per_million_tokens"] if tokens is not None and price else None
     retired = [kept_bytes_per_million(results, ct) for ct in RETIRES[option]]
-    build = hnsw_build(results, OPTION_COLUMNS[option][0])
+    build = next((b for ct in OPTION_COLUMNS[option] if (b := hnsw_build(results, ct))), None)
     return {
         "model": model,
         "chunks": chunks,

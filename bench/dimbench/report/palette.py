@@ -23,10 +23,22 @@ DESIGN = {
     "partitioned": "#56B4E9",
     "inline": "#882255",
 }
-COLUMN = {"vector768": "#0072B2", "vector1536": "#D55E00", "halfvec1536": "#009E73"}
+COLUMN = {
+    "vector768": "#0072B2",
+    "vector1536": "#D55E00",
+    "halfvec1536": "#009E73",
+    "ada_vector1536": "#CC79A7",
+    "ada_halfvec1536": "#E69F00",
+}
 INDEX_LINE = {"exact": ":", "ivfflat": "--", "hnsw": "-"}  # an index is a line style, a column a colour
 # A marker per column too: lines at the same recall (often 1.0) then stay visible under each other.
-COLUMN_MARKER = {"vector768": "o", "vector1536": "s", "halfvec1536": "D"}
+COLUMN_MARKER = {
+    "vector768": "o",
+    "vector1536": "s",
+    "halfvec1536": "D",
+    "ada_vector1536": "^",
+    "ada_halfvec1536": "v",
+}
 UNKNOWN = "#999999"
 
 CHOSEN = "#000000"  # the rule's choice: black, thick, on top in every figure that shows it

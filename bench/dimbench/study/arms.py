@@ -71,9 +71,11 @@ def query_vector(query: Any, build: Build) -> np.ndarray:
     """The vector the app would send for this column: a StudyQuery's own vector for the column's dim
     (the corpus's query vectors of that column), else — for a bare 1536 array, or a query without one —
     768 = the renormalized Matryoshka prefix of its 1536."""
-    own = getattr(query, "vectors", {}).get(build.dim)
+    own = getattr(query, "vectors", {}).get(build.embedding)
     if own is not None:
         return np.asarray(own, dtype=np.float32)
+    if build.embedding == "ada":  # ada-002's questions are its own model's: never 3-small's vector
+        raise DimbenchError(f"{build.column_type}: the query carries no ada-002 vector")
     vector_1536 = getattr(query, "vector_1536", query)
     if build.dim == 768:
         prefix = np.asarray(vector_1536[:768], dtype=np.float32)
@@ -104,7 +106,7 @@ def ask(
     try:
         with conn.transaction():
             conn.execute(PREAMBLE, (role, claims, timeout), prepare=True)
-            statement = sql.SQL(SEARCH).format(search_function(arm.design))
+            statement = sql.SQL(SEARCH).format(search_function(arm.design, arm.build))
             rows = conn.execute(statement, params, prepare=True, binary=True).fetchall()
     except psycopg.errors.QueryCanceled as exc:
         if "statement timeout" not in (exc.diag.message_primary or ""):

@@ -11,7 +11,15 @@ from typing import Any
 
 from psycopg import sql
 
-from dimbench.vocabulary import CELL_FIELDS, COLUMN_SOURCE, COLUMN_TYPES, DEFAULT_DESIGN, OPCLASS, cell_key
+from dimbench.vocabulary import (
+    CELL_FIELDS,
+    COLUMN_EMBEDDING,
+    COLUMN_SOURCE,
+    COLUMN_TYPES,
+    DEFAULT_DESIGN,
+    OPCLASS,
+    cell_key,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,12 @@ class Build:
     @property
     def dim(self) -> int:
         return COLUMN_TYPES[self.column_type][1]
+
+    @property
+    def embedding(self) -> int | str:
+        """Its key in a StudyQuery's vectors and truth: the dim for 3-small's columns, "ada" for ada's."""
+        name = COLUMN_EMBEDDING[self.column_type]
+        return name if name == "ada" else int(name)
 
     @property
     def vector_type(self) -> str:

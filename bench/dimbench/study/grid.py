@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,12 +226,18 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     concurrency = unique_list(raw, "concurrency", int, [1], where)
     for clients in concurrency:
         in_range(clients, 1, 64, where, "concurrency")
+    # An [[index]] may name a column type beyond the grid's (ada's, measured on one build only): the grid
+    # then measures it too, on that entry's builds; an entry without column_types builds on the grid's.
     indexes = [
-        _parse_index(item, f"{where} [[index]] #{i + 1}", column_types)
+        _parse_index(item, f"{where} [[index]] #{i + 1}", list(COLUMN_TYPES))
         for i, item in enumerate(get("index", list))
     ]
     if not indexes:
         raise DimbenchError(f"{where}: no [[index]] entries")
+    indexes = [replace(s, column_types=s.column_types or tuple(column_types)) for s in indexes]
+    column_types = column_types + sorted(
+        {ct for s in indexes for ct in s.column_types} - set(column_types), key=list(COLUMN_TYPES).index
+    )
     _no_build_twice(indexes, column_types, where)
     queries_per_cell = count("queries_per_cell", 20, 1, 100_000)
     warmup = count("warmup", 3, 0, 10_000)

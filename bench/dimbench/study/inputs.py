@@ -12,10 +12,24 @@ from dimbench.corpus.cache import ensure_corpus
 from dimbench.corpus.load import LoadReport, load_corpus
 from dimbench.corpus.reader import Corpus, bucket_name
 from dimbench.database import db, settle
+from dimbench.errors import DimbenchError
 from dimbench.study import runs
 from dimbench.study.measure import StudyQuery
+from dimbench.vocabulary import COLUMN_EMBEDDING
 
 SCOPES = ("workspace", "all")
+
+
+def check_columns(column_types: list[str], has_ada: bool, corpus: str, where: str) -> None:
+    """Before any work: every column type the grid measures reads an embedding the corpus carries."""
+    held = {"768", "1536"} | ({"ada"} if has_ada else set())
+    for column_type in column_types:
+        if COLUMN_EMBEDDING[column_type] not in held:
+            raise DimbenchError(
+                f"{where}: column type {column_type} searches ada-002's own vectors, which corpus {corpus} "
+                "does not carry (generate it with ada = true, or import ada embeddings): drop it from "
+                "column_types"
+            )
 
 
 @dataclass
@@ -52,11 +66,14 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
         own = sorted(by_user[user])
         filter_ws = [int(data["workspace"][i])] if scope == "workspace" else own
         truth_ids, truth_dist = {}, {}
-        for dim in (768, 1536):
-            ids = data[f"truth_{dim}_ids"][i]
+        # each column's own exact top-k, keyed as Build.embedding: 768, 1536 and "ada" where the corpus has it
+        for key in (768, 1536, "ada"):
+            if f"truth_{key}_ids" not in data:
+                continue
+            ids = data[f"truth_{key}_ids"][i]
             keep = ids >= 0
-            truth_ids[dim] = [corpus.uuid("chunk", int(x)) for x in ids[keep]]
-            truth_dist[dim] = [float(x) for x in data[f"truth_{dim}_dist"][i][keep]]
+            truth_ids[key] = [corpus.uuid("chunk", int(x)) for x in ids[keep]]
+            truth_dist[key] = [float(x) for x in data[f"truth_{key}_dist"][i][keep]]
         if graded is not None:
             relevance = graded.get(i, {})
         else:
@@ -80,7 +97,8 @@ def study_queries(corpus: Corpus) -> list[StudyQuery]:
                 truth_ids=truth_ids,
                 truth_distances=truth_dist,
                 relevance=relevance,
-                vectors={768: asked["768"][i], 1536: asked["1536"][i]},
+                vectors={768: asked["768"][i], 1536: asked["1536"][i]}
+                | ({"ada": asked["ada"][i]} if "ada" in asked else {}),
                 exact_ndcg=exact_quality(corpus, data, i, relevance),
             )
         )

@@ -468,7 +468,17 @@ def tenant_queries(
         v = (v / np.linalg.norm(v)).astype(np.float32)
         out.append(
             StudyQuery(
-                j, user, "workspace", "tenant", (tenant,), visible, v, {}, {}, {}, vectors={rows.build.dim: v}
+                j,
+                user,
+                "workspace",
+                "tenant",
+                (tenant,),
+                visible,
+                v,
+                {},
+                {},
+                {},
+                vectors={rows.build.embedding: v},
             )
         )
     return out

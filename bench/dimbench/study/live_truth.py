@@ -155,7 +155,7 @@ def snapshot_answer(
         start = time.perf_counter_ns()
         try:
             with conn.transaction():  # a savepoint: a timeout fails the search, not the judgement
-                statement = sql.SQL(arms.SEARCH).format(search_function(arm.design))
+                statement = sql.SQL(arms.SEARCH).format(search_function(arm.design, arm.build))
                 rows = conn.execute(statement, params, prepare=True, binary=True).fetchall()
         except psycopg.errors.QueryCanceled as exc:
             if "statement timeout" not in (exc.diag.message_primary or ""):

@@ -68,7 +68,7 @@ def request_for(arm: Arm, query: StudyQuery, timeouts: Mapping[str, str]) -> Req
         role,
         claims_for(role, query.user if role == "authenticated" else None),
         timeouts.get(role),
-        search_function(arm.design),
+        search_function(arm.design, arm.build),
         arms.query_vector(query, arm.build),
         arm.k,
         filter_ids,

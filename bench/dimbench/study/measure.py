@@ -32,12 +32,13 @@ class StudyQuery:
     filter_ids: tuple[uuid.UUID, ...]  # the explicit filter: the one workspace, or all the user's
     visible: frozenset[uuid.UUID]  # every workspace the user may see
     vector_1536: np.ndarray = field(repr=False)
-    truth_ids: dict[int, list[uuid.UUID]] = field(repr=False)  # dim -> exact top-k ids
-    truth_distances: dict[int, list[float]] = field(repr=False)
+    # Build.embedding (768, 1536, "ada") -> that column's exact top-k ids
+    truth_ids: dict[int | str, list[uuid.UUID]] = field(repr=False)
+    truth_distances: dict[int | str, list[float]] = field(repr=False)
     relevance: dict[uuid.UUID, int] = field(repr=False)  # graded labels for nDCG@10
-    # dim -> the query's own vector for that column (an imported 768 is another model's, not the 1536's
-    # prefix); empty: derive 768 from vector_1536 (arms.query_vector)
-    vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    # Build.embedding -> the query's own vector for that column (an imported 768 is another model's, not
+    # the 1536's prefix; "ada" is ada-002's); empty: derive 768 from vector_1536 (arms.query_vector)
+    vectors: dict[int | str, np.ndarray] = field(default_factory=dict, repr=False)
     # what exact search on each stored embedding scores (nDCG@10 of its exact top-10): "768", "1536",
     # "ada" — the model's own quality, no index involved; the rule's quality reference
     exact_ndcg: dict[str, float | None] = field(default_factory=dict, repr=False)
@@ -76,7 +77,7 @@ def recall_of(answer: arms.Answer, query: StudyQuery, arm: Arm) -> float:
     # halfvec distances are rounded: judge those answers by id alone (no tie credit).
     distances = answer.distances if build.vector_type == "vector" else [float("inf")] * len(answer.ids)
     return stats.recall_at_k(
-        answer.ids, distances, query.truth_ids[build.dim], query.truth_distances[build.dim], arm.k
+        answer.ids, distances, query.truth_ids[build.embedding], query.truth_distances[build.embedding], arm.k
     )
 
 
@@ -162,7 +163,7 @@ def per_query(arm: Arm, queries: Sequence[StudyQuery], result: CellResult) -> di
         "recall": [round(float(r), 6) for r in result.recalls],
         "latency_ms": [round(a.latency_ns / 1e6, 4) for a in result.answers],
         "returned": [len(a.ids) for a in result.answers],
-        "expected": [min(arm.k, len(q.truth_ids[arm.build.dim])) for q in queries],
+        "expected": [min(arm.k, len(q.truth_ids[arm.build.embedding])) for q in queries],
         "ndcg10": [ndcg_of(a, q) for a, q in zip(result.answers, queries, strict=True)],
         "answer_recall10": [
             answer_recall_of(a, q, arm.k) for a, q in zip(result.answers, queries, strict=True)

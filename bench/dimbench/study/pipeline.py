@@ -57,12 +57,20 @@ def grid_label(source: Path | None) -> str | None:
         return str(source)
 
 
-def check_corpora(grid: Grid) -> None:
-    """Before any work: every corpus the grid names is a valid spec whose ground truth covers the grid's k."""
+def check_corpora(grid: Grid, imported: Any = None) -> None:
+    """Before any work: every corpus the grid names is a valid spec whose ground truth covers the grid's k
+    and that carries every embedding the grid's column types search (`imported`: run --corpus's Corpus)."""
+    from dimbench.corpus.reader import Corpus
     from dimbench.corpus.spec import load_spec
+    from dimbench.study.inputs import check_columns
 
+    where = str(grid.source or "grid")
+    if isinstance(imported, Corpus):
+        check_columns(grid.column_types, imported.has_ada, imported.name, where)
     for name in grid.corpora or [grid.corpus]:
         spec = load_spec(datasets_dir() / f"{name}.toml")
+        if not isinstance(imported, Corpus):
+            check_columns(grid.column_types, spec.ada, name, where)
         if grid.k > spec.k:
             raise DimbenchError(
                 f"{grid.source or 'grid'}: k = {grid.k} exceeds corpus {name}'s k = {spec.k} (its exact "
@@ -96,7 +104,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
     grid = load_grid(options.profile)
     if corpus is not None:
         grid = replace(grid, corpus=corpus)  # the grid's identity stays the scale grid's
-    check_corpora(grid)
+    check_corpora(grid, options.corpus)
     live_stage = "live" in grid.raw and options.live != "off"
     if live_stage:  # an impossible [live] section is one line before any work
         from dimbench.study import live  # here: live.py builds on this module

@@ -101,7 +101,7 @@ def delete_cluster(conn: psycopg.Connection) -> None:
     settle.vacuum_analyze(conn)
 
 
-def summary(result: Any, queries: list[StudyQuery], k: int, dim: int) -> dict[str, Any]:
+def summary(result: Any, queries: list[StudyQuery], k: int, dim: int | str) -> dict[str, Any]:
     latencies = [a.latency_ns / 1e6 for a in result.answers]
     return {
         "p50_ms": stats.percentiles(latencies, (50,))["p50"],
@@ -175,7 +175,9 @@ def measure(
         try:
             settle.wait_quiet(conn)
             return {
-                arm: summary(run_cell(conn, Arm(arm, e.build, k, e.design), qs, warmup), qs, k, e.build.dim)
+                arm: summary(
+                    run_cell(conn, Arm(arm, e.build, k, e.design), qs, warmup), qs, k, e.build.embedding
+                )
                 for arm, qs in sets.items()
             }
         finally:

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from dimbench.errors import DimbenchError
 from dimbench.study.configs import Build
-from dimbench.vocabulary import DESIGNS, Layout
+from dimbench.vocabulary import COLUMN_SOURCE, DESIGNS, HARMONIZED_COLUMNS, Layout
 
 SIGNATURE = sql.SQL(
     "query_embedding extensions.vector, match_count integer, filter_workspace_ids uuid[] default null,"
@@ -123,9 +123,9 @@ def schema_of(name: str) -> str:
     return f"dimbench_{name}"
 
 
-def search_function(design: str) -> sql.Identifier:
-    """The function the arms call for a design."""
-    if design == "shared":
+def search_function(design: str, build: Build | None = None) -> sql.Identifier:
+    """The function the arms call for a design (shared on a study column: its own, designs/shared.py)."""
+    if design == "shared" and (build is None or COLUMN_SOURCE[build.column_type][0] in HARMONIZED_COLUMNS):
         return sql.Identifier("public", "match_document_chunks")
     return sql.Identifier(schema_of(design), "match_document_chunks")
 
@@ -197,7 +197,9 @@ def prologue(build: Build) -> sql.Composed:
 
 def define_search(conn: psycopg.Connection, name: str, body: sql.Composable) -> None:
     """Create the design's search function from a plpgsql body (`declare … begin … end`)."""
-    for statement in search_statements(search_function(name), sql.Literal(body.as_string(conn))):
+    for statement in search_statements(
+        sql.Identifier(schema_of(name), "match_document_chunks"), sql.Literal(body.as_string(conn))
+    ):
         conn.execute(statement)
 
 

@@ -1,6 +1,8 @@
 """`shared`: the harmonized schema as migrated, one approximate index over every tenant's chunks.
 
-Nothing to install: its index is the study's own build, and it searches public.match_document_chunks.
+Nothing to install on the harmonized columns: its index is the study's own build, and it searches
+public.match_document_chunks. A study column outside that schema (embedding_ada, ada-002's own vectors)
+gets the same search in a function of its own, so the harmonized function stays as migrated.
 """
 
 from __future__ import annotations
@@ -8,10 +10,29 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from dimbench.study.configs import Build
+from dimbench.study.designs import base
 from dimbench.study.designs.base import Design, Installed
-from dimbench.vocabulary import DEFAULT_DESIGN, INDEX_KINDS
+from dimbench.vocabulary import COLUMN_SOURCE, DEFAULT_DESIGN, HARMONIZED_COLUMNS, INDEX_KINDS
+
+# public.match_document_chunks's search on one column (schema/0008): the index's order, then exact order
+BODY = """
+begin
+{prologue}
+  return query
+    select s.id, s.workspace_id, s.document_id, s.content, 1 - s.distance
+    from (
+      select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
+      from public.document_chunks c
+      where filter_workspace_ids is null or c.workspace_id = any (filter_workspace_ids)
+      order by {distance}
+      limit match_count
+    ) s
+    order by s.distance;
+end
+"""
 
 
 class Shared(Design):
@@ -19,10 +40,18 @@ class Shared(Design):
     INDEX_KINDS = INDEX_KINDS
 
     def install(self, conn: psycopg.Connection, build: Build, params: dict[str, Any]) -> Installed:
+        if COLUMN_SOURCE[build.column_type][0] not in HARMONIZED_COLUMNS:
+            with conn.transaction():
+                base.create_schema(conn, self.NAME)
+                body = sql.SQL(BODY).format(prologue=base.prologue(build), distance=base.distance(build))
+                base.define_search(conn, self.NAME, body)
         return Installed(self.NAME, build.column_type, {}, 0.0, index_bytes=0, table_bytes=0)
 
     def remove(self, conn: psycopg.Connection) -> None:
         """The harmonized schema stays; the study's indexes are index.py's to drop."""
+        conn.execute(
+            sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(base.schema_of(self.NAME)))
+        )
 
 
 DESIGN = Shared()
