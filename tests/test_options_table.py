@@ -137,3 +137,12 @@ def test_the_first_screen_line_gives_the_quality_in_every_measured_bucket():
     per_bucket = line.split("Per bucket")[1]
     buckets = {row["bucket"] for row in r.rows}
     assert buckets and all(f"{b} (" in per_bucket for b in buckets)
+
+
+def test_ada_measured_as_its_own_column_shows_its_own_rows_index_numbers():
+    rows = cells("vector1536", p95=7.25) + cells("ada_halfvec1536", p95=3.5)
+    r = results(rows)
+    text = "\n".join(options_section(r, decide(r)))
+    ada = next(t for t in text.splitlines() if t.startswith("| ada-002 @ 1536"))
+    assert "`ada_halfvec1536`" in ada and "3.50" in ada and "7.25" not in ada and "not measured" not in ada
+    assert "never 3-small's" in text

@@ -12,6 +12,7 @@ from dimbench.evidence.rule import (
     decide,
 )
 from dimbench.evidence.text import fmt, interval
+from dimbench.vocabulary import COLUMN_EMBEDDING
 
 
 def mb(value: float | None) -> str:
@@ -82,6 +83,8 @@ def model_of(column_type: str, labels: dict[str, str] | None = None) -> str:
     dim = "768" if column_type == "vector768" else "1536"
     if labels and dim in labels:  # an imported corpus: the model that made the column, not OpenAI's
         return f"**{labels[dim]}** in the {dim}-dimension column (this corpus's own embeddings)"
+    if COLUMN_EMBEDDING.get(column_type) == "ada":
+        return "**text-embedding-ada-002 at 1536 dimensions** (the RAG side's model as it is; it cannot be shortened)"
     if column_type == "vector768":
         return "**text-embedding-3-small at 768 dimensions** (the API's `dimensions = 768`, or truncate + L2-renormalize a 1536-d vector)"
     return "**text-embedding-3-small at 1536 dimensions** (ada-002 has the same shape and cost here but scores lower on MTEB, 61.0 vs 62.3, and cannot be shortened)"
