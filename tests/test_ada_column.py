@@ -55,7 +55,7 @@ def test_the_ada_column_holds_the_corpuss_ada_vectors(conn, ada_db):
     assert n == corpus.n_chunks
     block = next(corpus.chunk_blocks(corpus.n_chunks))
     order = np.argsort([bytes(u) for u in block.ids])
-    assert np.allclose(np.asarray(first), block.emb_ada[order[0]], atol=1e-6)
+    assert np.allclose(first.to_numpy(), block.emb_ada[order[0]], atol=1e-6)
 
 
 def test_exact_search_on_ada_under_rls_finds_its_own_ground_truth_in_every_bucket(conn, ada_db):
@@ -65,7 +65,8 @@ def test_exact_search_on_ada_under_rls_finds_its_own_ground_truth_in_every_bucke
     by_bucket: dict[str, list[float]] = {}
     for q, recall in zip(queries, result.recalls, strict=True):
         by_bucket.setdefault(q.bucket, []).append(recall)
-    assert len(by_bucket) == 4 and all(np.mean(v) == 1.0 for v in by_bucket.values()), by_bucket
+    assert by_bucket.keys() == {q.bucket for q in queries} and len(by_bucket) >= 3
+    assert all(np.mean(v) == 1.0 for v in by_bucket.values()), by_bucket
 
 
 def test_ada_queries_are_ada_vectors_not_3_smalls(ada_db):

@@ -85,7 +85,7 @@ def test_a_column_type_whose_stored_column_the_corpus_lacks_is_refused_before_an
     grid = tiny_grid(
         tmp_path,
         'column_types = ["vector768", "vector1536", "halfvec1536"]',
-        'column_types = ["ada_halfvec1536"]',
+        'column_types = ["vector768", "vector1536", "halfvec1536", "ada_halfvec1536"]',
     )
     result = run_cli(
         "run", "--profile", str(grid), "--dsn", UNREACHABLE, env={"DIMBENCH_RUNS": str(tmp_path / "r")}

@@ -301,9 +301,16 @@ def test_two_index_entries_may_not_build_the_same_index():
         parse_grid(split_by_column_type(column_types=["vector768", "halfvec1536"]))
 
 
-def test_an_index_entry_names_only_the_grids_column_types():
+def test_an_index_entry_names_only_the_vocabularys_column_types():
     with pytest.raises(DimbenchError, match="column_types must be a non-empty subset"):
-        parse_grid(split_by_column_type(column_types=["vector1536"]))
+        parse_grid(split_by_column_type(column_types=["vector999"]))
+
+
+def test_an_index_entry_naming_a_column_type_beyond_the_grids_measures_it_on_that_entry_only():
+    grid = parse_grid(split_by_column_type(column_types=["ada_halfvec1536"]))
+    assert grid.column_types[-1] == "ada_halfvec1536"
+    ada = [build.key for build, _ in grid.builds() if build.column_type == "ada_halfvec1536"]
+    assert ada == ["ada_halfvec1536/hnsw(ef_construction=64,m=16)"]
 
 
 def test_a_design_needs_a_build_of_its_index_on_each_of_its_column_types():
