@@ -144,7 +144,6 @@ def migration_section(results: Results) -> list[str]:
         b = m["build"]
         build = (
             f"{fmt(b.get('seconds'), 1)} s for {b['rows']:,} rows (`{b['build_key']}`, `create index{' concurrently' if b.get('concurrently') else ''}`)"
-            + (" — ada's own vectors not built: 3-small's, same shape" if option == "ada" else "")
             if b
             else "not measured"
         )
