@@ -66,31 +66,36 @@ def foreign_workspace(conn: psycopg.Connection, queries: list[StudyQuery]) -> tu
     return row[0], row[1]
 
 
-def cluster_rows(
-    queries: list[StudyQuery], per_query: int, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(embedding_1536, embedding_768) near-duplicates of each query (768 = renormalized prefix)."""
+def cluster_rows(queries: list[StudyQuery], per_query: int, seed: int = 0) -> list[tuple]:
+    """(embedding_1536, embedding_768, embedding_ada or None) near-duplicates of each query (768 = the
+    renormalized prefix; ada near the query's own ada vector where the corpus has one)."""
     rng = np.random.default_rng(seed)
+
+    def near(u: np.ndarray) -> np.ndarray:
+        v = u + rng.normal(0, NOISE, u.shape).astype(np.float32)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
     rows = []
     for q in queries:
+        ada = q.vectors.get("ada")
         for _ in range(per_query):
-            v = q.vector_1536 + rng.normal(0, NOISE, q.vector_1536.shape).astype(np.float32)
-            v = v / np.linalg.norm(v)
+            v = near(q.vector_1536)
             prefix = v[:768] / np.linalg.norm(v[:768])
-            rows.append((v.astype(np.float32), prefix.astype(np.float32)))
+            rows.append((v, prefix.astype(np.float32), None if ada is None else near(ada)))
     return rows
 
 
 def insert_cluster(conn: psycopg.Connection, workspace: uuid.UUID, document: uuid.UUID, rows: list) -> None:
-    with (
-        conn.transaction(),
-        conn.cursor().copy(
-            "copy public.document_chunks (workspace_id, document_id, chunk_index, content, embedding_1536,"
-            " embedding_768) from stdin"
-        ) as copy,
-    ):
-        for i, (v1536, v768) in enumerate(rows):
-            copy.write_row((workspace, document, MARK + i, "side-channel cluster", v1536, v768))
+    ada = all(r[2] is not None for r in rows)  # the ada column is loaded (its queries carry ada vectors)
+    columns = ["workspace_id", "document_id", "chunk_index", "content", "embedding_1536", "embedding_768"]
+    columns += ["embedding_ada"] if ada else []
+    statement = sql.SQL("copy public.document_chunks ({}) from stdin").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.transaction(), conn.cursor().copy(statement) as copy:
+        for i, (v1536, v768, vada) in enumerate(rows):
+            values = (workspace, document, MARK + i, "side-channel cluster", v1536, v768)
+            copy.write_row(values + ((vada,) if ada else ()))
     settle.vacuum_analyze(conn)
 
 
@@ -183,16 +188,25 @@ def measure(
         finally:
             design.remove(conn)
 
+    # The cluster goes in and out once per cycle for every design (each insert and delete is an hnsw
+    # insert and a graph repair on every standing index: the side channel's cost), and each pass
+    # measures the designs in turn, so each design still sees A/B/A/B/A/B/A.
+    timelines: list[list[tuple[bool, dict]]] = [[] for _ in entries]
+
+    def every_design(cluster: bool) -> None:
+        for e, timeline in zip(entries, timelines, strict=True):
+            timeline.append((cluster, one_pass(e)))
+
+    every_design(False)
+    for _ in range(plan["cycles"]):
+        insert_cluster(conn, workspace, document, rows)
+        try:
+            every_design(True)
+        finally:
+            delete_cluster(conn)
+        every_design(False)
     out = []
-    for e in entries:
-        passes = [(False, one_pass(e))]
-        for _ in range(plan["cycles"]):
-            insert_cluster(conn, workspace, document, rows)
-            try:
-                passes.append((True, one_pass(e)))
-            finally:
-                delete_cluster(conn)
-            passes.append((False, one_pass(e)))
+    for e, passes in zip(entries, timelines, strict=True):
         for arm in sets:
             timeline = [{**p[arm], "cluster": c} for c, p in passes]
             out.append(entry(e.design, e.build.key, arm, len(rows), timeline))
