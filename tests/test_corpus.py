@@ -215,3 +215,18 @@ def test_a_missing_spec_is_one_line(tmp_path):
     assert_one_line_error(
         run_cli("corpus", "generate", "--spec", str(tmp_path / "none.toml")), "no corpus spec"
     )
+
+
+def test_the_running_top_k_keeps_the_stable_order_of_a_full_sort_when_a_block_is_partitioned():
+    from dimbench.corpus.groundtruth import TopK
+
+    rng = np.random.default_rng(7)
+    # Rounded distances: many ties, also at the k-th place, broken by id in both.
+    blocks = [np.round(rng.random((50, 300)), 1).astype(np.float32) for _ in range(4)]
+    top = TopK(50, 10)
+    for b, block in enumerate(blocks):
+        top.push(block, b * 300)
+    everything = np.concatenate(blocks, axis=1)
+    ids = np.broadcast_to(np.arange(everything.shape[1]), everything.shape)
+    expected = np.lexsort((ids, everything), axis=1)[:, :10]
+    assert (top.result()[0] == expected).all()

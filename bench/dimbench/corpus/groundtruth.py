@@ -21,6 +21,9 @@ def visibility(structure: Structure, plan: dict[str, np.ndarray]) -> np.ndarray:
     return mask
 
 
+SLACK = 32  # candidates beyond k a block keeps: exact unless more than this many tie at the k-th distance
+
+
 class TopK:
     """Running top-k (smallest distance) per query over blocks of candidates."""
 
@@ -31,6 +34,13 @@ class TopK:
 
     def push(self, dist: np.ndarray, first_id: int) -> None:
         ids = np.broadcast_to(np.arange(first_id, first_id + dist.shape[1]), dist.shape)
+        keep = self.k + SLACK
+        if dist.shape[1] > keep:
+            # Only a block's nearest can enter the top k: a linear-time partition to k + SLACK of them
+            # before the sort (the slack keeps ties at the boundary for the stable order below).
+            part = np.argpartition(dist, keep - 1, axis=1)[:, :keep]
+            dist = np.take_along_axis(dist, part, axis=1)
+            ids = np.take_along_axis(ids, part, axis=1)
         all_d = np.concatenate([self.dist, dist], axis=1)
         all_i = np.concatenate([self.ids, ids], axis=1)
         # Stable order (distance, then id) so ties resolve the same way every time.
