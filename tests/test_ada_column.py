@@ -84,3 +84,13 @@ def test_routed_on_ada_answers_exactly_on_its_exact_path(conn, ada_db):
     assert installed.column_type == "ada_vector1536"
     result = measure.run_cell(conn, Arm("rls", build, K, routed.NAME), queries, 0)
     assert min(result.recalls) == 1.0
+
+
+def test_the_canary_check_runs_on_an_ada_arm_with_ada_vectors(conn, ada_db):
+    from dimbench.study.screening import canary_check
+
+    queries = ada_db[2]
+    shared.DESIGN.install(conn, EXACT, {})
+    someone_elses = sorted({ws for q in queries for ws in q.visible})
+    # raises on a leak, or on a query without its ada vector
+    canary_check(conn, Arm("rls", EXACT, K, "shared"), queries[0], someone_elses)

@@ -71,7 +71,7 @@ def calibration_sample(groups: dict[tuple[str, str], list[StudyQuery]]) -> list[
 
 def canary_check(conn: psycopg.Connection, arm: Arm, sample: StudyQuery, probe: list[uuid.UUID]) -> None:
     """The canary (no memberships) gets nothing through this arm: RLS is really in force."""
-    arms.check_canary(conn, arm, arms.query_vector(sample.vector_1536, arm.build), CANARY, probe)
+    arms.check_canary(conn, arm, arms.query_vector(sample, arm.build), CANARY, probe)
 
 
 @dataclass(frozen=True)
