@@ -55,6 +55,14 @@ def test_the_places_go_to_the_choosable_designs_not_to_the_service_baseline():
     assert sum(c.config.access == "rls" for c in chosen) >= 5
 
 
+def test_the_service_baselines_place_goes_to_shared_not_to_a_design_that_installs_a_copy():
+    inline = candidate("halfvec1536", "service", 1.0, 1.0, design="inline")  # the fastest service config
+    shared = candidate("halfvec1536", "service", 2.0, 1.0)
+    rls = [candidate("halfvec1536", "rls", 3.0 + i / 10, 0.98, ef=40 + i) for i in range(6)]
+    chosen = leading([inline, shared, *rls], CONFIRM)
+    assert shared in chosen and inline not in chosen
+
+
 def test_a_configuration_passing_at_the_mean_outranks_a_faster_one_failing_at_it():
     failing = [candidate("vector768", "rls", 1.0 + i / 10, 0.9, iterative="off", ef=40 + i) for i in range(5)]
     passing = candidate("vector768", "rls", 5.0, 0.99)

@@ -83,9 +83,9 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
 
     The rule chooses among the RLS designs (CHOOSABLE), so the places go to them: the best five, the best
     per column type, and every other one whose worst p95 is within `reach` of the best's, plus the best
-    of each arm (the service baseline included) and any whose cell saw maintenance. "Best" ranks those
-    whose screening mean already meets the target first (then by p95): a fast configuration that fails
-    at the mean will most likely fail confirmation too. `max_candidates` caps only the within-reach
+    of each arm (for the service baseline: shared's best) and any whose cell saw maintenance. "Best"
+    ranks those whose screening mean already meets the target first (then by p95): a fast configuration
+    that fails at the mean will most likely fail confirmation too. `max_candidates` caps only the within-reach
     extras; the must-haves always go.
     """
     eligible = sorted(
@@ -111,7 +111,12 @@ def leading(screened: list[Candidate], confirm: Confirm) -> list[Candidate]:
     for key, pool in (
         (lambda c: c.config.column_type, choosable),
         *per_design,  # every design meets the others in confirmation
-        (lambda c: c.config.access, eligible),
+        # the best of each arm; outside the choosable arms (the service baseline) the best of `shared`,
+        # the baseline RLS is measured against (not a design's install: inline's costs 33 s at 100k)
+        (
+            lambda c: c.config.access,
+            [c for c in eligible if c.config.access in CHOOSABLE or c.config.design == DEFAULT_DESIGN],
+        ),
     ):
         seen: set[str] = set()
         for c in pool:
@@ -275,7 +280,10 @@ class Confirmation:
             if e.build.index != "exact" and designs.get(e.design).layout.searches_shared_index
         }
         have = index.study_indexes(self.conn) & set(needed)
-        for column_type in sorted({e.build.column_type for e in members}):
+        # A design on its own copy of the chunks (inline, partitioned) cannot be served by an index on
+        # public's: its column's index stays for the rounds and stages after (the deployment's CIC reuses it).
+        searched = {e.build.column_type for e in members if not designs.get(e.design).layout.own_table}
+        for column_type in sorted(searched):
             index.drop_study_indexes(self.conn, column_type=column_type, keep=have)
         for name, build in needed.items():
             if name in have:

@@ -182,6 +182,13 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
                 only = None if options.side_channel == "all" else decided_designs(store, session)
                 with phases.timed("side_channel"):
                     entrants = sidechannel.entrants(grid, session, only)
+                    # Each cluster insert and delete (VACUUM) pays for every standing hnsw index: keep only
+                    # the entrants' and the choice's (the deployment stage's CIC reuses that one).
+                    chosen = deployment.chosen(store, session)
+                    keep = {index.index_name(e.build) for e in entrants} | (
+                        {index.index_name(deployment.build_of(chosen))} if chosen else set()
+                    )
+                    index.drop_study_indexes(conn, keep=keep)
                     run_info["side_channel"] = sidechannel.measure(
                         conn, entrants, sweep.groups, grid.side_channel, grid.k, grid.warmup
                     )
