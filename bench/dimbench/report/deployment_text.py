@@ -101,6 +101,7 @@ def sizing_lines(results: Results) -> list[str]:
         if one.get("bytes_per_million") is not None
         else f"- Once the other column is dropped: {one.get('source') or NOT_MEASURED} (the estimate above)."
     )
+    out += compute_size_lines(pm.get("chosen_index"), one.get("bytes_per_million"))
     if not cw or cw.get("status") != "measured":
         out.append(f"- Cold vs warm p95 (the first queries after a restart): {_why(cw)}.")
     else:
@@ -121,3 +122,25 @@ def sizing_lines(results: Results) -> list[str]:
         ]
     out.append("")
     return out
+
+
+def compute_size_lines(index_per_million: float | None, table_per_million: float | None) -> list[str]:
+    """What to provision on Supabase: the chosen index plus the one-column table, both measured, cached."""
+    from dimbench.report.supabase_sizes import CACHE_SHARE, SOURCE, smallest_fitting
+
+    if index_per_million is None or table_per_million is None:
+        return [
+            "- Supabase compute size: not derived (the chosen index or the one-column table was not "
+            "measured)."
+        ]
+    per_million = index_per_million + table_per_million
+    sizes = "; ".join(
+        f"{n:,} chunks ({mb(per_million * n / 1e6)}) → **{smallest_fitting(per_million * n / 1e6)}**"
+        for n in (100_000, 1_000_000, 10_000_000)
+    )
+    return [
+        f"- **Supabase compute size** (the chosen index + the one-column table, {mb(per_million)} per "
+        f"million chunks, both measured, kept cached; assumed: shared_buffers and the OS page cache hold "
+        f"{CACHE_SHARE:.0%} of an instance's memory; sizes from {SOURCE}): {sizes}. The cold pass below "
+        "shows what a p95 pays while that cache is still filling."
+    ]

@@ -79,7 +79,13 @@ def sizing_section(results: Results, decision: Decision) -> list[str]:
         "",
         "Per million chunks, from this run's own measurements (MB = 10⁶ bytes). “Table” is "
         "`pg_table_size(document_chunks)` as the study held it — heap + TOAST with **both** embedding "
-        "columns; “once one column is dropped” takes the other column's stored bytes per row off it "
+        "columns"
+        + (
+            " and the study's own ada-002 column (`embedding_ada`, not part of the harmonized schema)"
+            if (results.run.get("corpus") or {}).get("spec", {}).get("ada")
+            else ""
+        )
+        + "; “once one column is dropped” takes the other column's stored bytes per row off it "
         + (
             "(its mean `pg_column_size` after VACUUM, measured)"
             if sizes and sizes.get("column_bytes")
