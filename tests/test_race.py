@@ -96,3 +96,26 @@ def test_a_reference_within_the_quality_tolerance_drops_another_embedding_for_la
     fast_768 = with_gap(BEST, [-0.015, -0.005])
     slow_1536 = with_gap(config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0]), [-0.001, 0.0])
     assert dropped(fast_768 + slow_1536) == {"vector1536": "latency"}
+
+
+
+def test_a_configuration_dropped_in_an_earlier_round_is_no_reference():
+    """BEST drops the slower one while it is in the race; once BEST has left, it drops no one."""
+    from dimbench.evidence.race import standings
+
+    slower = config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0])
+    (best_label,) = {s.config.label for s in standings(BEST)}
+    assert [d.why for d in judge(BEST + slower, TARGET, 2)] == ["latency"]
+    assert judge(BEST + slower, TARGET, 2, out_of_race={best_label}) == []
+
+
+def test_a_configuration_dropped_in_an_earlier_round_is_not_judged_again():
+    slow = config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0])
+    (slow_label,) = {s.config.label for s in standings_of(slow)}
+    assert judge(BEST + slow, TARGET, 2, out_of_race={slow_label}) == []
+
+
+def standings_of(rows: list[dict]):
+    from dimbench.evidence.race import standings
+
+    return standings(rows)

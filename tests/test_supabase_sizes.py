@@ -1,4 +1,4 @@
-"""What to provision on Supabase: a measured working set turned into the smallest compute size that caches it."""
+"""What to provision on Supabase: a measured working set as the smallest compute size that caches it."""
 
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ After each round of screening queries a configuration is dropped when
   * its worst cell's p95 interval lies wholly above the p95 interval of the best configuration the rule
     could still choose (its **lower** bound is over that one's upper bound): it can no longer tie with
     it, and the rule chooses among those that tie with the best.
-The best is the best *so far*: a reference measured later can only be faster, so dropping against an
-earlier one is never less cautious than dropping against the final one. A reference must not be one the
+The reference is the best configuration *still in the race*, on its current intervals: one dropped
+earlier cannot be chosen, so it is never a reference (at 1M chunks a chain of drops against references
+that were themselves dropped later had left nothing in the race). A reference must not be one the
 rule may still reject for quality while the dropped configuration escapes: it either passes the quality
 tolerance already (its shortfall's lower bound within it in every cell) or searches the same stored
 embedding. Otherwise a fast 768 configuration that confirmation later rejects for quality would have
@@ -21,6 +22,7 @@ both sides have that many.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,9 +110,12 @@ def judge(
     round_number: int,
     arms: tuple[str, ...] = CHOOSABLE,
     quality_tolerance: float = QUALITY_TOLERANCE,
+    out_of_race: Collection[str] = (),
 ) -> list[Drop]:
-    """The configurations of `rows` that the intervals exclude after this round (see the module)."""
-    found = standings(rows)
+    """The configurations of `rows` that the intervals exclude after this round (see the module).
+    `out_of_race`: the labels dropped in earlier rounds — neither judged again nor a reference (a
+    dropped configuration cannot be chosen, and its interval is as stale as the round it left in)."""
+    found = [s for s in standings(rows) if s.config.label not in out_of_race]
     out: list[Drop] = []
     alive = []
     for s in found:

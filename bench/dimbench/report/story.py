@@ -206,6 +206,9 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
     def value(v: float | None) -> float:
         return math.nan if v is None else v
 
+    def clip(v: float) -> float:
+        return v if math.isnan(v) else max(0.0, v)
+
     highest = 0.0  # the largest measured or projected p95: the timeout line is drawn once it is reached
     for i, (label, points) in enumerate(sorted(series.items())):
         style = line_style(label)
@@ -213,8 +216,10 @@ def fig_scale(results: Results, recall_target: float = 0.95) -> Figure:
         # Spread the lines a little sideways (a few % of N on the log axis) so their bars stay apart.
         ns = [p.chunks * (1 + 0.04 * (i - (len(series) - 1) / 2)) for p in points]
         recalls = [value(p.recall) for p in points]
-        below = [r - value(p.lower) for r, p in zip(recalls, points, strict=True)]
-        above = [value(p.upper) - r for r, p in zip(recalls, points, strict=True)]
+        # The worst cell's mean and the weakest interval can come from different cells: a bar never
+        # reaches past the mean the wrong way (clipped at 0), NaN stays NaN (nothing measured).
+        below = [clip(r - value(p.lower)) for r, p in zip(recalls, points, strict=True)]
+        above = [clip(value(p.upper) - r) for r, p in zip(recalls, points, strict=True)]
         recall_ax.errorbar(
             ns,
             recalls,

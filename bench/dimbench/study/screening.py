@@ -225,7 +225,10 @@ class Sweep:
         """Between rounds: drop what the intervals exclude (evidence/race.py), and record who is alive."""
         rows = [r for r in self.store.rows.values() if r["run_id"] == self.run_id and r["stage"] == STAGE]
         target = self.grid.confirm.recall_target if self.grid.confirm else 0.95
-        for drop in race.judge(rows, target, number, quality_tolerance=self.grid.quality_tolerance):
+        out = set(self.race["dropped"])
+        for drop in race.judge(
+            rows, target, number, quality_tolerance=self.grid.quality_tolerance, out_of_race=out
+        ):
             self.race["dropped"].setdefault(drop.label, drop.as_dict())
         alive: dict[str, set[str]] = {}  # design/arm -> the configurations still in the race
         for row in rows:
