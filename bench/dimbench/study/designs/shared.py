@@ -13,26 +13,9 @@ import psycopg
 from psycopg import sql
 
 from dimbench.study.configs import Build
-from dimbench.study.designs import base
+from dimbench.study.designs import base, tables
 from dimbench.study.designs.base import Design, Installed
 from dimbench.vocabulary import COLUMN_SOURCE, DEFAULT_DESIGN, HARMONIZED_COLUMNS, INDEX_KINDS
-
-# public.match_document_chunks's search on one column (schema/0008): the index's order, then exact order
-BODY = """
-begin
-{prologue}
-  return query
-    select s.id, s.workspace_id, s.document_id, s.content, 1 - s.distance
-    from (
-      select c.id, c.workspace_id, c.document_id, c.content, {distance} as distance
-      from public.document_chunks c
-      where filter_workspace_ids is null or c.workspace_id = any (filter_workspace_ids)
-      order by {distance}
-      limit match_count
-    ) s
-    order by s.distance;
-end
-"""
 
 
 class Shared(Design):
@@ -43,7 +26,13 @@ class Shared(Design):
         if COLUMN_SOURCE[build.column_type][0] not in HARMONIZED_COLUMNS:
             with conn.transaction():
                 base.create_schema(conn, self.NAME)
-                body = sql.SQL(BODY).format(prologue=base.prologue(build), distance=base.distance(build))
+                # public.match_document_chunks's search (schema/0008) on this column: a copy's search
+                # (tables.SEARCH) over public's own table
+                body = sql.SQL(tables.SEARCH).format(
+                    prologue=base.prologue(build),
+                    distance=base.distance(build),
+                    table=sql.Identifier("public", "document_chunks"),
+                )
                 base.define_search(conn, self.NAME, body)
         return Installed(self.NAME, build.column_type, {}, 0.0, index_bytes=0, table_bytes=0)
 
