@@ -98,7 +98,6 @@ def test_a_reference_within_the_quality_tolerance_drops_another_embedding_for_la
     assert dropped(fast_768 + slow_1536) == {"vector1536": "latency"}
 
 
-
 def test_a_configuration_dropped_in_an_earlier_round_is_no_reference():
     """BEST drops the slower one while it is in the race; once BEST has left, it drops no one."""
     from dimbench.evidence.race import standings

@@ -16,7 +16,7 @@ from dimbench.study.configs import Build
 from dimbench.study.designs.base import Design, Installed
 from dimbench.vocabulary import DESIGNS
 
-__all__ = ["Design", "Installed", "bring_up", "get"]
+__all__ = ["Design", "Installed", "bring_up", "get", "shared_index_for"]
 
 
 def get(name: str) -> Design:
@@ -31,14 +31,22 @@ def bring_up(
     """Put `design` in place for `build`: the shared index as the design needs it — dropped for a design
     that must not see it, built (unless it stands) for one that searches it — then the design itself.
     Returns what the install cost and the index build it needed (None: it stood, or none is needed)."""
-    built = None
+    built = shared_index_for(conn, design, build, progress=progress)
+    return design.install(conn, build, params), built
+
+
+def shared_index_for(
+    conn: psycopg.Connection, design: Design, build: Build, *, progress: bool = False
+) -> index.BuildResult | None:
+    """The shared index as `design` needs it on `build`'s column type: dropped for a design that must not
+    see it, built (unless it stands) for one that searches it. Returns the build it needed, if any."""
     if design.layout.excludes_shared_index:
         index.drop_study_indexes(conn, column_type=build.column_type)
     elif design.layout.searches_shared_index and build.index != "exact":
         if index.index_name(build) not in index.study_indexes(conn):
             index.drop_study_indexes(conn, column_type=build.column_type)
-            built = index.build(conn, build, progress=progress)
-    return design.install(conn, build, params), built
+            return index.build(conn, build, progress=progress)
+    return None
 
 
 def remove_all(conn: psycopg.Connection) -> None:

@@ -87,6 +87,11 @@ class Design:
         with conn.transaction():
             drop_design(conn, self.NAME)
 
+    def follow(self, conn: psycopg.Connection, build: Build) -> None:
+        """Bring what the design keeps of the chunks in line with public.document_chunks after writes to
+        it (rows inserted or deleted since the install), as the app's own writes would: nothing for a
+        design that searches public itself (its indexes and triggers see the writes)."""
+
     def measures(self, params: dict[str, Any]) -> bool:
         """Is a parameter of this install measured per query setting (rather than given)?"""
         return self.MEASURED is not None and params.get(self.MEASURED) == "measured"

@@ -34,6 +34,18 @@ def model_column(build: Build) -> str:
     return "embedding_768_model" if build.dim == 768 else "embedding_1536_model"
 
 
+COPIED = ("embedding", "embedding_model", "created_at")
+
+
+def sources(build: Build) -> tuple[sql.Composable, ...]:
+    """What the copy's COPIED columns are made of, over public.document_chunks as c."""
+    return (
+        build.expression("c"),  # halfvec1536: embedding_1536 converted to halfvec(1536)
+        sql.Identifier("c", model_column(build)),
+        sql.Identifier("c", "created_at"),
+    )
+
+
 def distance(build: Build, alias: str = "c") -> sql.Composed:
     return sql.SQL("{} operator(extensions.<=>) {}").format(
         sql.Identifier(alias, "embedding"), base.query_expression(build)
@@ -72,12 +84,7 @@ class Inline(base.Design):
                 conn, NAME, columns, sql.SQL("with (toast_tuple_target = {})").format(sql.Literal(ROW_TARGET))
             )
             tables.secure(conn, table, qual)
-            sources = (
-                build.expression("c"),  # halfvec1536: embedding_1536 converted to halfvec(1536)
-                sql.Identifier("c", model_column(build)),
-                sql.Identifier("c", "created_at"),
-            )
-            tables.copy_rows(conn, table, ("embedding", "embedding_model", "created_at"), sources)
+            tables.copy_rows(conn, table, COPIED, sources(build))
             tables.vector_index(conn, table, INDEX, build, sql.Identifier("embedding"))
             tables.finish(conn, NAME, build, distance(build))
         tables.settle(conn, NAME)  # after the commit, outside the timed install
@@ -91,6 +98,9 @@ class Inline(base.Design):
             tables.sizes(conn, NAME, index_bytes),
             {"storage": embedding_storage(conn), "column": column_type(build)},
         )
+
+    def follow(self, conn: psycopg.Connection, build: Build) -> None:
+        tables.mirror(conn, NAME, COPIED, sources(build))
 
 
 DESIGN = Inline()

@@ -107,5 +107,8 @@ class Partitioned(base.Design):
             {"partitions": n, "rows_per_partition": rows_per_partition(conn)},
         )
 
+    def follow(self, conn: psycopg.Connection, build: Build) -> None:
+        tables.mirror(conn, NAME, COPIED, [sql.Identifier("c", c) for c in COPIED])
+
 
 DESIGN = Partitioned()

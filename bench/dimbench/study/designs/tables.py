@@ -106,6 +106,30 @@ def copy_rows(
     return cursor.rowcount
 
 
+def mirror(
+    conn: psycopg.Connection, name: str, columns: Sequence[str], sources: Sequence[sql.Composable]
+) -> None:
+    """The copy brought in line with public.document_chunks: rows gone from public deleted, rows new
+    there inserted (`columns` from `sources`, as copy_rows), into the copy's index as any insert is; then
+    settled. Needs autocommit (the VACUUM)."""
+    table = table_of(name)
+    targets = [sql.Identifier(c) for c in (*KEY_SOURCES, *columns)]
+    values = [sql.Identifier("c", c) for c in KEY_SOURCES] + list(sources)
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "delete from {} x where not exists (select from public.document_chunks c where c.id = x.id)"
+            ).format(table)
+        )
+        conn.execute(
+            sql.SQL(
+                "insert into {} ({}) select {} from public.document_chunks c"
+                " where not exists (select from {} x where x.id = c.id)"
+            ).format(table, sql.SQL(", ").join(targets), sql.SQL(", ").join(values), table)
+        )
+    settle(conn, name)
+
+
 def finish(conn: psycopg.Connection, name: str, build: Build, distance: sql.Composable) -> None:
     """ANALYZE the copy (after its index: an expression index has statistics too) and create the
     design's match_document_chunks over it: public's query, same filter, same shape."""
