@@ -95,12 +95,13 @@ def test_read_results_reads_live_json_beside_the_run(tmp_path):
     assert read_results(tmp_path).live["designs"]["routed"]
 
 
-def test_the_record_says_nothing_of_live_traffic_without_a_live_stage():
+def test_without_a_live_stage_the_first_screen_says_the_write_path_was_not_measured():
     from dimbench.report.live_text import live_line, section
 
     results = results_of(rows())
     decision = decide(results)
-    assert section(results, decision) == [] and live_line(results, decision) is None
+    assert section(results, decision) == []
+    assert "not measured" in live_line(results, decision)
 
 
 def test_the_record_shows_each_measured_design_with_its_intervals_and_failures():

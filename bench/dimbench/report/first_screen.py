@@ -80,7 +80,7 @@ def quality_line(results: Results, decision: Decision) -> str | None:
 
 
 def live_line(results: Results, decision: Decision) -> str | None:
-    """Hook (issue 23): "ingest rate it holds to", one line; None when the run holds no live data."""
+    """Hook (issue 23): "ingest rate it holds to", one line (or that the write path was not measured)."""
     from dimbench.report.live_text import live_line as line
 
     return line(results, decision)

@@ -140,10 +140,16 @@ def section(results: Results, decision: Decision) -> list[str]:
 
 
 def live_line(results: Results, decision: Decision) -> str | None:
-    """The first screen's line: the chosen design at the grid's ingest rate, or None."""
+    """The first screen's line: the chosen design at the grid's ingest rate; without a live stage, that
+    the write path was not measured (a read-only decision says so); None when nothing was chosen."""
     live, c = results.live, decision.chosen
-    if not live or c is None:
+    if c is None:
         return None
+    if not live:
+        return (
+            "- Under live traffic: **not measured** (this run had no live stage): the choice is judged on "
+            "a database nobody wrote to; `dimbench live` measures ingest, churn and freshness per design."
+        )
     entry = (live.get("designs") or {}).get(c.config.design)
     stated = (live.get("settings") or {}).get("ingest_rate")
     rate = f"{stated:g}" if isinstance(stated, (int, float)) else "—"
