@@ -317,6 +317,23 @@ def test_confirmation_reuses_an_index_that_stood_when_it_began_instead_of_buildi
     assert not any(reused for key, reused in first.items() if index_of(key) not in standing)
 
 
+def test_no_configuration_the_race_dropped_comes_back_and_no_build_wholly_dropped_is_built_again(tiny_run):
+    _, out = tiny_run
+    info = run_of(out)
+    dropped = set(info["race"]["dropped"])
+    assert dropped  # tiny races (2 rounds): something was dropped, or this test checks nothing
+    assert not dropped & set(info["confirmation"]["candidates"])
+    screened = [r for r in lines(out) if r["stage"] == "screening"]
+    alive_builds = {r["build_key"] for r in screened if label_of(r) not in dropped}
+    assert {b["build_key"] for b in info["confirmation"]["builds"]} <= alive_builds
+
+
+def label_of(row: dict) -> str:
+    from dimbench.evidence.rule import config_of
+
+    return config_of(row).label
+
+
 def test_the_side_channel_runs_once_the_decision_is_known_and_says_which_designs_it_measured(tiny_run):
     _, out = tiny_run
     info = run_of(out)
