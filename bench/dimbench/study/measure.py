@@ -245,6 +245,23 @@ def quality(queries: dict[str, list[Any]]) -> dict[str, Any]:
     return out
 
 
+def quality_decided(
+    answers: Sequence[arms.Answer], queries: Sequence[StudyQuery], tolerance: float | None
+) -> bool:
+    """Is the cell's nDCG@10 shortfall (against the best option's exact search, paired) judged against the
+    rule's tolerance: its interval wholly within it or wholly beyond? True without a tolerance or labels.
+    An interval across the tolerance needs more queries: the rule reads its lower bound."""
+    if tolerance is None:
+        return True
+    options = sorted({o for q in queries for o in q.exact_ndcg})
+    per = {
+        "ndcg10": [ndcg_of(a, q) for a, q in zip(answers, queries, strict=True)],
+        **{f"exact_ndcg10_{o}": [q.exact_ndcg.get(o) for q in queries] for o in options},
+    }
+    gap = quality(per)["ndcg10_gap_ci95"]
+    return gap is None or gap[0] >= -tolerance or gap[1] < -tolerance
+
+
 def measurement(
     fields: dict[str, Any], arm: Arm, queries: Sequence[StudyQuery], result: CellResult, observed: Observed
 ) -> dict[str, Any]:
