@@ -48,6 +48,18 @@ def test_a_p95_whose_lower_bound_is_above_the_best_upper_bound_is_dropped_for_la
     }
 
 
+def test_a_p95_past_the_best_upper_bound_but_within_the_latency_margin_stays_in_the_race():
+    rows = BEST + config("vector1536", 0.99, [0.98, 1.0], 9.0, [3.0, 12.0])  # 3.0 > 2.2, < 2.2 × 1.5
+    assert "vector1536" not in {d.label.split(" · ")[0] for d in judge(rows, TARGET, 1, latency_margin=0.5)}
+
+
+def test_a_p95_beyond_the_latency_margin_is_dropped_for_latency():
+    rows = BEST + config("vector1536", 0.99, [0.98, 1.0], 9.0, [3.31, 12.0])  # > 2.2 × 1.5
+    assert {d.label.split(" · ")[0]: d.why for d in judge(rows, TARGET, 1, latency_margin=0.5)} == {
+        "vector1536": "latency"
+    }
+
+
 def test_the_reference_is_the_best_that_can_still_meet_the_target():
     """A fast configuration that cannot meet the recall target is no reference: nothing else is dropped
     for being slower than it."""

@@ -111,10 +111,14 @@ def judge(
     arms: tuple[str, ...] = CHOOSABLE,
     quality_tolerance: float = QUALITY_TOLERANCE,
     out_of_race: Collection[str] = (),
+    latency_margin: float = 0.0,
 ) -> list[Drop]:
     """The configurations of `rows` that the intervals exclude after this round (see the module).
     `out_of_race`: the labels dropped in earlier rounds — neither judged again nor a reference (a
-    dropped configuration cannot be chosen, and its interval is as stale as the round it left in)."""
+    dropped configuration cannot be chosen, and its interval is as stale as the round it left in).
+    `latency_margin`: a latency drop needs the p95 lower bound past the reference's upper bound × (1 +
+    margin) — screening measures configurations minutes and installs apart, and an interval does not
+    cover the machine's drift between them."""
     found = [s for s in standings(rows) if s.config.label not in out_of_race]
     out: list[Drop] = []
     alive = []
@@ -128,7 +132,8 @@ def judge(
     choosable = [s for s in alive if s.config.access in arms and s.queries >= MIN_P95_QUERIES]
     for s in alive:
         best = _reference(s, choosable, quality_tolerance)
-        if best and s.queries >= MIN_P95_QUERIES and s.p95_interval[0] > best.p95_interval[1]:
+        bound = best.p95_interval[1] * (1 + latency_margin) if best else None
+        if best and bound is not None and s.queries >= MIN_P95_QUERIES and s.p95_interval[0] > bound:
             out.append(_drop(s, "latency", s.p95_cell, s.p95_interval, best, round_number))
     return out
 

@@ -131,6 +131,7 @@ class Grid:
     # {"queries", "per_query", "cycles"}: measure the side channel (sidechannel.py)
     side_channel: dict[str, int] | None = None
     rounds: int = 1  # [screening] rounds: queries_per_cell asked in this many rounds, racing between them
+    latency_margin: float = 0.0  # [screening]: how far past the reference's p95 upper bound a latency drop is
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # as read; its digest is part of a run's identity
     quality_tolerance: float = QUALITY_TOLERANCE  # [rule]: the rule's nDCG@10 tolerance
@@ -243,7 +244,9 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
     warmup = count("warmup", 3, 0, 10_000)
     concurrency_queries = count("concurrency_queries", 40, 0, 1_000_000)  # 0: 1 client only
     corpora = unique_list(raw, "corpora", str, None, where) if "corpora" in raw else []
-    rounds = _parse_screening(raw.get("screening", {}), f"{where} [screening]", queries_per_cell)
+    rounds, latency_margin = _parse_screening(
+        raw.get("screening", {}), f"{where} [screening]", queries_per_cell
+    )
     quality_tolerance = parse_rule(raw.get("rule", {}), f"{where} [rule]")
     return Grid(
         profile=profile,
@@ -251,6 +254,7 @@ def parse_grid(raw: dict[str, Any], path: Path | None = None) -> Grid:
         corpora=[_spec_name(c, where) for c in corpora],
         side_channel=_parse_side_channel(raw["side_channel"], where) if "side_channel" in raw else None,
         rounds=rounds,
+        latency_margin=latency_margin,
         k=k,
         column_types=column_types,
         access=access,
@@ -300,15 +304,19 @@ def _distinct_designs(specs: list[DesignSpec], where: str) -> list[DesignSpec]:
     return specs
 
 
-def _parse_screening(raw: Any, where: str, queries_per_cell: int) -> int:
+def _parse_screening(raw: Any, where: str, queries_per_cell: int) -> tuple[int, float]:
     """[screening] rounds = N: each cell's queries asked in N batches, configurations that the intervals
-    exclude dropped between them (evidence/race.py); 1 (the default) asks them all at once."""
+    exclude dropped between them (evidence/race.py); 1 (the default) asks them all at once.
+    latency_margin = m: a latency drop needs the p95 lower bound beyond the reference's upper bound × (1 + m)
+    (0, the default: beyond the upper bound itself)."""
     if not isinstance(raw, dict):
         raise DimbenchError(f"{where}: must be a table")
-    no_unknown(raw, {"rounds"}, where)
+    no_unknown(raw, {"rounds", "latency_margin"}, where)
     rounds = typed(raw, "rounds", int, 1, where)
     in_range(rounds, 1, min(20, queries_per_cell), where, "rounds")
-    return rounds
+    margin = typed(raw, "latency_margin", float, 0.0, where)
+    in_range(margin, 0.0, 10.0, where, "latency_margin")
+    return rounds, float(margin)
 
 
 def _parse_side_channel(raw: Any, where: str) -> dict[str, int]:

@@ -229,7 +229,12 @@ class Sweep:
         target = self.grid.confirm.recall_target if self.grid.confirm else 0.95
         out = set(self.race["dropped"])
         for drop in race.judge(
-            rows, target, number, quality_tolerance=self.grid.quality_tolerance, out_of_race=out
+            rows,
+            target,
+            number,
+            quality_tolerance=self.grid.quality_tolerance,
+            out_of_race=out,
+            latency_margin=self.grid.latency_margin,
         ):
             self.race["dropped"].setdefault(drop.label, drop.as_dict())
         alive: dict[str, set[str]] = {}  # design/arm -> the configurations still in the race
