@@ -10,7 +10,8 @@ rule's tolerance (wholly within or wholly beyond it), or the corpus's query pool
 
 Candidates whose indexes can coexist (one build per column, one column per design) are measured in the
 same round; an exact-search candidate needs its column without a vector index, so it goes to a round of
-its own for that column. A design is installed for its round and removed after it; routed keeps the
+its own for that column. A design is installed for its round and put away after it (a design on its own
+copy, inline or partitioned, stays standing and is reused: designs/standing.py); routed keeps the
 threshold screening measured.
 """
 
@@ -235,7 +236,7 @@ class Confirmation:
                 self.measure_round(members, cells, number, bar)
             finally:
                 for name in {e.design for e in members}:
-                    designs.get(name).remove(self.conn)
+                    designs.put_away(self.conn, designs.get(name))
         # The indexes of the last rounds stay: the side channel and the deployment stage search the same
         # builds (the chosen one's concurrent build is the deployment's measurement); run() drops them.
 
@@ -276,7 +277,14 @@ class Confirmation:
                 bar.set_postfix_str(f"confirmation: installing {name} for {build_key}")
             installed, _ = designs.bring_up(self.conn, design, e.build, params)
             if design.layout.installs:
-                self.designs.append({"design": name, "build_key": build_key, "seconds": installed.seconds})
+                self.designs.append(
+                    {  # reused: a copy standing from screening's install (designs/standing.py) cost nothing
+                        "design": name,
+                        "build_key": build_key,
+                        "seconds": 0.0 if installed.reused else installed.seconds,
+                        "reused": installed.reused,
+                    }
+                )
 
     def prepare_indexes(self, members: list[Entrant], bar: Any = None) -> None:
         """Exactly the round's indexes on the columns it searches: an index of the same key that stands

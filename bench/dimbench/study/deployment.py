@@ -342,7 +342,7 @@ def cold_and_warm(
             shared_buffers = conn.execute("select current_setting('shared_buffers')").fetchone()[0]
     finally:
         with db.connect(dsn) as conn:
-            design.remove(conn)
+            designs.put_away(conn, design)
     return {
         "status": "measured",
         "sample_per_cell": SAMPLE,

@@ -203,6 +203,7 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
                 )
             session.save()
         with db.connect(provisioned.dsn) as conn:
+            designs.remove_all(conn)  # the copies that stood between stages (designs/standing.py)
             index.drop_study_indexes(conn)
         if live_stage:  # after the study's connection is closed: the live copies need an idle template
             only = None if options.live == "all" else decided_designs(store, session) | {"shared"}

@@ -1,9 +1,10 @@
 """Screening: every cell of the grid, a few queries each, build by build.
 
 One index build serves every query setting × access arm × scope × size bucket of its sweep, for the shared
-design and each design that rides on it (brought up for the build, measured, removed; a design that must
-not see the shared index goes first, before the index is built). Results are saved after each build, so
-an interrupted run resumes at the next cell it has not measured.
+design and each design that rides on it (brought up for the build, measured, put away: a copy of its own
+stays for the stages after, designs/standing.py; a design that must not see the shared index goes first,
+before the index is built). Results are saved after each build, so an interrupted run resumes at the next
+cell it has not measured.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class Sweep:
                 if number < self.grid.rounds:
                     self.judge(number)
         finally:
-            design.remove(self.conn)
+            designs.put_away(self.conn, design)
 
     def measured_value(
         self, build: Build, setting: QuerySetting, design: Any, installed: Any, detail: dict[str, Any]

@@ -196,11 +196,11 @@ def measure(
             }
         finally:
             if e not in standing:
-                design.remove(conn)
+                designs.put_away(conn, design)
 
     def follow() -> None:  # the cluster's insert or delete reaches each standing design's own copy
         for e in standing:
-            designs.get(e.design).follow(conn, e.build)
+            designs.follow(conn, designs.get(e.design), e.build)
 
     # The cluster goes in and out once per cycle for every design (each insert and delete is an hnsw
     # insert and a graph repair on every standing index: the side channel's cost), and each pass
@@ -226,7 +226,7 @@ def measure(
             every_design(False)
     finally:
         for e in standing:
-            designs.get(e.design).remove(conn)
+            designs.put_away(conn, designs.get(e.design))
     out = []
     for e, passes in zip(entries, timelines, strict=True):
         for arm in sets:

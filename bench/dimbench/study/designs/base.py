@@ -53,6 +53,8 @@ class Installed:
     index_bytes: int  # every index the design's searches use (all partitions, all partial indexes)
     table_bytes: int  # every table the design added (0 when it searches public.document_chunks)
     detail: dict[str, Any] = field(default_factory=dict)  # e.g. the measured threshold, the partitions
+    reused: bool = False  # found standing from an earlier stage's install (designs/standing.py), whose
+    #                       `seconds` these are
 
 
 class Design:
