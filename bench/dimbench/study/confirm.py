@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -183,6 +183,27 @@ def rounds(entrants: list[Entrant], prefer: Collection[str] = ()) -> list[list[E
         if g in standing:
             last_use[column[g]] = max(number, last_use.get(column[g], 0))
     return [[e for e in entrants if e.group in members] for members in placed]
+
+
+def ask_until_settled(
+    members: list[Entrant],
+    pool: list[StudyQuery],
+    batch: int,
+    ask_one: Callable[[Entrant, StudyQuery], None],
+    settled: Callable[[Entrant, int], bool],
+) -> int:
+    """A cell's queries in batches, interleaved over the candidates still asking: after each batch a
+    candidate whose cell is settled (`settled(e, queries it has answered)`) stops, the rest go on, until
+    none is left or the pool is used up. Each candidate answers a prefix of the pool; returns the longest."""
+    active = list(members)
+    used = 0
+    while active and used < len(pool):
+        chunk = pool[used : used + batch]
+        for e, q in interleave(active, chunk, used):
+            ask_one(e, q)
+        used += len(chunk)
+        active = [e for e in active if not settled(e, used)]
+    return used
 
 
 def interleave(
@@ -360,34 +381,32 @@ class Confirmation:
         answers: dict[Entrant, list[Any]] = {e: [] for e in members}
         recalls: dict[Entrant, list[float]] = {e: [] for e in members}
         order: list[dict[str, Any]] = []
-        used = 0
+
+        def ask_one(e: Entrant, q: StudyQuery) -> None:
+            self.apply(e)
+            answer = ask(self.conn, e.arm(self.k), q)
+            answers[e].append(answer)
+            recalls[e].append(recall_of(answer, q, e.arm(self.k)))
+            order.append(
+                {"round": round_number, "cell": f"{scope}/{bucket}", "candidate": e.label, "qid": q.qid}
+            )
+
+        # Decided: a candidate's recall against the target, and its quality against the rule's tolerance
+        # (stopping on recall alone left shortfalls of -1.0 % at [-2.2 %, -0.1 %] after 100 queries: failed
+        # by the rule's lower bound on evidence the pool could still narrow).
         with MaintenanceWatch(self.conn) as watch:
-            while used < len(pool):
-                batch = pool[used : used + self.confirm.batch]
-                for e, q in interleave(members, batch, used):
-                    self.apply(e)
-                    answer = ask(self.conn, e.arm(self.k), q)
-                    answers[e].append(answer)
-                    recalls[e].append(recall_of(answer, q, e.arm(self.k)))
-                    order.append(
-                        {
-                            "round": round_number,
-                            "cell": f"{scope}/{bucket}",
-                            "candidate": e.label,
-                            "qid": q.qid,
-                        }
-                    )
-                used += len(batch)
-                # Decided: every candidate's recall against the target, and its quality against the rule's
-                # tolerance (stopping on recall alone left shortfalls of -1.0 % at [-2.2 %, -0.1 %] after
-                # 100 queries: failed by the rule's lower bound on evidence the pool could still narrow).
-                if all(self.settled(answers[e], recalls[e], pool[:used]) for e in members):
-                    break
+            used = ask_until_settled(
+                members,
+                pool,
+                self.confirm.batch,
+                ask_one,
+                lambda e, n: self.settled(answers[e], recalls[e], pool[:n]),
+            )
         self.queries_used[f"{scope}/{bucket}"] = max(used, self.queries_used.get(f"{scope}/{bucket}", 0))
         with self.order_log.open("a") as log:
             log.writelines(json.dumps(o, sort_keys=True) + "\n" for o in order)
-        queries = pool[:used]
         for e in members:
+            queries = pool[: len(answers[e])]
             applied = self.apply(e)
             arm = e.arm(self.k)
             result = CellResult(answers[e], recalls[e])
