@@ -80,3 +80,40 @@ def test_a_throughput_figure_is_not_drawn_from_a_single_client_level(tmp_path):
     for r in results.rows:
         r["qps"] = {"1": (r["qps"] or {}).get("1")}
     assert plots.make("qps", results, 0.95, chosen) is None
+
+
+def test_a_line_below_the_zoomed_recall_axis_is_marked_at_its_floor_with_its_value():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    ax.set_ylim(0.9, 1.005)
+    plots.mark_below(ax, {"tiny": (0.84,), "small": (0.70,), "large": (0.99,)}, "#777777")
+    marked = [line for line in ax.lines if line.get_marker() == "v"]
+    assert [float(line.get_ydata()[0]) for line in marked] == [0.9, 0.9]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.70", "0.84"]
+
+
+def test_pgvector_defaults_are_the_shared_hnsw_index_as_pgvector_leaves_it_under_rls():
+    from dimbench.evidence.rule import Config
+
+    def config(**changed: str) -> Config:
+        fields = {
+            "column_type": "halfvec1536",
+            "index": "hnsw",
+            "build_params": '{"ef_construction": 64, "m": 16}',
+            "query_params": '{"ef_search": 40, "max_scan_tuples": 20000}',
+            "iterative_scan": "off",
+            "access": "rls",
+            "design": "shared",
+            "design_params": "{}",
+        }
+        return Config(**{**fields, **changed})
+
+    assert plots.is_default(config())
+    assert not plots.is_default(config(query_params='{"ef_search": 100, "max_scan_tuples": 20000}'))
+    assert not plots.is_default(config(iterative_scan="relaxed_order"))
+    assert not plots.is_default(config(access="service"))
+    assert not plots.is_default(config(design="routed"))

@@ -291,3 +291,24 @@ def test_a_lower_recall_target_moves_the_choice():
     )
     assert chosen(rows, recall_target=0.95).column_type == "vector1536"
     assert chosen(rows, recall_target=0.90).column_type == "vector768"
+
+
+def test_a_split_decision_says_what_every_runs_choice_shares_and_where_they_part():
+    from dimbench.report.first_screen import across_runs_line
+
+    rows = (
+        config("vector768", "rls", (0.99, 0.99), (1, 1), run_id="a")
+        + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="a")
+        + config("vector768", "rls", (0.99, 0.99), (6, 6), run_id="b")
+        + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="b")
+    )
+    results = results_of(rows)
+    results.runs = [
+        {"run_id": "a", "builds": results.run["builds"]},
+        {"run_id": "b", "builds": results.run["builds"]},
+    ]
+    results.run = results.runs[0]
+    line = across_runs_line(decide_runs(results))
+    shares, differ = line.split("; they differ in ")
+    assert "index hnsw" in shares and "RLS design rls" in shares and "column type" not in shares
+    assert differ.startswith("column type (vector1536 / vector768)")

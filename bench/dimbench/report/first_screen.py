@@ -104,6 +104,33 @@ def size_line(decision: Decision, scale_results: Results | None, chunks: int | N
     )
 
 
+# What a run's choice is made of, as a reader names it (a split decision says which parts the runs share).
+PARTS = (
+    ("column_type", "column type"),
+    ("index", "index"),
+    ("build_params", "build"),
+    ("design", "design"),
+    ("query_params", "query settings"),
+    ("iterative_scan", "iterative scan"),
+    ("access", "RLS design"),
+)
+
+
+def across_runs_line(agreement: Agreement) -> str:
+    """When the runs chose differently: what every choice shares and where they part."""
+    configs = [d.chosen.config for d in agreement.decisions if d.chosen]
+    values = {name: sorted({getattr(c, name) for c in configs}) for name, _ in PARTS}
+    same = [f"{word} {values[name][0]}" for name, word in PARTS if len(values[name]) == 1]
+    differ = [f"{word} ({' / '.join(values[name])})" for name, word in PARTS if len(values[name]) > 1]
+    none = len(agreement.decisions) - len(configs)
+    return (
+        f"- Across the {len(agreement.decisions)} runs: every choice shares "
+        f"{', '.join(same) or 'nothing'}; they differ in {', '.join(differ) or 'nothing'}"
+        + (f"; {none} run(s) chose nothing" if none else "")
+        + " — each run's choice met the rule in its own run ([Stability across runs](#stability-across-runs))."
+    )
+
+
 def answer_section(
     results: Results,
     decision: Decision,
@@ -148,6 +175,7 @@ def answer_section(
     out += [
         f"**{'Run 1 chose' if split else 'Deploy'}: {config.label}.**",
         "",
+        *([across_runs_line(agreement)] if split and agreement is not None else []),
         f"- Model and dimension: {model_of(config.column_type, embedding_labels(results))}.",
         f"- Column type: `{COLUMN_TYPES[config.column_type][0]}({COLUMN_TYPES[config.column_type][1]})` "
         f"(`{config.column_type}`, {COLUMN_BYTES[config.column_type]:,} bytes per vector).",

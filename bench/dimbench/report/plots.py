@@ -151,6 +151,24 @@ def recall_limits(target: float, lows: Iterable[float | None]) -> tuple[float, f
     return max(0.0, low), 1.005
 
 
+def mark_below(ax: Axes, recall: dict[str, tuple], color: str) -> None:
+    """A line's buckets under the zoomed recall axis: a ▼ at its floor with the value, so the line is
+    present (and read) without stretching the axis over a region the rule never reads."""
+    floor = ax.get_ylim()[0]
+    for bucket, (mean, *_bounds) in recall.items():
+        if mean < floor:
+            ax.plot([bucket], [floor], marker="v", color=color, markersize=7, clip_on=False, zorder=5)
+            ax.annotate(
+                f"{mean:.2f}",
+                (bucket, floor),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color=color,
+            )
+
+
 REFERENCE = "reference"  # the gid of a line drawn for reading (target, ×1): it is not data
 
 
@@ -183,17 +201,16 @@ def drop_empty(fig: Figure, axes: Iterable[Axes]) -> None:
 
 def grid_results(data: Results, chosen: Candidate | None = None) -> Results:
     """The rows the grid's figures show: the first run's screening of the shared design (the whole grid,
-    one run), plus the first run's screening rows of the rule's choice when it rides on another design,
-    so that the choice is always drawn. The report and the notebooks call this alike."""
+    one run), plus the first run's rows of the rule's choice from the stage that decided it (confirmation:
+    its interval is the one the rule read, not screening's 20 queries), so that the choice is always drawn
+    as judged. The report and the notebooks call this alike."""
     first = data.of_run(data.run["run_id"])
+    chosen_stage = chosen.stage if chosen is not None else "screening"
     rows = [
         r
         for r in first.rows
-        if r["stage"] == "screening"
-        and (
-            cell_value(r, "design") == DEFAULT_DESIGN
-            or (chosen is not None and config_of(r) == chosen.config)
-        )
+        if (r["stage"] == "screening" and cell_value(r, "design") == DEFAULT_DESIGN)
+        or (chosen is not None and config_of(r) == chosen.config and r["stage"] == chosen_stage)
     ]
     return Results(first.directory, first.run, rows)
 
@@ -293,7 +310,7 @@ def fig_pareto(
     results: Results, recall_target: float = 0.95, chosen: Candidate | None = None
 ) -> Figure | None:
     """Per column type: the recall–p95 front per index (line style) and arm group (colour), on one recall
-    range; the rule's choice a black star."""
+    range; the rule's choice a black star, pgvector's defaults an open grey diamond."""
     points = config_points(results)
     column_types = column_order({k.column_type for k in points})
     if not column_types:
@@ -333,6 +350,20 @@ def fig_pareto(
                     zorder=5,
                     label="the decision",
                 )
+        defaults = [v for k, v in points.items() if k.column_type == ct and is_default(k)]
+        if defaults:  # what building the index and changing nothing else gives
+            plotted.append(defaults[0]["recall"])
+            ax.plot(
+                [defaults[0]["recall"]],
+                [defaults[0]["p95"]],
+                "D",
+                mfc="none",
+                color=palette.DEFAULTS,
+                markersize=8,
+                markeredgewidth=1.6,
+                zorder=5,
+                label="pgvector defaults (hnsw 16/64, ef_search 40, iterative off, RLS)",
+            )
         ax.set_yscale("log")
         ax.set_xlabel("worst-cell recall@10 (over buckets and scopes)")
         ax.set_ylabel("worst-cell p95 latency (ms, log)")
@@ -343,6 +374,20 @@ def fig_pareto(
         ax.set_xlim(*recall_limits(recall_target, plotted))
     bottom = figure_legend(fig, axes[0])
     return finish(fig, decision_caption(results, chosen), bottom)
+
+
+def is_default(config: Any) -> bool:
+    """pgvector's defaults under RLS: the shared hnsw index built and queried as pgvector leaves it."""
+    params = json.loads(config.query_params)
+    return (
+        config.design == DEFAULT_DESIGN
+        and config.index == "hnsw"
+        and json.loads(config.build_params) == {"ef_construction": 64, "m": 16}
+        and config.iterative_scan == "off"
+        and params.get("ef_search") == 40
+        and params.get("max_scan_tuples", 20000) == 20000
+        and config.access == "rls"
+    )
 
 
 def recall_panels(results: Results, chosen: Candidate | None) -> list[tuple[str, str]]:
@@ -410,8 +455,9 @@ def fig_recall_by_bucket(
         ax.set_ylim(*limits)
     drop_empty(fig, flat)
     fig.suptitle(
-        "Recall@10 by workspace size, per access arm and iterative scan (largest ef_search/probes; "
-        "band: the decision's 95 % intervals)"
+        "Recall@10 by workspace size, per access arm and iterative scan (screening, largest ef_search/probes;"
+        f"\nthe decision as its {chosen.stage if chosen is not None else 'screening'} stage measured it,"
+        " band: its 95 % intervals)"
     )
     bottom = figure_legend(fig, fig.axes)
     return finish(fig, decision_caption(results, chosen), bottom, top=0.96)
