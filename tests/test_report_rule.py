@@ -185,6 +185,17 @@ def test_the_confirmation_stage_decides_when_the_run_has_one():
     assert len(decision.screened) == 2
 
 
+def two_runs(rows: list[dict]) -> Results:
+    """The rows as one results directory holding runs "a" and "b" (each row names its run)."""
+    results = results_of(rows)
+    results.runs = [
+        {"run_id": "a", "builds": results.run["builds"]},
+        {"run_id": "b", "builds": results.run["builds"]},
+    ]
+    results.run = results.runs[0]
+    return results
+
+
 def test_each_run_is_decided_on_its_own_and_disagreement_is_a_tie_set():
     rows = (
         config("vector768", "rls", (0.99, 0.99), (1, 1), run_id="a")
@@ -192,12 +203,7 @@ def test_each_run_is_decided_on_its_own_and_disagreement_is_a_tie_set():
         + config("vector768", "rls", (0.99, 0.99), (6, 6), run_id="b")
         + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="b")
     )
-    results = results_of(rows)
-    results.runs = [
-        {"run_id": "a", "builds": results.run["builds"]},
-        {"run_id": "b", "builds": results.run["builds"]},
-    ]
-    results.run = results.runs[0]
+    results = two_runs(rows)
     agreement = decide_runs(results)
     assert [label.split(" · ")[0] for label in agreement.chosen] == ["vector768", "vector1536"]
     assert agreement.agreed is None
@@ -215,12 +221,7 @@ def test_runs_that_choose_the_same_configuration_agree():
     rows = config("vector768", "rls", (0.99, 0.99), (1, 1), run_id="a") + config(
         "vector768", "rls", (0.99, 0.99), (2, 2), run_id="b"
     )
-    results = results_of(rows)
-    results.runs = [
-        {"run_id": "a", "builds": results.run["builds"]},
-        {"run_id": "b", "builds": results.run["builds"]},
-    ]
-    results.run = results.runs[0]
+    results = two_runs(rows)
     assert decide_runs(results).agreed.startswith("vector768")
 
 
@@ -302,12 +303,7 @@ def test_a_split_decision_says_what_every_runs_choice_shares_and_where_they_part
         + config("vector768", "rls", (0.99, 0.99), (6, 6), run_id="b")
         + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="b")
     )
-    results = results_of(rows)
-    results.runs = [
-        {"run_id": "a", "builds": results.run["builds"]},
-        {"run_id": "b", "builds": results.run["builds"]},
-    ]
-    results.run = results.runs[0]
+    results = two_runs(rows)
     line = across_runs_line(decide_runs(results))
     shares, differ = line.split("; they differ in ")
     assert "index hnsw" in shares and "RLS design rls" in shares and "column type" not in shares
