@@ -13,11 +13,13 @@ def row(*args, **kwargs) -> dict:
 TARGET = 0.95
 
 
-def config(ct: str, recall: float, recall_ci: list[float], p95: float, p95_ci: list[float]) -> list[dict]:
-    """One rls configuration in two buckets: the first as given, the second comfortable."""
+def config(
+    ct: str, recall: float, recall_ci: list[float], p95: float, p95_ci: list[float], access: str = "rls"
+) -> list[dict]:
+    """One configuration (under rls unless told) in two buckets: the first as given, the second easy."""
     return [
-        row(ct, "rls", "tiny", recall, p95, ci=recall_ci, p95_ci=p95_ci),
-        row(ct, "rls", "small", 0.99, 1.0, ci=[0.98, 1.0], p95_ci=[0.9, 1.1]),
+        row(ct, access, "tiny", recall, p95, ci=recall_ci, p95_ci=p95_ci),
+        row(ct, access, "small", 0.99, 1.0, ci=[0.98, 1.0], p95_ci=[0.9, 1.1]),
     ]
 
 
@@ -124,6 +126,40 @@ def test_a_configuration_dropped_in_an_earlier_round_is_not_judged_again():
     slow = config("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0])
     (slow_label,) = {s.config.label for s in standings_of(slow)}
     assert judge(BEST + slow, TARGET, 2, out_of_race={slow_label}) == []
+
+
+SLOW_1536 = ("vector1536", 0.99, [0.98, 1.0], 9.0, [2.21, 12.0])  # BEST drops it for latency
+TIED_1536 = ("vector1536", 0.99, [0.98, 1.0], 2.0, [1.8, 2.2])  # ties with BEST on its own
+
+
+def by_access(drops) -> dict[str, str]:
+    return {d.access: d.why for d in drops}
+
+
+def test_a_policy_variant_leaves_with_its_twin_under_rls():
+    """The seed's policy at a configuration that ties on its own goes when that configuration under rls
+    is dropped: it is measured only to show what the seed's form costs where the rule may choose."""
+    rows = BEST + config(*SLOW_1536) + config(*TIED_1536, access="rls_seed")
+    drops = judge(rows, TARGET, 1)
+    assert by_access(drops) == {"rls": "latency", "rls_seed": "twin"}
+    (twin,) = [d for d in drops if d.why == "twin"]
+    assert twin.reference_label == next(d.label for d in drops if d.access == "rls")
+
+
+def test_a_policy_variant_whose_twin_is_in_the_race_stays():
+    rows = BEST + config(*TIED_1536) + config(*TIED_1536, access="rls_docs")
+    assert judge(rows, TARGET, 1) == []
+
+
+def test_a_policy_variant_leaves_when_its_twin_left_in_an_earlier_round():
+    (twin_label,) = {s.config.label for s in standings_of(config(*SLOW_1536))}
+    rows = BEST + config(*TIED_1536, access="rls_docs")
+    assert by_access(judge(rows, TARGET, 2, out_of_race={twin_label})) == {"rls_docs": "twin"}
+
+
+def test_the_service_baseline_does_not_follow_its_rls_twin():
+    rows = BEST + config(*SLOW_1536) + config(*TIED_1536, access="service")
+    assert by_access(judge(rows, TARGET, 1)) == {"rls": "latency"}
 
 
 def standings_of(rows: list[dict]):

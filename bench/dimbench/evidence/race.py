@@ -18,16 +18,22 @@ embedding. Otherwise a fast 768 configuration that confirmation later rejects fo
 raced every 1536 configuration out, and nothing would be left to choose. A p95 interval over fewer than
 MIN_P95_QUERIES queries is little more than the slowest answer, so no one is dropped on latency before
 both sides have that many.
+
+A policy variant (rls_seed, rls_docs: what teams copy, never chosen) is in the race for no choice of its
+own: it is measured to show what that policy costs at a configuration the rule may choose. It leaves with
+its twin — the same configuration under `rls` — when that one is dropped ("twin"), besides on its own
+intervals as above. Before this, variants tied with the leaders on latency whatever became of their twins
+and kept 13–23 configurations of shared in every round (a quarter of small's screening queries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from dimbench.evidence.rule import QUALITY_TOLERANCE, Config, config_of, p95
-from dimbench.vocabulary import CHOOSABLE, COLUMN_SOURCE
+from dimbench.vocabulary import CHOOSABLE, COLUMN_SOURCE, POLICY_VARIANTS
 
 MIN_P95_QUERIES = 5
 
@@ -39,11 +45,11 @@ class Drop:
     label: str
     design: str
     access: str
-    why: str  # "recall" | "quality" | "latency"
-    cell: str  # the (scope/bucket) cell whose interval excluded it
+    why: str  # "recall" | "quality" | "latency" | "twin"
+    cell: str  # the (scope/bucket) cell whose interval excluded it (twin: its own worst p95 cell)
     interval: list[float]
     reference: list[float] | None  # latency: the best configuration's worst-cell p95 interval
-    reference_label: str | None
+    reference_label: str | None  # latency: that configuration; twin: the twin under `rls` that left
     round: int
     queries: int  # queries a cell of it had been asked when it was dropped
 
@@ -135,6 +141,15 @@ def judge(
         bound = best.p95_interval[1] * (1 + latency_margin) if best else None
         if best and bound is not None and s.queries >= MIN_P95_QUERIES and s.p95_interval[0] > bound:
             out.append(_drop(s, "latency", s.p95_cell, s.p95_interval, best, round_number))
+    gone = set(out_of_race) | {d.label for d in out}
+    for s in alive:
+        twin = replace(s.config, access="rls").label
+        if s.config.access in POLICY_VARIANTS and s.config.label not in gone and twin in gone:
+            out.append(
+                replace(
+                    _drop(s, "twin", s.p95_cell, s.p95_interval, None, round_number), reference_label=twin
+                )
+            )
     return out
 
 

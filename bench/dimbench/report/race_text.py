@@ -21,7 +21,9 @@ def race_lines(results: Results) -> list[str]:
         "left the race only when an interval excluded it — a cell's recall interval wholly below the target "
         "(its upper bound under it: the rule can never pass it), or its worst cell's p95 interval wholly "
         "above that of the fastest configuration that could still be chosen (it can no longer tie; "
-        "never on fewer than 5 queries) — never on a mean. Dropped configurations keep the queries they were "
+        "never on fewer than 5 queries) — never on a mean. A policy variant (`rls_seed`, `rls_docs`: never "
+        "chosen, measured to show what that policy costs where the rule may choose) also leaves with its twin, "
+        "the same configuration under `rls`. Dropped configurations keep the queries they were "
         f"asked; {len(dropped)} left the race, and confirmation takes none of them.",
         "",
     ]
@@ -39,14 +41,20 @@ def race_lines(results: Results) -> list[str]:
     if not by_design:
         return out
     out += [
-        "| design | dropped for recall | for quality | for latency | the closest call: configuration, cell, interval (reference), round, queries |",
-        "|---|---|---|---|---|",
+        "| design | dropped for recall | for quality | for latency | with its `rls` twin | the closest call: configuration, cell, interval (reference), round, queries |",
+        "|---|---|---|---|---|---|",
     ]
     for design, drops in sorted(by_design.items()):
-        counts = {why: sum(d["why"] == why for d in drops) for why in ("recall", "quality", "latency")}
+        counts = {
+            why: sum(d["why"] == why for d in drops) for why in ("recall", "quality", "latency", "twin")
+        }
+        own = [d for d in drops if d["why"] != "twin"]  # a twin's drop is its twin's interval, not its own
+        if not own:
+            out.append(f"| {design} | 0 | 0 | 0 | {counts['twin']} | — |")
+            continue
         # the closest call: the interval that came nearest the line it had to cross
         closest = max(
-            drops,
+            own,
             key=lambda d: -(d["interval"][0] - d["reference"][1]) if d["reference"] else d["interval"][1],
         )
         ref = (
@@ -56,7 +64,8 @@ def race_lines(results: Results) -> list[str]:
         )
         unit = " ms" if closest["why"] == "latency" else ""
         out.append(
-            f"| {design} | {counts['recall']} | {counts['quality']} | {counts['latency']} | {closest['label']}: "
+            f"| {design} | {counts['recall']} | {counts['quality']} | {counts['latency']} | {counts['twin']} | "
+            f"{closest['label']}: "
             f"{closest['cell']} {fmt(closest['interval'][0], 3)}–{fmt(closest['interval'][1], 3)}{unit}{ref}, "
             f"round {closest['round']}, {closest['queries']} queries |"
         )
