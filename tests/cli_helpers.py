@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+
+def ctrl_c_default() -> None:
+    """In the child before exec (Popen's preexec_fn): SIGINT back to its default. A shell without job
+    control starts background commands with SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt (the command would carry on and exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(

@@ -20,6 +20,7 @@ from dimbench.study.configs import Cell
 from dimbench.study.grid import load_grid
 from dimbench.study.inputs import study_queries
 from dimbench.vocabulary import BUCKETS, cell_key
+from tests.cli_helpers import ctrl_c_default
 
 pytestmark = pytest.mark.slow
 
@@ -143,13 +144,6 @@ def test_a_runner_killed_mid_study_resumes_without_duplicates(tmp_path):
         assert_complete(pgdata, out)
     finally:
         server.stop()
-
-
-def ctrl_c_default() -> None:
-    """In the child before exec: SIGINT back to its default. A shell without job control starts
-    background commands with SIGINT ignored, and Python then never turns it into KeyboardInterrupt (the
-    run would carry on and exit 0)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_during_confirmation_keeps_what_was_measured_and_the_rerun_continues_the_same_run(tmp_path):

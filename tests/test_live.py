@@ -22,7 +22,7 @@ from dimbench.study.configs import Build
 from dimbench.study.live_ingest import Author, LockWatch, NewChunks, Writers, authors, run_writers
 from dimbench.study.live_spec import DocSizes
 from dimbench.study.live_truth import LiveRows
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import ctrl_c_default, run_cli
 
 HNSW = Build("vector768", "hnsw", {"m": 16, "ef_construction": 64})
 
@@ -156,7 +156,9 @@ def test_ctrl_c_keeps_what_was_measured_and_leaves_the_corpus_as_it_was(new_data
         str(out),
         "--no-progress",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
