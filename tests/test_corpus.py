@@ -130,6 +130,24 @@ def test_ground_truth_matches_a_brute_force_recomputation(tiny):
             assert np.allclose(np.sort(d[want]), got_d[got >= 0], atol=1e-5)
 
 
+def test_the_running_top_k_takes_a_block_for_some_queries_only():
+    """Ground truth goes workspace by workspace, each block pushed for the queries that may see it: the
+    others keep what they had, and a query that saw fewer than k rows keeps empty places (-1, inf)."""
+    from dimbench.corpus.groundtruth import TopK
+
+    rng = np.random.default_rng(3)
+    top = TopK(3, 4)
+    first, second = rng.random((2, 6)).astype(np.float32), rng.random((2, 2)).astype(np.float32)
+    top.push(first, 0, np.array([0, 1]))
+    top.push(second, 6, np.array([1, 2]))
+    ids, dist = top.result()
+    assert (ids[0] == np.argsort(first[0])[:4]).all()
+    both = np.concatenate([first[1], second[0]])
+    assert (ids[1] == np.argsort(both)[:4]).all()
+    assert ids[2].tolist() == [6 + int(np.argmin(second[1])), 6 + int(np.argmax(second[1])), -1, -1]
+    assert np.isinf(dist[2, 2:]).all()
+
+
 def test_a_cached_corpus_is_reused(tiny):
     messages: list[str] = []
     ensure_corpus(TINY, tiny.directory, progress=False, log=messages.append)
