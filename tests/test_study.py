@@ -490,6 +490,17 @@ def test_stability_needs_at_least_two_runs():
     )
 
 
+def test_the_side_channel_measures_a_design_once_though_the_grid_lists_it_on_two_columns():
+    """small lists routed on halfvec1536 and on ada_halfvec1536: one verdict, on its first column."""
+    from dimbench.study.grid import load_grid
+    from dimbench.study.session import Session
+    from dimbench.study.sidechannel import entrants
+
+    session = Session(Path("/nonexistent"), "small", {"run_id": "r", "designs": []})
+    routed = [e for e in entrants(load_grid("small"), session, only={"routed"}) if e.design == "routed"]
+    assert [e.build.column_type for e in routed] == ["halfvec1536"]
+
+
 def test_the_side_channel_by_default_measures_only_the_decided_designs_beside_shared():
     from dimbench.study.grid import load_grid
     from dimbench.study.session import Session

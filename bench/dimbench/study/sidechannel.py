@@ -135,9 +135,11 @@ class Entrant:
 
 
 def entrants(grid: Grid, session: Session, only: set[str] | None = None) -> list[Entrant]:
-    """Each design (`only` these, when given; shared always) on its first column type's build of the
-    grid's first hnsw entry, at its first setting (shared: the first with iterative scan on), with the
-    parameters screening measured."""
+    """Each design once (`only` these, when given; shared always) on its first entry's first column type,
+    with the build arguments of the grid's first hnsw entry, at its first setting (shared: the first with
+    iterative scan on), with the parameters screening measured. A design the grid also lists on another
+    column (small's routed on ada) is the same mechanism: a second entrant would add its own index to
+    every cluster insert and pass, and a second verdict on the same question."""
     hnsw = next(((b, s) for b, s in grid.builds() if b.index == "hnsw"), None)
     if hnsw is None:
         return []
@@ -146,7 +148,7 @@ def entrants(grid: Grid, session: Session, only: set[str] | None = None) -> list
     shared = grid.designs_on(first_build)[0]
     out = [Entrant(shared.name, first_build, relaxed[0], {})]
     for spec in grid.designs:  # each on its own first column type, with the first hnsw build's arguments
-        if only is not None and spec.name not in only:
+        if (only is not None and spec.name not in only) or any(e.design == spec.name for e in out):
             continue
         build = Build(spec.column_types[0], "hnsw", first_build.params)
         setting = spec.settings(settings)[0]
