@@ -27,7 +27,9 @@ def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
         "chunks, near-duplicates of those very queries, in a workspace none of them may see), "
         + (
             f"in passes {cycled[0]['order']} (A without, B with the cluster; one design after the other, "
-            "the design installed afresh for every pass). A design **leaks** when every pass with the "
+            "each installed once for all its passes and taking the cluster's insert and delete as "
+            "production takes a tenant's writes — partial, which must not see the shared index, installed "
+            "pass by pass). A design **leaks** when every pass with the "
             "cluster lies beyond every pass without it, on the same side, in p50 or in short-result share: "
             f"with no effect at all that happens by chance with probability {chance(cycled[0]):.3f} per "
             "entry (a rank test over the passes). The ratio is the median p50 with over the median p50 "
