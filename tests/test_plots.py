@@ -117,3 +117,23 @@ def test_pgvector_defaults_are_the_shared_hnsw_index_as_pgvector_leaves_it_under
     assert not plots.is_default(config(iterative_scan="relaxed_order"))
     assert not plots.is_default(config(access="service"))
     assert not plots.is_default(config(design="routed"))
+
+
+def test_ndcg_compares_column_types_on_the_queries_every_one_answered():
+    """A cell raced out after 5 queries is compared over those 5, not against another's 20."""
+
+    def cell(column: str, scores: list[float]) -> dict:
+        return {
+            "stage": "screening",
+            "design": "shared",
+            "access": "rls",
+            "scope": "all",
+            "bucket": "small",
+            "column_type": column,
+            "per_query": {"ndcg10": scores},
+        }
+
+    values = plots.ndcg_by_column(
+        [cell("vector1536", [0.5] * 5 + [1.0] * 15), cell("halfvec1536", [0.5] * 5)]
+    )
+    assert values["vector1536"]["small"] == values["halfvec1536"]["small"] == [0.5]
