@@ -137,3 +137,12 @@ def test_ndcg_compares_column_types_on_the_queries_every_one_answered():
         [cell("vector1536", [0.5] * 5 + [1.0] * 15), cell("halfvec1536", [0.5] * 5)]
     )
     assert values["vector1536"]["small"] == values["halfvec1536"]["small"] == [0.5]
+
+
+def test_the_storage_figure_names_the_decisions_build(tmp_path):
+    results, chosen = grid(tmp_path)
+    fig = plots.make("storage_build", results, 0.95, chosen)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert [label for label in labels if label.endswith("(the decision)")] == [
+        f"{chosen.config.column_type}/{chosen.config.label.split(' · ')[1]} (the decision)"
+    ]

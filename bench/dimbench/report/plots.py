@@ -531,7 +531,16 @@ def fig_storage(results: Results, chosen: Candidate | None = None) -> Figure | N
         return None
     fig, axes = figure(1, 2, (12, 1.4 + 0.34 * max(len(builds), 3)))
     ax, ax2 = axes[0]
-    labels = [b["build_key"] for b in builds]
+
+    def decides(b: dict[str, Any]) -> bool:
+        key = (b["column_type"], b["index"], json.dumps(b["build_params"], sort_keys=True))
+        return chosen is not None and key == (
+            chosen.config.column_type,
+            chosen.config.index,
+            chosen.config.build_params,
+        )
+
+    labels = [b["build_key"] + (" (the decision)" if decides(b) else "") for b in builds]
     column = [COLUMN_BYTES[b["column_type"]] / 1e3 for b in builds]  # bytes/row × 1e6 rows → GB = B/1e3
     index = [(b.get("index_bytes") or 0) / b["rows"] / 1e3 for b in builds]
     colors = [palette.column(b["column_type"]) for b in builds]
@@ -544,12 +553,9 @@ def fig_storage(results: Results, chosen: Candidate | None = None) -> Figure | N
     ax2.set_xlabel("index build time (s)")
     ax2.set_title(f"Index build time ({builds[0]['rows']:,} rows)")
     ax2.tick_params(labelleft=False)
-    if chosen is not None:  # the decision's build in bold
-        key = (chosen.config.column_type, chosen.config.index, chosen.config.build_params)
-        for tick, b in zip(ax.get_yticklabels(), builds, strict=True):
-            if (b["column_type"], b["index"], json.dumps(b["build_params"], sort_keys=True)) == key:
-                tick.set_fontweight("bold")
-                tick.set_text(f"{tick.get_text()} (the decision)")
+    for tick, b in zip(ax.get_yticklabels(), builds, strict=True):  # the decision's build in bold
+        if decides(b):
+            tick.set_fontweight("bold")
     return finish(fig, results.caption)
 
 
