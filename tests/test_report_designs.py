@@ -287,8 +287,10 @@ def test_the_record_says_not_judged_for_a_run_measured_before_repeated_cycles():
     summary = {"p50_ms": 1.0, "short_share": 0.0, "recall_mean": 1.0, "n_queries": 20}
     old = {"design": "shared", "build_key": "b", "access": "rls", "cluster_rows": 50, "order": "A/B/A"}
     old |= {"without": summary, "with": summary, "without_again": summary, "p50_ratio": 1.0}
-    assert "*not judged*" in "\n".join(side_channel_lines([old]))
-    assert "*not judged*" not in "\n".join(side_channel_lines([side([1.0, 1.0, 1.0], [1.0, 1.0])]))
+    assert "*not judged*" in "\n".join(side_channel_lines({"side_channel": [old]}))
+    assert "*not judged*" not in "\n".join(
+        side_channel_lines({"side_channel": [side([1.0, 1.0, 1.0], [1.0, 1.0])]})
+    )
 
 
 def test_the_scale_record_gives_each_build_and_install_its_cost_at_each_size(tmp_path):
@@ -483,3 +485,26 @@ def test_the_scale_figure_draws_each_size_with_the_recall_band_the_rule_judged(m
         (100_000, 0.99, 0.96, 0.99),
         (1_000_000, 0.97, 0.94, 0.98),
     ]
+
+
+def test_the_record_shows_the_side_channel_of_the_run_that_measured_the_most_designs(tmp_path):
+    from dimbench.evidence.results import Results
+
+    def run(run_id: str, names: list[str]) -> dict:
+        return {"run_id": run_id, "side_channel": [{"design": n} for n in names]}
+
+    first, everything = run("a", ["shared", "routed"]), run("b", ["shared", "routed", "inline", "partial"])
+    results = Results(tmp_path, first, [], [first, everything])
+    assert results.side_channel_run is everything
+
+
+def test_the_side_channel_section_says_which_run_and_which_designs_it_measured():
+    from dimbench.report.side_channel_text import side_channel_lines
+
+    entry = side([1.0, 1.0, 1.0], [1.0, 1.0])
+    text = "\n".join(
+        side_channel_lines({"run_id": "r1", "side_channel": [entry], "side_channel_designs": ["routed"]})
+    )
+    assert "Measured in run `r1`: the decision's designs (routed) beside shared" in text
+    everything = {"run_id": "r2", "side_channel": [entry], "side_channel_designs": "all"}
+    assert "every design of the grid (`--side-channel all`)" in "\n".join(side_channel_lines(everything))

@@ -101,6 +101,12 @@ class Results:
             f"run {self.run.get('run_id', '?')}"
         )
 
+    @property
+    def side_channel_run(self) -> dict[str, Any]:
+        """The run whose side channel measured the most designs (the first among equals): by default a run
+        measures its decision's designs beside shared, and a run with `--side-channel all` every one."""
+        return max(self.runs, key=lambda r: len({e.get("design") for e in r.get("side_channel") or []}))
+
     def builds(self, run_id: str | None = None) -> dict[str, dict[str, Any]]:
         """Index builds of one run (default: the first) by build key."""
         run = next((r for r in self.runs if run_id is not None and r.get("run_id") == run_id), self.run)

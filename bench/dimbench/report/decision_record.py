@@ -427,7 +427,7 @@ def designs_section(results: Results, decision: Decision) -> list[str]:
                 f"| {r['better_config']} | {r['better_path']} | {fmt(r['better_recall'])} "
                 f"| {fmt(r['better_p50_ms'], 2)} |"
             )
-    out += side_channel_lines(results.run.get("side_channel") or [])
+    out += side_channel_lines(results.side_channel_run)
     budget = d.scan_budget(rows)
     budgets = sorted({b["max_scan_tuples"] for b in budget})
     if len(budgets) > 1:

@@ -8,18 +8,28 @@ from dimbench.evidence.side_channel import chance, leaks, moved_by, p50_floor
 from dimbench.evidence.text import fmt, interval
 
 
-def side_channel_lines(side: list[dict[str, Any]]) -> list[str]:
-    """The tenant side channel's table: each design's p50 and short share over its passes without and
-    with a foreign tenant's cluster, judged by whether every pass with it lies beyond every pass without."""
+def side_channel_lines(run: dict[str, Any]) -> list[str]:
+    """The tenant side channel's table (of `run`: Results.side_channel_run): each design's p50 and short
+    share over its passes without and with a foreign tenant's cluster, judged by whether every pass with
+    it lies beyond every pass without."""
+    side: list[dict[str, Any]] = run.get("side_channel") or []
     if not side:
         return []
     arms_measured = ", ".join(f"`{a}`" for a in sorted({e["access"] for e in side}))
+    asked = run.get("side_channel_designs")
+    which = (
+        "every design of the grid (`--side-channel all`)"
+        if asked == "all"
+        else f"the decision's designs ({', '.join(asked)}) beside shared; `--side-channel all` measures every design"
+        if isinstance(asked, list)
+        else "as listed"
+    )
     cycled = [e for e in side if chance(e) is not None]
     out = [
         "",
         "### The tenant side channel",
         "",
-        f"Arms this run measured: {arms_measured}.",
+        f"Measured in run `{run.get('run_id', '?')}`: {which}; arms {arms_measured}.",
         "",
         f"Per arm, the users who see the fewest rows ({side[0]['without']['n_queries']} queries: under `rls` "
         "the users of the smallest bucket over all their workspaces, under `rls_filter` one workspace of "

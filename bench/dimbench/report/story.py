@@ -126,7 +126,7 @@ def fig_side_channel(results: Results) -> Figure:
     a leak); and the share of short results without and with the cluster."""
     from dimbench.evidence.side_channel import leaks
 
-    side = results.run.get("side_channel") or []
+    side = results.side_channel_run.get("side_channel") or []
     fig, axes = figure(1, 2, (11, 1.9 + 0.32 * max(len(side), 2)))
     ratio_ax, short_ax = axes[0]
     rows = list(range(len(side)))[::-1]  # the first entry on top
@@ -324,7 +324,7 @@ def render_all(results: Results, out: Any) -> list[Any]:
 
     written = []
     figures = {"deployable": fig_deployable}
-    if results.run.get("side_channel"):
+    if results.side_channel_run.get("side_channel"):
         figures["side_channel"] = fig_side_channel
     if scale_series(results):
         figures["scale"] = fig_scale
