@@ -495,7 +495,8 @@ def fig_rls_overhead(
     ]
     if not column_types:
         return None
-    fig, axes = figure(1, len(column_types), (4.6 * len(column_types), 4.2))
+    # one panel as wide as two: its title, axis label and the caption must fit (scale has one column type)
+    fig, axes = figure(1, len(column_types), (4.6 * max(len(column_types), 2), 4.2))
     width = 0.8 / len(arms)
     for ax, ct in zip(axes[0], column_types, strict=True):
         for n, arm in enumerate(arms):

@@ -12,6 +12,8 @@ ARM_LINE = {"rls": "-", "rls_filter": "--", "service": ":", "rls_seed": (0, (5, 
 
 def render(results: Results, out: Path) -> list[Path]:
     """plots/race.{png,svg} when the run raced (rounds ≥ 2); nothing otherwise."""
+    from matplotlib.ticker import MaxNLocator
+
     from dimbench.report import palette
     from dimbench.report.plots import figure, finish, legend, save, style
 
@@ -38,6 +40,7 @@ def render(results: Results, out: Path) -> list[Path]:
             )
         ax.set_xlabel("screening queries spent so far")
         ax.set_ylabel("configurations still in the race")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: no 0.25 of a configuration
         legend(ax)
         finish(fig, f"{results.caption} · dropped only on an interval that excludes them (evidence/race.py)")
     return save(fig, out, "race")
