@@ -620,13 +620,14 @@ def ndcg_by_column(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float
     copy that the same queries do not show."""
     cells: dict[tuple, dict[str, list[float | None]]] = defaultdict(dict)
     for r in rows:
-        scores = (r.get("per_query") or {}).get("ndcg10")
-        if scores:
-            key = (r["stage"], r.get("design"), r["access"], r["scope"], r["bucket"])
-            cells[key][r["column_type"]] = scores
+        # a row without its per-query scores (a hand-made or trimmed one) stands as its mean
+        scores = (r.get("per_query") or {}).get("ndcg10") or [r.get("ndcg10")]
+        key = (r["stage"], r.get("design"), r["access"], r["scope"], r["bucket"])
+        cells[key][r["column_type"]] = scores
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for key, by_column in cells.items():
-        n = min(len(v) for v in by_column.values())
+        whole = any(len(v) == 1 for v in by_column.values())  # a mean: no prefix to pair on
+        n = max(len(v) for v in by_column.values()) if whole else min(len(v) for v in by_column.values())
         for column, scores in by_column.items():
             found = [s for s in scores[:n] if s is not None]
             if found:
