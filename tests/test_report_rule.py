@@ -196,14 +196,18 @@ def two_runs(rows: list[dict]) -> Results:
     return results
 
 
-def test_each_run_is_decided_on_its_own_and_disagreement_is_a_tie_set():
-    rows = (
+def split_runs():
+    """Two runs that choose differently: run a vector768 (1 ms against 5), run b vector1536 (5 against 6)."""
+    return two_runs(
         config("vector768", "rls", (0.99, 0.99), (1, 1), run_id="a")
         + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="a")
         + config("vector768", "rls", (0.99, 0.99), (6, 6), run_id="b")
         + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="b")
     )
-    results = two_runs(rows)
+
+
+def test_each_run_is_decided_on_its_own_and_disagreement_is_a_tie_set():
+    results = split_runs()
     agreement = decide_runs(results)
     assert [label.split(" · ")[0] for label in agreement.chosen] == ["vector768", "vector1536"]
     assert agreement.agreed is None
@@ -297,13 +301,7 @@ def test_a_lower_recall_target_moves_the_choice():
 def test_a_split_decision_says_what_every_runs_choice_shares_and_where_they_part():
     from dimbench.report.first_screen import across_runs_line
 
-    rows = (
-        config("vector768", "rls", (0.99, 0.99), (1, 1), run_id="a")
-        + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="a")
-        + config("vector768", "rls", (0.99, 0.99), (6, 6), run_id="b")
-        + config("vector1536", "rls", (0.99, 0.99), (5, 5), run_id="b")
-    )
-    results = two_runs(rows)
+    results = split_runs()
     line = across_runs_line(decide_runs(results))
     shares, differ = line.split("; they differ in ")
     assert "index hnsw" in shares and "RLS design rls" in shares and "column type" not in shares
