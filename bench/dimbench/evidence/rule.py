@@ -71,6 +71,12 @@ class Config:
     access: str
 
     @property
+    def build_key(self) -> str:
+        """The index build it searches, as run.json names its builds: "halfvec1536/hnsw(m=16,…)"."""
+        args = ",".join(f"{k}={v}" for k, v in sorted(json.loads(self.build_params).items()))
+        return f"{self.column_type}/{self.index}({args})"
+
+    @property
     def label(self) -> str:
         build = ",".join(f"{k}={v}" for k, v in json.loads(self.build_params).items())
         query = ",".join(f"{k}={v}" for k, v in json.loads(self.query_params).items())

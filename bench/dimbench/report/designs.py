@@ -68,14 +68,8 @@ def _order(c: Candidate) -> tuple:
     )
 
 
-def _build_key(c: Candidate) -> str:
-    build = json.loads(c.config.build_params)
-    args = ",".join(f"{k}={v}" for k, v in sorted(build.items()))
-    return f"{c.config.column_type}/{c.config.index}({args})"
-
-
 def install_seconds(results: Results, c: Candidate) -> float | None:
-    key = _build_key(c)
+    key = c.config.build_key
     build = results.builds().get(key) or {}
     layout = DESIGNS[c.config.design]
     if not layout.installs:
@@ -90,7 +84,7 @@ def install_seconds(results: Results, c: Candidate) -> float | None:
 
 def threshold_of(results: Results, c: Candidate) -> int | None:
     """A design's measured value (routed's T) at the candidate's own query setting (None: it has none)."""
-    installed = results.designs().get((c.config.design, _build_key(c))) or {}
+    installed = results.designs().get((c.config.design, c.config.build_key)) or {}
     setting = QuerySetting(json.loads(c.config.query_params), c.config.iterative_scan)
     return designs.get(c.config.design).measured_at(installed.get("detail") or {}, setting.key)
 

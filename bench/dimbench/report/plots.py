@@ -534,12 +534,7 @@ def fig_storage(results: Results, chosen: Candidate | None = None) -> Figure | N
     ax, ax2 = axes[0]
 
     def decides(b: dict[str, Any]) -> bool:
-        key = (b["column_type"], b["index"], json.dumps(b["build_params"], sort_keys=True))
-        return chosen is not None and key == (
-            chosen.config.column_type,
-            chosen.config.index,
-            chosen.config.build_params,
-        )
+        return chosen is not None and b["build_key"] == chosen.config.build_key
 
     labels = [b["build_key"] + (" (the decision)" if decides(b) else "") for b in builds]
     column = [COLUMN_BYTES[b["column_type"]] / 1e3 for b in builds]  # bytes/row × 1e6 rows → GB = B/1e3
@@ -619,15 +614,17 @@ def ndcg_by_column(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float
     after 20), and means over different queries had put a 0.06 gap between a column and its half-precision
     copy that the same queries do not show."""
     cells: dict[tuple, dict[str, list[float | None]]] = defaultdict(dict)
+    unpaired: set[tuple] = set()  # cells where some row has only its mean: each column's whole cell counts
     for r in rows:
-        # a row without its per-query scores (a hand-made or trimmed one) stands as its mean
-        scores = (r.get("per_query") or {}).get("ndcg10") or [r.get("ndcg10")]
         key = (r["stage"], r.get("design"), r["access"], r["scope"], r["bucket"])
+        scores = (r.get("per_query") or {}).get("ndcg10")
+        if not scores:
+            scores = [r.get("ndcg10")]
+            unpaired.add(key)
         cells[key][r["column_type"]] = scores
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for key, by_column in cells.items():
-        whole = any(len(v) == 1 for v in by_column.values())  # a mean: no prefix to pair on
-        n = max(len(v) for v in by_column.values()) if whole else min(len(v) for v in by_column.values())
+        n = None if key in unpaired else min(len(v) for v in by_column.values())
         for column, scores in by_column.items():
             found = [s for s in scores[:n] if s is not None]
             if found:

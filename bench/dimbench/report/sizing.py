@@ -97,7 +97,7 @@ def sizing_section(results: Results, decision: Decision) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        mark = " ← chosen" if chosen is not None and r["build_key"] == _build_key(chosen) else ""
+        mark = " ← chosen" if chosen is not None and r["build_key"] == chosen.config.build_key else ""
         out.append(
             f"| `{r['build_key']}`{mark} | {mb(r['index'])} | {mb(r['table'])} | `{r['dropped'] or '—'}` "
             f"| {mb(r['table_after'])} | {mb(r['ram'])} |"
@@ -127,12 +127,6 @@ def sizing_section(results: Results, decision: Decision) -> list[str]:
         *sizing_lines(results),
     ]
     return out
-
-
-def _build_key(c: Any) -> str:
-    from dimbench.report.designs import _build_key as key
-
-    return key(c)
 
 
 def _setting_mb(value: str | None) -> str:
