@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from dimbench.database import db
+from dimbench.database.rls import claims_for
 from dimbench.study import arms, index, measure, plans
 from dimbench.study.configs import Arm
 from dimbench.study.designs import base, routed
 from dimbench.study.grid import Build
+from dimbench.study.live_ingest import Author, authors
 
 K = 10
 HNSW = Build("vector768", "hnsw", {"m": 16, "ef_construction": 64})
@@ -167,3 +171,82 @@ def test_a_measured_threshold_is_read_at_its_own_query_setting():
 
 def test_one_threshold_for_every_setting_is_read_from_results_written_before_per_setting_calibration():
     assert routed.DESIGN.measured_at({"threshold": 960}, "(ef_search=100)/relaxed_order") == 960
+
+
+# --- the write path: the count must not make writers wait ---------------------------------------
+
+
+def insert_chunks(conn: psycopg.Connection, author, document, first: int, n: int) -> None:
+    """Statements of one request by `author`: n chunks of `document` (no embeddings: the count is what
+    is measured here, not the index)."""
+    conn.execute(
+        "insert into public.document_chunks (workspace_id, document_id, chunk_index, content)"
+        " select %s, %s, i, 'x' from generate_series(%s::int, %s::int) i",
+        (author.workspace, document, first, first + n - 1),
+    )
+
+
+@pytest.fixture
+def writer(installed, tiny_corpus_db):
+    """The largest workspace's owner-side writer and one of its documents, the count installed."""
+    ws, users = next(iter(authors(installed).items()))
+    (doc,) = installed.execute(
+        "select id from public.documents where workspace_id = %s limit 1", (ws,)
+    ).fetchone()
+    yield tiny_corpus_db[0], Author(ws, users[0]), doc
+    installed.execute("delete from public.document_chunks where chunk_index >= 100000")
+
+
+def test_the_count_is_exact_after_concurrent_writers_and_deletes(installed, writer):
+    dsn, author, doc = writer
+    ws = author.workspace
+    before = routed.visible_rows(installed, [ws])
+
+    def write(first: int) -> None:
+        for i in range(5):
+            with db.connect(dsn) as conn, conn.transaction():
+                conn.execute(arms.PREAMBLE, ("authenticated", claims_for("authenticated", author.user), None))
+                insert_chunks(conn, author, doc, first + 10 * i, 10)
+                if i % 2:
+                    conn.execute(
+                        "delete from public.document_chunks where workspace_id = %s and chunk_index"
+                        " between %s and %s",
+                        (ws, first + 10 * i, first + 10 * i + 2),
+                    )
+
+    threads = [threading.Thread(target=write, args=(100000 + 1000 * t,)) for t in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (actual,) = installed.execute(
+        "select count(*) from public.document_chunks where workspace_id = %s", (ws,)
+    ).fetchone()
+    assert actual == before + 3 * (50 - 2 * 3)
+    assert routed.visible_rows(installed, [ws]) == actual
+
+
+def test_a_writer_skips_the_fold_while_another_transaction_folds_and_the_count_stays_exact(installed, writer):
+    dsn, author, doc = writer
+    ws = author.workspace
+    before = routed.visible_rows(installed, [ws])
+    deltas = sql.Identifier("dimbench_routed", "workspace_chunk_deltas")
+    folding = db.connect(dsn)
+    try:
+        folding.execute("begin")
+        folding.execute("select pg_advisory_xact_lock(%s)", (routed.FOLD_LOCK,))
+        with db.connect(dsn) as conn, conn.transaction():
+            conn.execute(arms.PREAMBLE, ("authenticated", claims_for("authenticated", author.user), "2s"))
+            insert_chunks(conn, author, doc, 100000, 7)
+        (waiting,) = installed.execute(sql.SQL("select count(*) from {}").format(deltas)).fetchone()
+        assert waiting >= 1  # not folded: the lock was taken
+        assert routed.visible_rows(installed, [ws]) == before + 7
+    finally:
+        folding.execute("rollback")
+        folding.close()
+    with db.connect(dsn) as conn, conn.transaction():
+        conn.execute(arms.PREAMBLE, ("authenticated", claims_for("authenticated", author.user), None))
+        insert_chunks(conn, author, doc, 100100, 3)
+    (waiting,) = installed.execute(sql.SQL("select count(*) from {}").format(deltas)).fetchone()
+    assert waiting == 0  # the next writer folded everything
+    assert routed.visible_rows(installed, [ws]) == before + 10

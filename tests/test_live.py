@@ -221,8 +221,9 @@ def writers_beside_each_other(dsn: str) -> dict:
     return locks.describe()
 
 
-@pytest.mark.parametrize(("design", "waits"), [("routed", True), ("probed", False)])
-def test_routeds_count_row_serializes_a_workspaces_writers_and_probed_does_not(tiny_corpus_db, design, waits):
+@pytest.mark.parametrize("design", ["routed", "probed"])
+def test_writers_of_one_workspace_do_not_wait_for_each_other(tiny_corpus_db, design):
+    # routed's count was one row per workspace updated by every insert: its writers took turns on it.
     dsn, _ = tiny_corpus_db
     source = dbname(dsn)
     with db.connect(live.admin_dsn(dsn)) as admin:
@@ -232,10 +233,7 @@ def test_routeds_count_row_serializes_a_workspaces_writers_and_probed_does_not(t
         with db.connect(copy_dsn) as conn:
             designs.get(design).install(conn, HNSW, {"threshold": 100})
         seen = writers_beside_each_other(copy_dsn)
-        if waits:
-            assert seen["waits_over_1s"] >= 1, seen
-        else:
-            assert seen["waits_seen"] == 0, seen
+        assert seen["waits_seen"] == 0, seen
     finally:
         with db.connect(live.admin_dsn(dsn)) as admin:
             live.drop_copy(admin, copy)

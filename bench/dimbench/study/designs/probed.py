@@ -1,10 +1,9 @@
 """`probed`: routed's rule — exact below T visible rows, the vector index above — with nothing on the
 write path.
 
-routed counts a caller's rows from a per-workspace count row that a statement trigger updates on every
-insert and delete: the row stays locked until the writing transaction commits, so every writer of a
-workspace waits for the one before it (a 10-chunk ingest beside a 400-chunk one held open for 10 s is
-cancelled by `authenticated`'s 8 s statement_timeout). probed keeps no count. Each call probes:
+routed counts a caller's rows from per-workspace counts a statement trigger keeps on every insert and
+delete (appended deltas, folded by the writers: no writer waits for another, but every insert statement
+pays a trigger and two small writes). probed keeps no count. Each call probes:
 
     ids      := filter_workspace_ids, else the caller's workspaces (their memberships)
     visible  := count(*) of at most T + 1 chunks of those workspaces (the workspace_id btree, under the

@@ -8,12 +8,21 @@ Under RLS the planner cannot see the tenant (its ids come from an InitPlan), so 
     visible >  T  →  the vector index (the session's ef_search / iterative scan), sort disabled for
                      that one statement so the planner cannot fall back to btree + sort
 
-The count lives in `dimbench_routed.workspace_chunks`, kept by statement-level triggers on
-public.document_chunks (one row per workspace, so the lookup is a few index probes), with the same
-RLS as the chunks: a caller reads only their own workspaces' counts, so the count leaks nothing the
-caller could not count themselves. Triggers do not fire under `session_replication_role = replica`
-(logical-replication apply, data-only restores): a stale count there routes a call down the slower
-path but never changes which rows it may see (RLS still filters every row read).
+The count is `dimbench_routed.workspace_chunks` (one row per workspace) plus the rows of
+`dimbench_routed.workspace_chunk_deltas`, with the same RLS as the chunks: a caller reads only their own
+workspaces' counts, so the count leaks nothing the caller could not count themselves. A statement-level
+trigger on public.document_chunks *appends* one delta row per workspace it touched (+n inserted, -n
+deleted): appending takes no lock another writer waits for, so writers of one workspace never wait for
+each other (an earlier version updated the workspace's count row in place, and that row stayed locked
+until the writer committed: a 10-chunk insert beside an open 400-chunk ingest waited out the 8 s
+statement_timeout). The same trigger then folds the deltas into the per-workspace rows when no other
+transaction is folding (`pg_try_advisory_xact_lock`: it never waits for the lock, it skips), so the
+deltas stay few. Only a fold updates the per-workspace rows and folds take turns, so that update waits
+for nobody either. The count is exact in every snapshot (MVCC: a caller sees the deltas committed before
+its statement): no call takes the path the exact count would not have chosen. Triggers do not fire
+under `session_replication_role = replica` (logical-replication apply, data-only restores): a stale
+count there routes a call down the slower path but never changes which rows it may see (RLS still
+filters every row read).
 
 T lives in `dimbench_routed.settings`, so it is data: the study measures both paths on its own queries
 and sets T at the crossover (`calibrate`), or the grid fixes it. The crossover moves with the index's
@@ -49,9 +58,11 @@ begin
   -- The counts carry the chunks' select policy: the rows here are the workspaces this caller may read.
   select coalesce(sum(w.chunks), 0),
          case when ids is null and (select auth.uid()) is not null
-              then coalesce(array_agg(w.workspace_id), '{{}}') else ids end
+              then coalesce(array_agg(distinct w.workspace_id), '{{}}') else ids end
     into visible, ids
-  from {counts} w
+  from (select c.workspace_id, c.chunks from {counts} c
+        union all
+        select d.workspace_id, d.chunks from {deltas} d) w
   where ids is null or w.workspace_id = any (ids);
   select s.threshold into threshold from {settings} s;
 
@@ -86,19 +97,28 @@ end
 
 COUNT_TRIGGER = """
 begin
+  -- Appended, never updated in place: an insert takes no row lock another writer could wait for.
   if tg_op in ('INSERT', 'UPDATE') then
-    insert into {counts} as w (workspace_id, chunks)
-    select n.workspace_id, count(*) from new_rows n group by n.workspace_id
-    on conflict (workspace_id) do update set chunks = w.chunks + excluded.chunks;
+    insert into {deltas} (workspace_id, chunks)
+    select n.workspace_id, count(*) from new_rows n group by n.workspace_id;
   end if;
   if tg_op in ('DELETE', 'UPDATE') then
-    update {counts} w set chunks = w.chunks - o.n
-    from (select o.workspace_id, count(*) as n from old_rows o group by o.workspace_id) o
-    where w.workspace_id = o.workspace_id;
+    insert into {deltas} (workspace_id, chunks)
+    select o.workspace_id, -count(*) from old_rows o group by o.workspace_id;
+  end if;
+  -- Fold unless another transaction is folding (then skip: the next statement folds). The lock is held
+  -- to commit, so folds take turns and the per-workspace rows they update wait for nobody.
+  if pg_try_advisory_xact_lock({fold_lock}) then
+    with moved as (delete from {deltas} returning workspace_id, chunks)
+    insert into {counts} as w (workspace_id, chunks)
+    select m.workspace_id, sum(m.chunks) from moved m group by m.workspace_id
+    on conflict (workspace_id) do update set chunks = w.chunks + excluded.chunks;
   end if;
   return null;
 end
 """
+# The advisory lock key the folds take turns on (any constant no other code uses).
+FOLD_LOCK = 7_061_923_511
 
 
 def _name(relation: str) -> sql.Identifier:
@@ -122,9 +142,10 @@ def thresholds(detail: dict[str, Any]) -> dict[str, int]:
 
 def visible_rows(conn: psycopg.Connection, workspaces: Any) -> int:
     row = conn.execute(
-        sql.SQL("select coalesce(sum(chunks), 0) from {} where workspace_id = any (%s)").format(
-            _name("workspace_chunks")
-        ),
+        sql.SQL(
+            "select coalesce(sum(chunks), 0) from (select workspace_id, chunks from {}"
+            " union all select workspace_id, chunks from {}) w where workspace_id = any (%s)"
+        ).format(_name("workspace_chunks"), _name("workspace_chunk_deltas")),
         (list(workspaces),),
     ).fetchone()
     assert row is not None
@@ -193,7 +214,11 @@ class Routed(base.Design):
     ) -> list[sql.Composed]:
         """Everything install runs, in order; `policy`: public.document_chunks's select qual, copied onto
         the counts. The same list is the script a team applies (public's function replaced, T set)."""
-        counts, settings = _name("workspace_chunks"), _name("settings")
+        counts, deltas, settings = (
+            _name("workspace_chunks"),
+            _name("workspace_chunk_deltas"),
+            _name("settings"),
+        )
         trigger_function = _name("count_chunks")
         schema = sql.Identifier(base.schema_of(NAME))
         out = [
@@ -205,6 +230,12 @@ class Routed(base.Design):
             sql.SQL(
                 "create policy workspace_chunks_select on {} for select to authenticated using ({})"
             ).format(counts, sql.SQL(policy)),
+            sql.SQL("create table {} (workspace_id uuid not null, chunks bigint not null)").format(deltas),
+            sql.SQL("create index on {} (workspace_id)").format(deltas),
+            sql.SQL("alter table {} enable row level security").format(deltas),
+            sql.SQL(
+                "create policy workspace_chunk_deltas_select on {} for select to authenticated using ({})"
+            ).format(deltas, sql.SQL(policy)),
             sql.SQL("create table {} (threshold bigint not null)").format(settings),
             sql.SQL("insert into {} values ({})").format(settings, sql.Literal(threshold)),
             sql.SQL("alter table {} enable row level security").format(settings),
@@ -213,7 +244,7 @@ class Routed(base.Design):
             ),
             *[
                 sql.SQL("grant select on {} to authenticated, service_role").format(table)
-                for table in (counts, settings)
+                for table in (counts, deltas, settings)
             ],
             sql.SQL(
                 "insert into {} select workspace_id, count(*) from public.document_chunks"
@@ -222,7 +253,14 @@ class Routed(base.Design):
             sql.SQL(
                 "create function {}() returns trigger language plpgsql security definer"
                 " set search_path = '' as {}"
-            ).format(trigger_function, base.dollar_quoted(sql.SQL(COUNT_TRIGGER).format(counts=counts))),
+            ).format(
+                trigger_function,
+                base.dollar_quoted(
+                    sql.SQL(COUNT_TRIGGER).format(
+                        counts=counts, deltas=deltas, fold_lock=sql.Literal(FOLD_LOCK)
+                    )
+                ),
+            ),
             sql.SQL("revoke execute on function {}() from public").format(trigger_function),
         ]
         for event, tables in (
@@ -242,10 +280,14 @@ class Routed(base.Design):
                 )
             )
         body = sql.SQL(BODY).format(
-            prologue=base.prologue(build), counts=counts, settings=settings, distance=base.distance(build)
+            prologue=base.prologue(build),
+            counts=counts,
+            deltas=deltas,
+            settings=settings,
+            distance=base.distance(build),
         )
         out += base.search_statements(function, base.dollar_quoted(body))
-        return [*out, sql.SQL("analyze {}").format(counts)]
+        return [*out, *(sql.SQL("analyze {}").format(table) for table in (counts, deltas))]
 
     def script(self, build: Build, measured: Any = None) -> list[str]:
         threshold = ALWAYS_EXACT if measured is None else int(measured)
