@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from dimbench.evidence.live import failed_requests, judge, judge_all, p95_ratio
+from dimbench.evidence.live import failed_requests, holds_to, judge, judge_all, p95_ratio
 
 GOOD = {
     "search": {
@@ -93,3 +93,39 @@ def test_the_p95_ratio_interval_holds_the_ratio_and_is_deterministic():
     assert out["interval"][0] <= 2.0 <= out["interval"][1]
     assert p95_ratio(idle, busy) == out
     assert p95_ratio([], busy)["ratio"] is None
+
+
+def at_rate(multiple: float, ratio: list[float], found: int = 20, failed: int = 0) -> dict:
+    """A search-under-ingest phase at `multiple` × the platform's rate, as live_phases records it."""
+    return {
+        "searches": {"outcomes": {"ok": 100, "failed": failed}},
+        "ingest": {
+            "offered_chunks_per_s": 200.0 * multiple,
+            "chunks_per_s": 199.0 * multiple,
+            "outcomes": {"ok": 40},
+            "rate_multiple": multiple,
+        },
+        "p95_ratio": {"ratio": sum(ratio) / 2, "interval": ratio},
+        "freshness": {"probes": 20, "found": found},
+    }
+
+
+def test_failures_above_the_platforms_rate_do_not_fail_the_design():
+    entry = changed(["search", "rates"], [at_rate(4.0, [0.9, 1.2], failed=3)])
+    assert judge(entry, "routed").qualifies
+    assert failed_requests(entry, above_rate=True) == {"search.rates[0].searches.failed": 3}
+
+
+def test_the_decision_holds_up_to_the_highest_rate_below_the_first_that_fails():
+    entry = changed(
+        ["search", "rates"], [at_rate(2.0, [1.0, 1.4]), at_rate(4.0, [1.7, 2.5]), at_rate(8.0, [0.9, 1.1])]
+    )
+    held = holds_to(entry, 1.5)
+    assert held["multiple"] == 2.0 and held["chunks_per_s"] == 400.0
+    assert held["next"]["multiple"] == 4.0 and "> 1.5×" in held["next"]["verdict"]
+    assert held["measured"] == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_a_design_that_fails_at_the_platforms_rate_holds_to_no_rate():
+    held = holds_to(changed(["freshness", "found"], 3), 1.5)
+    assert held["multiple"] is None and held["next"]["multiple"] == 1.0

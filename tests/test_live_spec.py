@@ -46,11 +46,17 @@ def test_a_grid_without_a_live_section_gets_the_stated_defaults():
         ({"runbook": {"insert_docs": 0, "replace_docs": 0}}, "the runbook changes nothing"),
         ({"p95_bound": 1.0}, "p95_bound must be in (1"),
         ({"unknown": 1}, "unknown"),
+        ({"rate_multiples": [2, 0]}, "rate_multiples must be in (0"),
+        ({"rate_multiples": ["twice"]}, "rate_multiples must list positive numbers"),
     ],
 )
 def test_an_impossible_rate_or_mix_is_refused(section, said):
     with pytest.raises(DimbenchError, match=re.escape(said)):
         parse_live({**section}, "grid", 100_000)
+
+
+def test_the_rate_multiples_always_hold_the_platforms_own_rate_in_order():
+    assert parse_live({"rate_multiples": [4, 2]}, "grid", 100_000).rate_multiples == (1.0, 2.0, 4.0)
 
 
 def bad_grid(tmp_path: Path, old: str, new: str) -> Path:

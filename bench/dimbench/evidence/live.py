@@ -58,10 +58,16 @@ class Verdict:
 OK_OUTCOMES = ("ok",)
 
 
-def failed_requests(entry: Mapping[str, Any]) -> dict[str, int]:
-    """Every failed request of every phase, by phase and kind (an empty dict: none failed)."""
+ABOVE_RATE = "search.rates"  # the phases above the platform's rate: judged on their own (holds_to)
+
+
+def failed_requests(entry: Mapping[str, Any], *, above_rate: bool = False) -> dict[str, int]:
+    """Every failed request of every phase, by phase and kind (an empty dict: none failed). The phases
+    above the platform's rate are left out unless `above_rate`: the rule judges the platform's rate."""
     out: dict[str, int] = {}
     for phase, outcomes in _outcomes(entry):
+        if phase.startswith(ABOVE_RATE) and not above_rate:
+            continue
         for kind, n in outcomes.items():
             if kind not in OK_OUTCOMES and n:
                 out[f"{phase}.{kind}"] = out.get(f"{phase}.{kind}", 0) + int(n)
@@ -119,6 +125,44 @@ def judge(entry: Mapping[str, Any] | None, design: str, bound: float = DEFAULT_B
     if open_questions:
         return Verdict(design, "undecided", open_questions)
     return Verdict(design, "qualifies", [])
+
+
+def judge_rate(phase: Mapping[str, Any], bound: float = DEFAULT_BOUND) -> Verdict:
+    """One search-under-ingest phase (the platform's rate or a multiple of it) judged as the rule judges
+    the platform's: its own requests, offered rate, p95 ratio to idle and freshness."""
+    multiple = (phase.get("ingest") or {}).get("rate_multiple", 1.0)
+    entry = {
+        "search": {"ingest": phase, "p95_ratio": phase.get("p95_ratio")},
+        "freshness": phase.get("freshness"),
+    }
+    return judge(entry, f"{multiple:g}×", bound)
+
+
+def holds_to(entry: Mapping[str, Any] | None, bound: float = DEFAULT_BOUND) -> dict[str, Any] | None:
+    """The highest multiple of the platform's ingest rate up to which every measured rate qualifies
+    (`multiple` None: not even the platform's own rate), the rate above it that did not and why."""
+    search = (entry or {}).get("search") or {}
+    if not search.get("ingest"):
+        return None
+    base = {**search["ingest"], "p95_ratio": search.get("p95_ratio"), "freshness": entry.get("freshness")}
+    phases = sorted(
+        [base, *(search.get("rates") or [])], key=lambda p: (p.get("ingest") or {}).get("rate_multiple", 1.0)
+    )
+    held: dict[str, Any] = {"multiple": None, "chunks_per_s": None, "next": None, "measured": []}
+    for phase in phases:
+        ingest = phase.get("ingest") or {}
+        verdict = judge_rate(phase, bound)
+        held["measured"].append(ingest.get("rate_multiple", 1.0))
+        if verdict.status != "qualifies":
+            if held["next"] is None:
+                held["next"] = {"multiple": ingest.get("rate_multiple", 1.0), "verdict": verdict.summary()}
+            continue
+        if held["next"] is None:
+            held["multiple"], held["chunks_per_s"] = (
+                ingest.get("rate_multiple", 1.0),
+                ingest.get("offered_chunks_per_s"),
+            )
+    return held
 
 
 def judge_all(live: Mapping[str, Any], bound: float | None = None) -> list[Verdict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dimbench.evidence.live import failed_requests, judge
+from dimbench.evidence.live import failed_requests, holds_to, judge
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import Decision
 from dimbench.evidence.text import fmt, interval
@@ -75,6 +75,40 @@ def replacement_lines(entry: dict[str, Any]) -> list[str]:
     return out
 
 
+def holds_line(entry: dict[str, Any], bound: float) -> str:
+    """Up to which multiple of the platform's ingest rate the design still qualifies, and what broke
+    above it (or that only the platform's own rate was measured)."""
+    held = holds_to(entry, bound)
+    if held is None:
+        return "not measured"
+    if held["multiple"] is None:
+        return "not even at the platform's rate"
+    top = f"{held['multiple']:g}× the platform's rate ({fmt(held['chunks_per_s'], 0)} chunks/s offered)"
+    if held["next"] is not None:
+        return f"up to {top}; at {held['next']['multiple']:g}×: {held['next']['verdict'].split(': ', 1)[1]}"
+    measured = ", ".join(f"{m:g}×" for m in held["measured"])
+    return f"up to {top}, the highest measured (measured at {measured})"
+
+
+def rate_lines(entry: dict[str, Any]) -> list[str]:
+    """The search phases above the platform's rate: p95, its ratio to idle, recall, what failed."""
+    out = []
+    for phase in (entry.get("search") or {}).get("rates") or []:
+        ingest = phase.get("ingest") or {}
+        failed = failed_requests({"phase": phase})
+        ratio, fresh = phase.get("p95_ratio") or {}, phase.get("freshness") or {}
+        offered = fmt(ingest.get("offered_chunks_per_s"), 0)
+        out.append(
+            f"    - {ingest.get('rate_multiple', 1.0):g}×: ingest offered {offered} chunks/s, reached "
+            f"{fmt(ingest.get('chunks_per_s'), 0)}; p95 {_ms(phase.get('searches'))}, "
+            f"{fmt(ratio.get('ratio'), 2)}×{interval(ratio.get('interval'), 2)} idle; recall@10 "
+            f"{_recall(phase.get('recall'))}; freshness {fresh.get('found', '—')} of "
+            f"{fresh.get('probes', '—')}; failed "
+            + (", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in sorted(failed.items())) or "none")
+        )
+    return out
+
+
 def design_lines(name: str, entry: dict[str, Any], bound: float) -> list[str]:
     search = entry.get("search") or {}
     idle, busy = search.get("idle") or {}, search.get("ingest") or {}
@@ -89,6 +123,8 @@ def design_lines(name: str, entry: dict[str, Any], bound: float) -> list[str]:
         f"(ingest offered {fmt(ingest.get('offered_chunks_per_s'), 0)} chunks/s, reached "
         f"{fmt(ingest.get('chunks_per_s'), 0)}): ratio {_ratio(entry)}, bound {bound:g}×.",
         f"  - Recall@10 idle {_recall(idle.get('recall'))}, under ingest {_recall(busy.get('recall'))}.",
+        f"  - Holds {holds_line(entry, bound)}.",
+        *rate_lines(entry),
         f"  - Freshness: {fresh.get('found', '—')} of {fresh.get('probes', '—')} new chunks found by the "
         f"first search after their commit{interval(fresh.get('interval'))}.",
         f"  - Runbook: recall@10 {_recall(book.get('over_all_queries'))} over "
@@ -156,10 +192,11 @@ def live_line(results: Results, decision: Decision) -> str | None:
     if not entry:
         return f"- Under live traffic: {c.config.design} was not measured live (see Under live traffic)."
     verdict = (decision.live or {}).get(c.config.design) or judge(entry, c.config.design)
+    bound = float((live.get("settings") or {}).get("p95_bound") or 1.5)
     if verdict.status == "qualifies":
         return (
             f"- Under live traffic: holds at the grid's ingest rate of {rate} chunks/s per 100k: "
-            f"p95 ratio {_ratio(entry)}."
+            f"p95 ratio {_ratio(entry)}; it holds {holds_line(entry, bound)}."
         )
     return (
         f"- Under live traffic: {verdict.status} at the grid's ingest rate of {rate} chunks/s per 100k: "

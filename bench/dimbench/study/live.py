@@ -90,6 +90,11 @@ def plan_grid(grid: Grid, asked_designs: list[str] | None, *, strict: bool = Tru
     measured live, or does not ride on the live build, is skipped with its reason instead of refused."""
     spec = live_section(grid)
     where = f"{grid.source} [live]"
+    unknown = sorted(set(spec.corpora) - set(grid.corpora or [grid.corpus]))
+    if unknown:
+        raise DimbenchError(
+            f"{where}: corpora {unknown} are not among the grid's {grid.corpora or [grid.corpus]}"
+        )
     if spec.column_type not in grid.column_types:
         raise DimbenchError(
             f"{where}: column_type {spec.column_type!r} is not among the grid's {grid.column_types}"

@@ -65,6 +65,10 @@ class LiveSpec:
     replace_share: float = 0.3  # share of one tenant's chunks replaced before the VACUUM phases
     runbook: Runbook = field(default_factory=Runbook)
     p95_bound: float = 1.5  # search p95 under ingest may be at most this × idle (judged on its interval)
+    # the searches under ingest again at these multiples of ingest_rate (1 is always measured): the rate
+    # up to which the decision holds, and p95 / recall against the rate
+    rate_multiples: tuple[float, ...] = (1.0,)
+    corpora: tuple[str, ...] = ()  # a scale grid's corpora the live stage runs on (empty: every one)
 
     def ingest_chunks_per_s(self, corpus_chunks: int) -> float:
         return self.ingest_rate * corpus_chunks / PER_CHUNKS
@@ -76,6 +80,7 @@ class LiveSpec:
     def describe(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("doc_sizes", "runbook")}
         out["designs"], out["writers"] = list(self.designs), list(self.writers)
+        out["rate_multiples"], out["corpora"] = list(self.rate_multiples), list(self.corpora)
         out["doc_sizes"] = self.doc_sizes.describe()
         out["runbook"] = dict(self.runbook.__dict__)
         return out
@@ -117,6 +122,8 @@ def parse_live(raw: Any, where: str, corpus_chunks: int | None = None) -> LiveSp
             f"{where}: transaction must be one of {', '.join(TRANSACTIONS)}, got {values['transaction']!r}"
         )
     values["designs"] = tuple(unique_list(raw, "designs", str, [], where)) if "designs" in raw else ()
+    values["corpora"] = tuple(unique_list(raw, "corpora", str, [], where)) if "corpora" in raw else ()
+    values["rate_multiples"] = _multiples(raw, where)
     writers = unique_list(raw, "writers", int, list(defaults.writers), where)
     for n in writers:
         in_range(n, 1, 64, where, "writers")
@@ -126,6 +133,16 @@ def parse_live(raw: Any, where: str, corpus_chunks: int | None = None) -> LiveSp
     spec = LiveSpec(**values)
     _check_possible(spec, where, corpus_chunks)
     return spec
+
+
+def _multiples(raw: dict[str, Any], where: str) -> tuple[float, ...]:
+    """rate_multiples as sorted distinct positive numbers, 1 among them (the platform's own rate)."""
+    values = typed(raw, "rate_multiples", list, [1.0], where)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+        raise DimbenchError(f"{where}: rate_multiples must list positive numbers, got {values!r}")
+    for value in values:
+        in_range(float(value), 0, 1000, where, "rate_multiples", low_open=True)
+    return tuple(sorted({1.0, *map(float, values)}))
 
 
 def _doc_sizes(raw: Any, where: str) -> DocSizes:

@@ -25,7 +25,7 @@ from dimbench.files import check_writable
 from dimbench.paths import datasets_dir, repo_root
 from dimbench.study import deployment, designs, index, runs, sidechannel
 from dimbench.study.confirm import confirm_leaders
-from dimbench.study.grid import Grid, load_grid
+from dimbench.study.grid import Grid, live_section, load_grid
 from dimbench.study.results import MeasurementStore
 from dimbench.study.screening import measure_grid
 from dimbench.study.session import Phases, Session
@@ -110,6 +110,8 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
         from dimbench.study import live  # here: live.py builds on this module
 
         live.plan_grid(grid, None, strict=False)
+        # a scale grid's [live] may name the corpora it runs on (the live stage costs minutes a corpus)
+        live_stage = not live_section(grid).corpora or grid.corpus in live_section(grid).corpora
     # Fail before any work if the run cannot be written where it will go (or must not be).
     check_writable(runs.destination(grid.profile, options.out))
     phases = Phases()
