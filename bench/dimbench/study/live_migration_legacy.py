@@ -1,7 +1,7 @@
 """The legacy RAG database the migration upgrades, built from the study's loaded corpus.
 
 A new database of the same server (prefix MIGRATION_PREFIX, dropped after, or by the next live stage
-if a killed run left it): the pre-integration shape (tests/fixtures/legacy_rag.sql: documents,
+if a killed run left it): the pre-integration shape (LEGACY_TABLES: documents,
 document_chunks with one `embedding vector(1536)`, pgvector in public), filled from the study's
 database by binary COPY through the client (rows streamed as they come, nothing parsed), the hnsw index
 a legacy app would have built on `embedding`, ANALYZE. The corpus's 768 vectors go to a table of their
@@ -24,7 +24,9 @@ from dimbench.database import db, schema
 from dimbench.errors import DimbenchError
 
 MIGRATION_PREFIX = "dimbench_migration_"  # the legacy databases the live stage makes (and may drop)
-LEGACY_DDL = """
+# The pre-integration RAG shape: pgvector in public, one ada-002 embedding, no workspaces (the schema
+# tests' legacy fixture, tests/fixtures/legacy_rag.sql, fills these same tables).
+LEGACY_TABLES = """
 create extension if not exists vector;
 create table documents (
   id uuid primary key default gen_random_uuid(),
@@ -41,6 +43,8 @@ create table document_chunks (
   embedding vector(1536),
   created_at timestamptz not null default now()
 );
+"""
+REEMBED_DDL = """
 create schema dimbench_reembed;
 create table dimbench_reembed.embeddings (id uuid not null, embedding_768 vector(768) not null);
 """
@@ -111,7 +115,8 @@ def build(admin: psycopg.Connection, source_dsn: str) -> Legacy:
     seconds: dict[str, float] = {}
     with db.connect(source_dsn) as src, db.connect(dsn, autocommit=False) as dst:
         start = time.perf_counter()
-        dst.execute(LEGACY_DDL)
+        dst.execute(LEGACY_TABLES)
+        dst.execute(REEMBED_DDL)
         for query, table, columns in COPIES:
             copy_rows(src, dst, query, table, columns)
         dst.commit()

@@ -84,6 +84,9 @@ class Stream:
     def _segment(self) -> None:
         load = loadgen.Load(self.clients, SEGMENT_S, self.rate, None, dict(self.settings))
         args, env = loadgen.pgbench_args(self.dsn, load)
+        # extended, not prepared: pgbench prepares every statement when a client connects and, when that
+        # fails (a renamed column), reports only 'prepared statement "P_0" does not exist' afterwards
+        args[args.index("-M") + 1] = "extended"
         dbname = str(psycopg.conninfo.conninfo_to_dict(self.dsn).get("dbname") or "postgres")
         aborts: list[tuple[float, str]] = []
         with tempfile.TemporaryDirectory(prefix="dimbench-migration-") as tmp:
