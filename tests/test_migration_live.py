@@ -72,6 +72,8 @@ def test_every_phase3_file_is_timed_and_every_request_counted_by_outcome(live_ru
         assert s["total"] == sum(s["by_outcome"].values()) > 0, s
     # the legacy app's requests break at 0005's rename: failed, with the server's reason, never dropped
     legacy = migration["streams"]["legacy_search"]
+    sent_for = phases["0012_least_privilege.sql"]["window_end_s"]  # the legacy app ran until then
+    assert legacy["total"] >= 0.7 * legacy["rate"] * sent_for, (legacy["total"], sent_for)
     assert legacy["by_outcome"]["failed"] > 0
     assert any("embedding" in error for error in legacy["errors"]), legacy["errors"]
 
