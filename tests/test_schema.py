@@ -11,6 +11,7 @@ import pytest
 
 from dimbench.database import db, schema
 from dimbench.errors import DimbenchError
+from dimbench.study.live_migration_legacy import LEGACY_TABLES
 from tests import splinter
 from tests.cli_helpers import run_cli
 
@@ -255,6 +256,7 @@ def legacy(new_database: Callable[[str], str]) -> tuple[str, tuple, tuple]:
     """A legacy RAG database, its checksums before the upgrade, and the upgrade applied."""
     dsn = new_database("legacy")
     with db.connect(dsn) as conn:
+        conn.execute(LEGACY_TABLES)
         conn.execute((FIXTURES / "legacy_rag.sql").read_text())
         chunks = conn.execute(CHUNK_CHECKSUM.format(col="embedding")).fetchone()
         documents = conn.execute(DOCUMENT_CHECKSUM).fetchone()

@@ -135,11 +135,19 @@ def apply(
     return report
 
 
-def _run_retrying(conn: psycopg.Connection, migration: Migration, tries: int, pause_s: float) -> None:
+def apply_file(
+    conn: psycopg.Connection, migration: Migration, *, tries: int = LOCK_TRIES, pause_s: float = LOCK_PAUSE_S
+) -> int:
+    """One migration as `apply` runs it (its lock_timeout, retried on 55P03), whether or not the ledger
+    has it; returns how many tries it took (the live stage times each file under traffic)."""
+    return _run_retrying(conn, migration, tries, pause_s)
+
+
+def _run_retrying(conn: psycopg.Connection, migration: Migration, tries: int, pause_s: float) -> int:
     for attempt in range(1, tries + 1):
         try:
             _run(conn, migration)
-            return
+            return attempt
         except (psycopg.errors.LockNotAvailable, LockTimeout) as exc:
             if attempt == tries:
                 raise DimbenchError(
@@ -151,6 +159,7 @@ def _run_retrying(conn: psycopg.Connection, migration: Migration, tries: int, pa
         except psycopg.Error as exc:
             message = (exc.diag.message_primary or str(exc)).splitlines()[0]
             raise DimbenchError(f"migration {migration.name} failed: {message}") from exc
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _run(conn: psycopg.Connection, migration: Migration) -> None:

@@ -10,6 +10,7 @@ from dimbench.evidence.live import failed_requests, holds_to, judge
 from dimbench.evidence.results import Results
 from dimbench.evidence.rule import Decision
 from dimbench.evidence.text import fmt, interval
+from dimbench.report.migration_text import section as migration_section
 
 
 def _ms(summary: dict[str, Any] | None) -> str:
@@ -172,6 +173,7 @@ def section(results: Results, decision: Decision) -> list[str]:
     if "unchanged" in check:
         said = "unchanged" if check["unchanged"] else "CHANGED"
         out.append(f"- The measured corpus was {said} after the live stage (row count and checksum).")
+    out += migration_section(live)  # [live.migration]'s subsection; nothing when not measured
     return [*out, ""]
 
 

@@ -34,7 +34,7 @@ from dimbench import files
 from dimbench.database import db
 from dimbench.errors import DimbenchError
 from dimbench.evidence.live import judge
-from dimbench.study import designs, index, live_phases, pipeline, runs
+from dimbench.study import designs, index, live_migration, live_phases, pipeline, runs
 from dimbench.study.configs import Arm, Build, QuerySetting
 from dimbench.study.grid import Grid, live_section, load_grid
 from dimbench.study.live_spec import LiveSpec
@@ -228,6 +228,7 @@ def drop_leftovers(dsn: str) -> None:
             print(
                 f"dropped {name}: a live copy a killed run left behind (the corpus itself was never written)"
             )
+        live_migration.drop_leftovers(admin)
 
 
 def in_run(
@@ -287,6 +288,7 @@ def measure_plan(chosen: Plan, dsn: str, server: dict[str, Any], corpus: Any, ou
             entry["status"] = "done"
             entry["verdict"] = judge(entry, name, chosen.spec.p95_bound).__dict__
             save()
+        live_migration.measure(chosen, dsn, live, save)  # [live.migration]: the upgrade under traffic
         live["status"] = "done"
     except KeyboardInterrupt:
         live["status"] = "interrupted"

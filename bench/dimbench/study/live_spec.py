@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dimbench.errors import DimbenchError
+from dimbench.study.live_migration_spec import parse_migration
 from dimbench.tomlcheck import in_range, no_unknown, typed, unique_list
 
 PER_CHUNKS = 100_000  # the rates' unit of corpus
@@ -69,6 +70,7 @@ class LiveSpec:
     # up to which the decision holds, and p95 / recall against the rate
     rate_multiples: tuple[float, ...] = (1.0,)
     corpora: tuple[str, ...] = ()  # a scale grid's corpora the live stage runs on (empty: every one)
+    migration: dict[str, Any] | None = None  # [live.migration], JSON-safe (live_migration_spec.py)
 
     def ingest_chunks_per_s(self, corpus_chunks: int) -> float:
         return self.ingest_rate * corpus_chunks / PER_CHUNKS
@@ -130,6 +132,7 @@ def parse_live(raw: Any, where: str, corpus_chunks: int | None = None) -> LiveSp
     values["writers"] = tuple(sorted(writers))
     values["doc_sizes"] = _doc_sizes(raw.get("doc_sizes"), where) if "doc_sizes" in raw else DocSizes()
     values["runbook"] = _runbook(raw.get("runbook"), where) if "runbook" in raw else Runbook()
+    values["migration"] = parse_migration(raw.get("migration"), where)
     spec = LiveSpec(**values)
     _check_possible(spec, where, corpus_chunks)
     return spec
