@@ -179,7 +179,7 @@ def test_ctrl_c_keeps_what_was_measured_and_leaves_the_corpus_as_it_was(new_data
             proc.kill()
     assert proc.returncode != 0 and "interrupted" in stderr
     measured = json.loads((out / "live.json").read_text())
-    assert measured["status"] == "interrupted"
+    assert measured["status"] == "interrupted", (measured.get("error"), stderr)
     assert measured["designs"]["routed"]["search"]["idle"]["searches"]["n"] > 0  # kept
     assert measured["corpus_check"]["unchanged"] is True
     assert copies(dsn) == []

@@ -85,3 +85,34 @@ def test_dimbench_live_refuses_a_bad_section_in_one_line_before_anything_runs(tm
 def test_dimbench_live_refuses_a_design_the_grid_does_not_measure(tmp_path):
     result = run_cli("live", "--profile", "live-tiny", "--designs", "partial", "--dsn", UNREACHABLE)
     assert_one_line_error(result, "design 'partial' is not measured")
+
+
+def test_the_live_stage_of_a_run_measures_the_choices_build_and_query_setting():
+    from dimbench.evidence.rule import Config
+    from dimbench.study import live
+    from dimbench.study.grid import load_grid
+
+    grid = load_grid("small")
+    choice = Config(
+        "routed",
+        "{}",
+        "halfvec1536",
+        "hnsw",
+        '{"ef_construction": 64, "m": 16}',
+        '{"ef_search": 100, "max_scan_tuples": 20000}',
+        "relaxed_order",
+        "rls",
+    )
+    planned = live.plan_grid(grid, ["routed"], strict=False, prefer=choice)
+    assert planned.build.key == choice.build_key
+    assert planned.setting.params == {"ef_search": 100, "max_scan_tuples": 20000}
+    assert planned.setting.iterative_scan == "relaxed_order"
+    assert live.plan_grid(grid, ["routed"], strict=False).setting.params["ef_search"] == 40  # no choice
+
+
+def test_a_live_section_naming_a_corpus_the_grid_lacks_is_refused(tmp_path):
+    from dimbench.study import live
+
+    path = bad_grid(tmp_path, "[live]\n", '[live]\ncorpora = ["scale-1m"]\n')
+    with pytest.raises(DimbenchError, match=re.escape("corpora ['scale-1m'] are not among the grid's")):
+        live.plan_grid(load_grid(str(path)), None, strict=False)

@@ -128,9 +128,38 @@ def test_the_first_screen_says_the_rate_the_choice_holds_to():
     )
 
 
+def test_the_first_screen_says_up_to_which_multiple_of_the_rate_the_choice_holds():
+    from dimbench.report.live_text import live_line
+
+    above = copy.deepcopy(GOOD)
+    phase = copy.deepcopy(GOOD["search"]["ingest"])
+    phase["ingest"].update(rate_multiple=4.0, offered_chunks_per_s=800.0, chunks_per_s=500.0)
+    phase.update(p95_ratio={"ratio": 1.2, "interval": [1.0, 1.4]}, freshness=GOOD["freshness"])
+    above["search"]["rates"] = [phase]
+    live = {"settings": {"p95_bound": 1.5, "ingest_rate": 200}, "designs": {"routed": above, "shared": GOOD}}
+    results = results_of(rows(), live)
+    line = live_line(results, decide(results))
+    assert (
+        "it holds up to 1× the platform's rate (200 chunks/s offered); at 4×: fails (ingest reached 500 of 800"
+        in line
+    )
+
+
 def test_the_record_says_when_the_live_stage_did_not_finish():
     from dimbench.report.live_text import section
 
     live = {**BOUND, "status": "interrupted", "designs": {"shared": GOOD}}
     results = results_of(rows(), live)
     assert "The live stage is **interrupted**" in "\n".join(section(results, decide(results)))
+
+
+def test_a_scale_directorys_live_stage_judges_only_the_size_it_measured():
+    from dimbench.evidence.rule import live_of
+
+    small = {"run_id": "at-100k", "corpus": {"counts": {"chunks": 100_000}}}
+    large = {"run_id": "at-1m", "corpus": {"counts": {"chunks": 1_000_000}}}
+    live = {**BOUND, "corpus": {"counts": {"chunks": 1_000_000}}, "designs": {"routed": failing_writes()}}
+    results = Results(Path("."), small, [], [small, large], live)
+    assert live_of(results, "at-1m") is live
+    assert live_of(results, "at-100k") is None  # not measured live there: nothing disqualified
+    assert live_of(results, None) is live

@@ -400,6 +400,23 @@ def run_rows(results: Results, run_id: str | None = None) -> list[dict[str, Any]
     return [r for r in results.rows if r.get("run_id", run_id) == run_id]
 
 
+def live_of(results: Results, run_id: str | None) -> dict[str, Any] | None:
+    """The directory's live.json where it measured this run's corpus (a scale directory holds one, for
+    the size its live stage ran on: the other sizes were not measured live)."""
+    live = results.live
+    if live is None or run_id is None:
+        return live
+    run = next((r for r in results.runs if r.get("run_id") == run_id), None)
+
+    def chunks(corpus: dict[str, Any] | None) -> Any:
+        corpus = corpus or {}
+        return (corpus.get("counts") or {}).get("chunks") or corpus.get("chunks")
+
+    if run is None or chunks(run.get("corpus")) == chunks(live.get("corpus")):
+        return live
+    return None
+
+
 def decide(
     results: Results,
     recall_target: float = 0.95,
@@ -424,7 +441,7 @@ def decide(
         [r for r in rows if r.get("stage", "screening") == stage],
         quality_tolerance=quality_tolerance,
     )
-    verdicts = live_verdicts(results.live if live is None else live)
+    verdicts = live_verdicts(live_of(results, run_id) if live is None else live)
     if verdicts is not None:
         every = live_gate(every, verdicts)
     chosen, tied = pick([c for c in every if c.config.access in arms], tie_tolerance)

@@ -35,7 +35,7 @@ def render(results: Path) -> list[Path]:
     from dimbench import files
     from dimbench.evidence.results import read_results
     from dimbench.evidence.rule import decide
-    from dimbench.report import decision_record, migration_plot, plots, race_plot, story
+    from dimbench.report import decision_record, live_plots, migration_plot, plots, race_plot, story
 
     data = read_results(results)
     # plots/ is replaced whole: refuse before rendering if it is not one dimbench wrote.
@@ -51,6 +51,7 @@ def render(results: Path) -> list[Path]:
         written = plots.render_all(screening, staging / "plots", decision.recall_target, decision.chosen)
         written += story.render_all(data if len(data.runs) > 1 else first, staging / "plots")
         written += race_plot.render(first, staging / "plots")
+        written += live_plots.render(data.live, staging / "plots")
         written += migration_plot.render(data.live or {}, staging / "plots")
         written.append(decision_record.write(data, staging / "DECISION.md"))
         files.mark(staging / "plots", "plots")

@@ -73,6 +73,8 @@ def replacement_lines(entry: dict[str, Any]) -> list[str]:
             f"{_recall(phase.get('recall'))}, dead rows {phase.get('dead_rows', '—')}"
             + (f" ({'; '.join(took)})" if took else "")
         )
+    if rep.get("reindex") is False:
+        out.append("    - REINDEX CONCURRENTLY + VACUUM: not measured (the grid's `reindex = false`).")
     return out
 
 
@@ -173,6 +175,11 @@ def section(results: Results, decision: Decision) -> list[str]:
     if "unchanged" in check:
         said = "unchanged" if check["unchanged"] else "CHANGED"
         out.append(f"- The measured corpus was {said} after the live stage (row count and checksum).")
+    out.append(
+        "- Figures: `plots/live_rates` (search p95 and recall@10 against the ingest rate offered), "
+        "`plots/live_ingest` (maximum ingest per design and writer count)"
+        + (", `plots/migration` (the migration's timeline)." if live.get("migration") else ".")
+    )
     out += migration_section(live)  # [live.migration]'s subsection; nothing when not measured
     return [*out, ""]
 
@@ -196,9 +203,10 @@ def live_line(results: Results, decision: Decision) -> str | None:
     verdict = (decision.live or {}).get(c.config.design) or judge(entry, c.config.design)
     bound = float((live.get("settings") or {}).get("p95_bound") or 1.5)
     if verdict.status == "qualifies":
+        above = (entry.get("search") or {}).get("rates")
         return (
             f"- Under live traffic: holds at the grid's ingest rate of {rate} chunks/s per 100k: "
-            f"p95 ratio {_ratio(entry)}; it holds {holds_line(entry, bound)}."
+            f"p95 ratio {_ratio(entry)}" + (f"; it holds {holds_line(entry, bound)}." if above else ".")
         )
     return (
         f"- Under live traffic: {verdict.status} at the grid's ingest rate of {rate} chunks/s per 100k: "

@@ -219,6 +219,7 @@ def scale_render(results: Results) -> str:
             *same_configuration_note(_published_results("small"), results),
             "",
         ]
+    out += scale_live_section(results, runs)
     out += rule_section(first) + context_section() + runs_section(results)
     which = (
         f"{len(runs)} runs, one per corpus size ("
@@ -227,6 +228,25 @@ def scale_render(results: Results) -> str:
     )
     head = title_lines(results, which) + scale_answer(results, runs, first, published_small)
     return "\n".join(head + ["", first_screen.links(out), ""] + out)
+
+
+def scale_live_section(results: Results, runs: list[tuple[int, str]]) -> list[str]:
+    """ "Under live traffic" for the size the live stage ran on (its live.json names its corpus), judged
+    against that size's own decision; [] without a live stage."""
+    from dimbench.report import scale
+    from dimbench.report.live_text import section
+
+    if not results.live:
+        return []
+    chunks = scale.corpus_size({"corpus": results.live.get("corpus") or {}})
+    run_id = next((r for n, r in runs if n == chunks), runs[-1][1])
+    at = results.of_run(run_id)
+    lines = section(at, scale.decision_at(results, run_id))
+    return (
+        [lines[0], "", f"Measured at {f'{chunks:,}' if chunks else '—'} chunks (run `{run_id}`).", *lines[1:]]
+        if lines
+        else []
+    )
 
 
 def _published_results(profile: str) -> Results | None:

@@ -21,6 +21,7 @@ server is dropped by the next `dimbench live`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,9 +86,13 @@ def plan(options: LiveOptions) -> Plan:
     return plan_grid(grid, options.designs)
 
 
-def plan_grid(grid: Grid, asked_designs: list[str] | None, *, strict: bool = True) -> Plan:
+def plan_grid(
+    grid: Grid, asked_designs: list[str] | None, *, strict: bool = True, prefer: Any = None
+) -> Plan:
     """`strict=False` (the live stage of `run`, asked for the decided designs): a design that cannot be
-    measured live, or does not ride on the live build, is skipped with its reason instead of refused."""
+    measured live, or does not ride on the live build, is skipped with its reason instead of refused.
+    `prefer` (the run's choice, an evidence.rule.Config): its build and query setting where the live
+    section's column and index are the choice's (else the grid's first of each)."""
     spec = live_section(grid)
     where = f"{grid.source} [live]"
     unknown = sorted(set(spec.corpora) - set(grid.corpora or [grid.corpus]))
@@ -104,7 +109,9 @@ def plan_grid(grid: Grid, asked_designs: list[str] | None, *, strict: bool = Tru
     found = [(b, s) for b, s in grid.builds() if b.column_type == spec.column_type and b.index == spec.index]
     if not found:
         raise DimbenchError(f"{where}: the grid builds no {spec.index} index on {spec.column_type}")
-    build, settings = found[0]
+    build, settings = next(
+        ((b, q) for b, q in found if prefer is not None and b.key == prefer.build_key), found[0]
+    )
     entries = grid.designs_on(build)
     by_name = {d.name: d for d in entries}
     asked = asked_designs or list(spec.designs) or [d.name for d in entries]
@@ -129,8 +136,19 @@ def plan_grid(grid: Grid, asked_designs: list[str] | None, *, strict: bool = Tru
     if not chosen:
         raise DimbenchError(f"{where}: no design to measure")
     spec_of = by_name[chosen[0][0]]
-    setting = (spec_of.settings(settings) or settings)[0]
+    offered = spec_of.settings(settings) or settings
+    setting = next((q for q in offered if _is_setting(prefer, build, q)), offered[0])
     return Plan(grid, spec, build, setting, tuple(chosen), skipped)
+
+
+def _is_setting(prefer: Any, build: Build, setting: QuerySetting) -> bool:
+    """Whether `setting` on `build` is the preferred configuration's query setting."""
+    return (
+        prefer is not None
+        and prefer.build_key == build.key
+        and json.loads(prefer.query_params) == setting.params
+        and prefer.iterative_scan == setting.iterative_scan
+    )
 
 
 def checksum(conn: psycopg.Connection) -> dict[str, Any]:
@@ -232,7 +250,13 @@ def drop_leftovers(dsn: str) -> None:
 
 
 def in_run(
-    grid: Grid, dsn: str, server: dict[str, Any], corpus: Any, out: Path, asked: set[str] | None
+    grid: Grid,
+    dsn: str,
+    server: dict[str, Any],
+    corpus: Any,
+    out: Path,
+    asked: set[str] | None,
+    prefer: Any = None,
 ) -> bool:
     """The live stage of `dimbench run`: `asked` designs (None: every design of the live build) into
     out/live.json, on copies of the corpus already loaded at `dsn` (no session may hold it open).
@@ -240,7 +264,7 @@ def in_run(
     path = out / "live.json"
     if path.is_file() and files.read_json(path).get("status") == "done":
         return False
-    chosen = plan_grid(grid, sorted(asked) if asked is not None else None, strict=False)
+    chosen = plan_grid(grid, sorted(asked) if asked is not None else None, strict=False, prefer=prefer)
     drop_leftovers(dsn)
     measure_plan(chosen, dsn, server, corpus, out)
     return True
@@ -290,10 +314,14 @@ def measure_plan(chosen: Plan, dsn: str, server: dict[str, Any], corpus: Any, ou
             save()
         live_migration.measure(chosen, dsn, live, save)  # [live.migration]: the upgrade under traffic
         live["status"] = "done"
-    except KeyboardInterrupt:
-        live["status"] = "interrupted"
+    except BaseException as exc:  # whatever stopped it, live.json says so (and keeps what was measured)
+        live["status"] = "failed" if isinstance(exc, Exception) else "interrupted"
+        if isinstance(exc, Exception):
+            live["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise
     finally:
+        if live["status"] == "running":  # stopped between the lines above (a second Ctrl-C)
+            live["status"] = "interrupted"
         live["finished_at"] = runs.now()
         with db.connect(dsn) as conn:
             after = checksum(conn)

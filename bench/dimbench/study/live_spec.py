@@ -70,6 +70,8 @@ class LiveSpec:
     # up to which the decision holds, and p95 / recall against the rate
     rate_multiples: tuple[float, ...] = (1.0,)
     corpora: tuple[str, ...] = ()  # a scale grid's corpora the live stage runs on (empty: every one)
+    # the replacement phase's REINDEX CONCURRENTLY + VACUUM (a whole index rebuilt per design: minutes at 1M)
+    reindex: bool = True
     migration: dict[str, Any] | None = None  # [live.migration], JSON-safe (live_migration_spec.py)
 
     def ingest_chunks_per_s(self, corpus_chunks: int) -> float:
@@ -126,6 +128,7 @@ def parse_live(raw: Any, where: str, corpus_chunks: int | None = None) -> LiveSp
     values["designs"] = tuple(unique_list(raw, "designs", str, [], where)) if "designs" in raw else ()
     values["corpora"] = tuple(unique_list(raw, "corpora", str, [], where)) if "corpora" in raw else ()
     values["rate_multiples"] = _multiples(raw, where)
+    values["reindex"] = typed(raw, "reindex", bool, defaults.reindex, where)
     writers = unique_list(raw, "writers", int, list(defaults.writers), where)
     for n in writers:
         in_range(n, 1, 64, where, "writers")

@@ -30,13 +30,21 @@ from dimbench.vocabulary import COLUMN_SOURCE
 class LiveRows:
     """The live chunks of one build's column, as numpy arrays, updated by add() and delete()."""
 
-    def __init__(self, conn: psycopg.Connection, build: Build) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, build: Build, workspaces: Collection[uuid.UUID] | None = None
+    ) -> None:
+        """`workspaces`: only their rows (a search judged here may see no others; at 1M every row is
+        gigabytes of vectors read for nothing); None: every row."""
         column = sql.Identifier(COLUMN_SOURCE[build.column_type][0])
         self.build = build
+        self.workspaces = None if workspaces is None else frozenset(workspaces)
         rows = conn.execute(
             sql.SQL(
                 "select id, workspace_id, document_id, {} from public.document_chunks where {} is not null"
-            ).format(column, column)
+                " and (%s::uuid[] is null or workspace_id = any (%s::uuid[]))"
+            ).format(column, column),
+            (None if workspaces is None else list(workspaces),) * 2,
+            binary=True,
         ).fetchall()
         self.ids: list[uuid.UUID] = []
         self._codes: dict[uuid.UUID, int] = {}  # workspace -> a small integer (numpy compares those)

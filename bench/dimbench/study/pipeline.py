@@ -204,13 +204,23 @@ def run(options: StudyOptions, corpus: str | None = None) -> Path:
                     provisioned.dsn, target, config, run_info, sweep.groups, grid.k
                 )
             session.save()
+        # the live stage at the choice's build and query setting (its section judges the choice); its
+        # index stays for the copies to carry (a file copy, not one build per design: minutes at 1M)
+        prefer = deployment.chosen(store, session) if live_stage else None
+        keep = (
+            {index.index_name(live.plan_grid(grid, None, strict=False, prefer=prefer).build)}
+            if live_stage
+            else set()
+        )
         with db.connect(provisioned.dsn) as conn:
             designs.remove_all(conn)  # the copies that stood between stages (designs/standing.py)
-            index.drop_study_indexes(conn)
+            index.drop_study_indexes(conn, keep=keep)
         if live_stage:  # after the study's connection is closed: the live copies need an idle template
             only = None if options.live == "all" else decided_designs(store, session) | {"shared"}
             with phases.timed("live"):
-                live.in_run(grid, provisioned.dsn, server, corpus, out, only)
+                live.in_run(grid, provisioned.dsn, server, corpus, out, only, prefer)
+            with db.connect(provisioned.dsn) as conn:
+                index.drop_study_indexes(conn)
         run_info["finished_at"] = runs.now()
     finally:
         session.save()
