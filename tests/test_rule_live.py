@@ -140,7 +140,7 @@ def test_the_first_screen_says_up_to_which_multiple_of_the_rate_the_choice_holds
     results = results_of(rows(), live)
     line = live_line(results, decide(results))
     assert (
-        "it holds up to 1× the platform's rate (200 chunks/s offered); at 4×: fails (ingest reached 500 of 800"
+        "it holds up to 1× the platform's rate (200 chunks/s offered); at 4×: fails (ingest reached 500"
         in line
     )
 

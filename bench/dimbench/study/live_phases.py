@@ -426,7 +426,8 @@ def runbook(ctx: Context, conn: psycopg.Connection, entry: dict[str, Any]) -> No
         steps.append(
             {
                 "step": step + 1,
-                "live_rows": len(rows),
+                "live_rows": _rows(conn),
+                "judged_rows": len(rows),  # the live rows this step's questions may see (their truth)
                 **recall_summary(recalls),
                 "p50_ms": _r(stats.percentiles(latencies)["p50"]),
                 "write_outcomes": writes,
