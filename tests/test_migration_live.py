@@ -249,3 +249,8 @@ def test_a_direct_measurement_on_the_tiny_corpus(tiny_corpus_db):
     migration = record["migration"]
     assert migration["status"] == "done"
     assert [p["phase"] for p in migration["phases"] if p["kind"] == "migration"][: len(PHASE3)] == PHASE3
+
+
+def test_the_record_sums_the_files_blocked_requests_and_names_the_longest_stall():
+    line = migration_text.stall_line(HAND_MADE["phases"])
+    assert line == "While the 1 file ran: 2 of 7 requests blocked over 1 s, the longest stall 1,702 ms."

@@ -75,6 +75,21 @@ def effect_text(effect: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def stall_line(phases: list[dict[str, Any]]) -> str:
+    """The migration files' windows in one line: requests blocked over 1 s and the longest stall."""
+    files = [p for p in phases if p.get("kind") == "migration"]
+    streams = [t for p in files for t in (p.get("traffic") or {}).values()]
+    if not streams:
+        return "While the files ran: no request started."
+    blocked = sum(int(t.get("blocked") or 0) for t in streams)
+    started = sum(int(t.get("total") or 0) for t in streams)
+    longest = max((t.get("longest_ms") for t in streams if t.get("longest_ms") is not None), default=None)
+    return (
+        f"While the {len(files)} file{'s' if len(files) != 1 else ''} ran: {blocked:,} of {started:,} "
+        f"requests blocked over 1 s, the longest stall {_n(longest)} ms."
+    )
+
+
 def section(live: dict[str, Any]) -> list[str]:
     """### The migration under traffic (after a blank line, ending on its last bullet); [] when it
     was not measured."""
@@ -97,6 +112,7 @@ def section(live: dict[str, Any]) -> list[str]:
     ]
     if m.get("status") != "done":
         out += [f"The measurement is **{m.get('status')}**: what it measured so far is shown.", ""]
+    out.append(f"- {stall_line(m.get('phases') or [])}")
     out += [phase_line(p) for p in m.get("phases") or []]
     out += ["- Failed requests by error:", *errors_lines(m.get("streams") or {})]
     out.append(f"- Backfill effect: {effect_text(m.get('backfill_effect') or {})}.")

@@ -292,6 +292,15 @@ def scale_answer(
         )
         + "."
     )
+    live_at = scale.corpus_size({"corpus": (results.live or {}).get("corpus") or {}})
+    if results.live and live_at == largest:  # the largest size's choice under its live stage
+        from dimbench.report.live_text import live_line
+
+        line = live_line(results.of_run(runs[-1][1]), scale.decision_at(results, runs[-1][1]))
+        if line:
+            out.append(
+                line.replace("- Under live traffic:", f"- Under live traffic at {largest:,} chunks:", 1)
+            )
     if published_small is not None:
         points = scale.follow(results, published_small.config)
         out.append(

@@ -14,7 +14,8 @@ On a legacy database built from the study's corpus (live_migration_legacy.py), w
   backfill    embedding_768 written in batches of `batch_rows` through the backfill queue index (the
               corpus's 768 vectors; a chunk the legacy app inserted during the run has none, so its
               first 768 dimensions normalized stand in — counted apart);
-  index       `create index concurrently` of the grid's live build on the new column.
+  index       `create index concurrently` of the grid's live build (the index the decision deploys:
+              on embedding_768 or on embedding_1536, as its column type says).
 
 The study's database is only read; the legacy database is dropped after (or by the next live stage).
 """
@@ -267,7 +268,8 @@ def backfill(
 def concurrent_index(
     clock: Clock, conn: psycopg.Connection, dsn: str, build: Build, settle_s: float
 ) -> tuple[dict[str, Any], float, float]:
-    """The grid's live build on the backfilled column, `create index concurrently`, as 0009 sets it."""
+    """The grid's live build (on its own column: the backfilled one for vector768), `create index
+    concurrently`, as 0009 sets it."""
     conn.execute("set lock_timeout = '1min'")
     conn.execute("set statement_timeout = '1h'")
     index.size_maintenance_memory(conn, build)
