@@ -6,6 +6,7 @@ lands, not how fast this machine is."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from psycopg import sql
@@ -32,9 +33,31 @@ TINY = {
 }
 
 
+# live-tiny with this section: the migration is measured only here (every other live-tiny run is spared it)
+MIGRATION_SECTION = """
+[live.migration]             # the legacy upgrade, backfill and concurrent index under traffic (tiny)
+seconds = 2
+settle_s = 0.5
+search_rate = 20
+search_clients = 2
+ingest_rate = 10
+ingest_clients = 1
+batch_rows = 200
+backfill_max_rows = 0        # no cap: the tiny corpus is backfilled whole
+"""
+
+
+def migration_grid(directory: Path, old: str = "", new: str = "") -> Path:
+    """live-tiny's grid with MIGRATION_SECTION, as profile live-migration (`old` replaced by `new`)."""
+    text = live.load_grid("live-tiny").source.read_text() + MIGRATION_SECTION
+    path = directory / "live-migration.toml"
+    path.write_text(text.replace('profile = "live-tiny"', 'profile = "live-migration"').replace(old, new))
+    return path
+
+
 @pytest.fixture(scope="module")
 def live_run(new_database, tmp_path_factory):
-    """One `dimbench live --profile live-tiny --designs probed`, its grid's [live.migration] included,
+    """One `dimbench live --profile <live-tiny + [live.migration]> --designs probed`,
     after a killed run (simulated: a legacy database left behind)."""
     dsn = new_database("miglive")
     leftover = f"{legacy_db.MIGRATION_PREFIX}killed_0"
@@ -44,7 +67,7 @@ def live_run(new_database, tmp_path_factory):
     result = run_cli(
         "live",
         "--profile",
-        "live-tiny",
+        str(migration_grid(out.parent)),
         "--designs",
         "probed",
         "--dsn",
@@ -104,17 +127,13 @@ def test_the_study_corpus_is_unchanged_and_no_legacy_database_is_left(live_run):
 
 
 def test_a_bad_migration_value_is_one_line_before_anything_runs(tmp_path):
-    grid = (live.load_grid("live-tiny").source).read_text()
-    bad = tmp_path / "bad.toml"
-    bad.write_text(grid.replace("batch_rows = 200", "batch_rows = -3"))
+    bad = migration_grid(tmp_path, "batch_rows = 200", "batch_rows = -3")
     result = run_cli("live", "--profile", str(bad), "--dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert_one_line_error(result, "[live] migration", "batch_rows")
 
 
 def test_a_misspelt_migration_key_is_one_line(tmp_path):
-    grid = (live.load_grid("live-tiny").source).read_text()
-    bad = tmp_path / "bad.toml"
-    bad.write_text(grid.replace("batch_rows = 200", "batch_size = 200"))
+    bad = migration_grid(tmp_path, "batch_rows = 200", "batch_size = 200")
     result = run_cli("live", "--profile", str(bad), "--dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert_one_line_error(result, "unknown key batch_size")
 
