@@ -250,3 +250,20 @@ def test_a_writer_skips_the_fold_while_another_transaction_folds_and_the_count_s
     (waiting,) = installed.execute(sql.SQL("select count(*) from {}").format(deltas)).fetchone()
     assert waiting == 0  # the next writer folded everything
     assert routed.visible_rows(installed, [ws]) == before + 10
+
+
+def test_the_live_check_finds_every_count_right_after_writes_and_a_wrong_one_by_its_rows(installed, writer):
+    dsn, author, doc = writer
+    with db.connect(dsn) as conn, conn.transaction():
+        conn.execute(arms.PREAMBLE, ("authenticated", claims_for("authenticated", author.user), None))
+        insert_chunks(conn, author, doc, 100000, 12)
+    check = routed.DESIGN.live_check(installed)
+    assert check["miscounted"] == 0 and check["workspaces"] > 1
+    installed.execute(
+        sql.SQL("update {} set chunks = chunks + 5 where workspace_id = %s").format(
+            sql.Identifier("dimbench_routed", "workspace_chunks")
+        ),
+        (author.workspace,),
+    )
+    check = routed.DESIGN.live_check(installed)
+    assert check["miscounted"] == 1 and check["largest_error_rows"] == 5

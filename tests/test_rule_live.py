@@ -163,3 +163,16 @@ def test_a_scale_directorys_live_stage_judges_only_the_size_it_measured():
     assert live_of(results, "at-1m") is live
     assert live_of(results, "at-100k") is None  # not measured live there: nothing disqualified
     assert live_of(results, None) is live
+
+
+def test_the_record_says_whether_routeds_counts_were_right_after_the_writes():
+    from dimbench.report.live_text import count_lines
+
+    right = {
+        "count_check": {"workspaces": 300, "miscounted": 0, "largest_error_rows": 0, "unfolded_deltas": 2}
+    }
+    assert "0 of 300 workspaces counted wrong" in count_lines(right)[0]
+    assert "no call takes a path its exact count would not" in count_lines(right)[0]
+    wrong = {"count_check": {**right["count_check"], "miscounted": 3, "largest_error_rows": 7}}
+    assert "can take the other path" in count_lines(wrong)[0]
+    assert count_lines(GOOD) == []  # a design that keeps no count

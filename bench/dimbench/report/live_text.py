@@ -112,6 +112,23 @@ def rate_lines(entry: dict[str, Any]) -> list[str]:
     return out
 
 
+def count_lines(entry: dict[str, Any]) -> list[str]:
+    """A design's own state checked after the writes (routed's counts), when it keeps any."""
+    check = entry.get("count_check")
+    if not check:
+        return []
+    exact = (
+        "no call takes a path its exact count would not"
+        if check.get("miscounted") == 0
+        else ("calls into those workspaces near the threshold can take the other path")
+    )
+    return [
+        f"  - Counts after every write: {check.get('miscounted', '—')} of {check.get('workspaces', '—')} "
+        f"workspaces counted wrong (largest error {check.get('largest_error_rows', '—')} rows: {exact}), "
+        f"{check.get('unfolded_deltas', '—')} deltas not yet folded."
+    ]
+
+
 def design_lines(name: str, entry: dict[str, Any], bound: float) -> list[str]:
     search = entry.get("search") or {}
     idle, busy = search.get("idle") or {}, search.get("ingest") or {}
@@ -133,6 +150,7 @@ def design_lines(name: str, entry: dict[str, Any], bound: float) -> list[str]:
         f"  - Runbook: recall@10 {_recall(book.get('over_all_queries'))} over "
         f"{len(book.get('steps') or [])} steps, each against its own truth.",
         *replacement_lines(entry),
+        *count_lines(entry),
         f"  - Failed requests by kind: {failures_line(entry)}.",
     ]
 

@@ -384,6 +384,10 @@ def measure_design(
             live_phases.runbook(ctx, conn, entry)
             live_phases.replacement(ctx, conn, entry)
             live_phases.ingest_max(ctx, entry)
+            check = design.live_check(conn)  # e.g. routed's counts against the rows, after every write
+            if check is not None:
+                entry["count_check"] = check
+                save()
     finally:
         with db.connect(admin_dsn(dsn)) as admin:
             drop_copy(admin, copy)

@@ -110,6 +110,11 @@ class Design:
         """What an install recorded, per query setting's key ("": one value for every setting)."""
         return {}
 
+    def live_check(self, conn: psycopg.Connection) -> dict[str, Any] | None:
+        """After the live stage's writes: whatever of the design's own state they could have put wrong,
+        checked against the rows (None: it keeps nothing that writes could skew)."""
+        return None
+
     def script(self, build: Build, measured: Any = None) -> list[str]:
         """The SQL a team applies to deploy this design for one build as public's search function, with
         its measured value substituted ([]: nothing beyond the shared index and its settings)."""

@@ -345,6 +345,28 @@ class Routed(base.Design):
     def set_measured(self, conn: psycopg.Connection, value: Any) -> None:
         set_threshold(conn, int(value))
 
+    def live_check(self, conn: psycopg.Connection) -> dict[str, Any]:
+        """Each workspace's count as the search function reads it against count(*) of its rows, after
+        the writes: a workspace whose count differs is one whose calls can take the path its exact count
+        would not (the routing's error rate); and the deltas not yet folded (the reads' extra rows)."""
+        row = conn.execute(
+            sql.SQL(
+                "select count(*), count(*) filter (where coalesce(a.n, 0) <> coalesce(r.n, 0)),"
+                " coalesce(max(abs(coalesce(a.n, 0) - coalesce(r.n, 0))), 0), (select count(*) from {deltas})"
+                " from (select workspace_id, count(*) n from public.document_chunks group by 1) a"
+                " full join (select workspace_id, sum(chunks) n from"
+                " (select workspace_id, chunks from {counts}"
+                " union all select workspace_id, chunks from {deltas}) u group by 1) r using (workspace_id)"
+            ).format(counts=_name("workspace_chunks"), deltas=_name("workspace_chunk_deltas"))
+        ).fetchone()
+        assert row is not None
+        return {
+            "workspaces": int(row[0]),
+            "miscounted": int(row[1]),
+            "largest_error_rows": int(row[2]),
+            "unfolded_deltas": int(row[3]),
+        }
+
     def visible(self, conn: psycopg.Connection, workspaces: Any) -> int:
         """The chunks in these workspaces, as the search function counts them (calibration's x axis)."""
         return visible_rows(conn, workspaces)
