@@ -172,7 +172,8 @@ def section(results: Results, decision: Decision) -> list[str]:
         f"Each design on a copy of the corpus ({said(live, 'build')}, {said(live, 'query_setting')}, "
         f"`{said(live, 'access')}`): searches offered at {said(settings, 'search_rate')}/s beside writers "
         f"offering the grid's ingest rate of {said(settings, 'ingest_rate')} chunks/s per 100k chunks "
-        f"(churn {said(settings, 'churn')}), {said(settings, 'seconds')} s per phase. A design that fails "
+        f"(churn {said(settings, 'churn')}), {said(settings, 'seconds')} s per phase, after one unjudged "
+        "phase of the same searches (a copy starts with cold buffers). A design that fails "
         "here does not qualify (rule step 5).",
         "",
     ]
