@@ -24,6 +24,14 @@ RLS on public.document_chunks still applies to every row read (security invoker)
 the chunks' select policy, so a caller learns only which of their own workspaces are indexed, and a
 filter naming someone else's workspace is served by the exact query (where RLS drops every row) rather
 than by an index scan that would read that workspace's vectors only to discard them.
+
+A tenant that grows past `min_rows` after the install has no index of its own: its calls go down the
+exact query (its rows by the workspace_id btree, every one sorted by distance) until someone builds one.
+Nothing on the write path does — a build inside an ingest request would hold it for minutes. The install
+is the build step: a team reruns it off the request path (a scheduled job, e.g. pg_cron nightly, or a
+queue a trigger fills), and each new tenant's index is built `concurrently` there. Meanwhile its
+searches cost what the exact path costs at its size: routed's calibration measures exactly that (its
+samples' `exact_ms` against visible rows, in the record's threshold table).
 """
 
 from __future__ import annotations
