@@ -27,9 +27,11 @@ than by an index scan that would read that workspace's vectors only to discard t
 
 A tenant that grows past `min_rows` after the install has no index of its own: its calls go down the
 exact query (its rows by the workspace_id btree, every one sorted by distance) until someone builds one.
-Nothing on the write path does — a build inside an ingest request would hold it for minutes. The install
-is the build step: a team reruns it off the request path (a scheduled job, e.g. pg_cron nightly, or a
-queue a trigger fills), and each new tenant's index is built `concurrently` there. Meanwhile its
+Nothing on the write path does — a build inside an ingest request would hold it for minutes. A team
+builds it off the request path (a scheduled job, e.g. pg_cron nightly, or a queue a trigger fills) with
+`create index concurrently … where workspace_id = …` and adds the tenant's row: not by rerunning this
+install, whose plain builds (one transaction, so a failed install leaves nothing) take a SHARE lock that
+blocks every insert into document_chunks while they run. Meanwhile its
 searches cost what the exact path costs at its size: routed's calibration measures exactly that (its
 samples' `exact_ms` against visible rows, in the record's threshold table).
 """
