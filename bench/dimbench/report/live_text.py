@@ -84,8 +84,9 @@ def holds_line(entry: dict[str, Any], bound: float) -> str:
     held = holds_to(entry, bound)
     if held is None:
         return "not measured"
-    if held["multiple"] is None:
-        return "not even at the platform's rate"
+    if held["multiple"] is None:  # failed or undecided already at the platform's rate
+        said = held["next"]["verdict"].split(": ", 1)[1]
+        return f"at no measured rate: at {held['next']['multiple']:g}× {said}"
     top = f"{held['multiple']:g}× the platform's rate ({fmt(held['chunks_per_s'], 0)} chunks/s offered)"
     if held["next"] is not None:
         return f"up to {top}; at {held['next']['multiple']:g}×: {held['next']['verdict'].split(': ', 1)[1]}"
@@ -143,7 +144,7 @@ def design_lines(name: str, entry: dict[str, Any], bound: float) -> list[str]:
         f"(ingest offered {fmt(ingest.get('offered_chunks_per_s'), 0)} chunks/s, reached "
         f"{fmt(ingest.get('chunks_per_s'), 0)}): ratio {_ratio(entry)}, bound {bound:g}×.",
         f"  - Recall@10 idle {_recall(idle.get('recall'))}, under ingest {_recall(busy.get('recall'))}.",
-        f"  - Holds {holds_line(entry, bound)}.",
+        f"  - Qualifies {holds_line(entry, bound)}.",
         *rate_lines(entry),
         f"  - Freshness: {fresh.get('found', '—')} of {fresh.get('probes', '—')} new chunks found by the "
         f"first search after their commit{interval(fresh.get('interval'))}.",
