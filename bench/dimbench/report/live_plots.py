@@ -59,22 +59,15 @@ def fig_rates(live: dict[str, Any]) -> Any:
     for name, points in designs.items():
         xs = [p["offered"] for p in points]
         color = palette.design(name)
-        _errorbar(
-            p95_ax,
-            xs,
-            [p["p95"] for p in points],
-            [p["p95_interval"] for p in points],
-            color=color,
-            label=name,
-        )
-        _errorbar(
-            recall_ax,
-            xs,
-            [p["recall"] for p in points],
-            [p["recall_interval"] for p in points],
-            color=color,
-            label=name,
-        )
+        for ax, key in ((p95_ax, "p95"), (recall_ax, "recall")):
+            _errorbar(
+                ax,
+                xs,
+                [p[key] for p in points],
+                [p[f"{key}_interval"] for p in points],
+                color=color,
+                label=name,
+            )
     p95_ax.set_xlabel("ingest offered (chunks/s; 0 = idle)")
     p95_ax.set_ylabel(f"search p95 (ms; {settings.get('search_rate', '—')}/s offered, open loop)")
     recall_ax.set_xlabel("ingest offered (chunks/s; 0 = idle)")

@@ -125,6 +125,18 @@ def _name(relation: str) -> sql.Identifier:
     return sql.Identifier(base.schema_of(NAME), relation)
 
 
+def _count_table(relation: str, key: str, policy: str) -> list[sql.Composed]:
+    """(workspace_id, chunks) under the chunks' select policy; `key`: workspace_id's constraint."""
+    table = _name(relation)
+    return [
+        sql.SQL("create table {} (workspace_id uuid {}, chunks bigint not null)").format(table, sql.SQL(key)),
+        sql.SQL("alter table {} enable row level security").format(table),
+        sql.SQL("create policy {} on {} for select to authenticated using ({})").format(
+            sql.Identifier(f"{relation}_select"), table, sql.SQL(policy)
+        ),
+    ]
+
+
 def set_threshold(conn: psycopg.Connection, threshold: int) -> None:
     conn.execute(sql.SQL("update {} set threshold = %s").format(_name("settings")), (threshold,))
 
@@ -225,17 +237,9 @@ class Routed(base.Design):
             sql.SQL("create schema if not exists {}").format(schema),
             sql.SQL("revoke all on schema {} from public").format(schema),
             sql.SQL("grant usage on schema {} to authenticated, service_role").format(schema),
-            sql.SQL("create table {} (workspace_id uuid primary key, chunks bigint not null)").format(counts),
-            sql.SQL("alter table {} enable row level security").format(counts),
-            sql.SQL(
-                "create policy workspace_chunks_select on {} for select to authenticated using ({})"
-            ).format(counts, sql.SQL(policy)),
-            sql.SQL("create table {} (workspace_id uuid not null, chunks bigint not null)").format(deltas),
+            *_count_table("workspace_chunks", "primary key", policy),
+            *_count_table("workspace_chunk_deltas", "not null", policy),
             sql.SQL("create index on {} (workspace_id)").format(deltas),
-            sql.SQL("alter table {} enable row level security").format(deltas),
-            sql.SQL(
-                "create policy workspace_chunk_deltas_select on {} for select to authenticated using ({})"
-            ).format(deltas, sql.SQL(policy)),
             sql.SQL("create table {} (threshold bigint not null)").format(settings),
             sql.SQL("insert into {} values ({})").format(settings, sql.Literal(threshold)),
             sql.SQL("alter table {} enable row level security").format(settings),
